@@ -1,0 +1,211 @@
+// Package broker connects to RabbitMQ: AMQP connections with fail-over
+// between cluster nodes, and the management HTTP API, both with bounded
+// timeouts, TLS, and errors that never contain a password.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/buildinfo"
+	"github.com/mqctl/mqctl/internal/config"
+	"github.com/mqctl/mqctl/internal/fail"
+)
+
+// Dialer opens AMQP connections to the first node that answers, starting
+// with the node that last worked; Failover moves the start to the next node
+// so a reconnect after a node loss tries the others first.
+type Dialer struct {
+	urls     []string
+	tls      *tls.Config
+	timeout  time.Duration
+	name     string
+	redactor *config.Redactor
+
+	mu    sync.Mutex
+	start int
+	node  int
+}
+
+// NewDialer prepares a dialer for the settings; name becomes the
+// connection_name shown in the management UI.
+func NewDialer(s config.Settings, name string) (*Dialer, error) {
+	d := &Dialer{urls: s.AMQPURLs, timeout: s.Timeout, name: name, redactor: s.Redactor}
+	for _, u := range s.AMQPURLs {
+		if strings.HasPrefix(u, "amqps://") {
+			c, err := TLSConfig(s.TLS)
+			if err != nil {
+				return nil, err
+			}
+			d.tls = c
+			break
+		}
+	}
+	return d, nil
+}
+
+// Dial connects to the first node that answers, each attempt bounded by
+// the timeout. The error lists every node tried, passwords masked.
+func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
+	d.mu.Lock()
+	start := d.start
+	d.mu.Unlock()
+	var errs []string
+	var last error
+	for i := range d.urls {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		idx := (start + i) % len(d.urls)
+		conn, err := d.dialOne(ctx, d.urls[idx])
+		if err == nil {
+			d.mu.Lock()
+			d.start, d.node = idx, idx
+			d.mu.Unlock()
+			return conn, nil
+		}
+		last = err
+		errs = append(errs, err.Error())
+		if k, _ := fail.KindOf(err); k == fail.Auth {
+			// Wrong credentials are wrong on every node.
+			return nil, err
+		}
+	}
+	if len(d.urls) == 1 {
+		return nil, last
+	}
+	return nil, fmt.Errorf("no node answered: %s", strings.Join(errs, "; "))
+}
+
+func (d *Dialer) dialOne(ctx context.Context, url string) (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(d.name)
+	props["product"] = "mqctl"
+	props["version"] = buildinfo.Get().Version
+	cfg := amqp.Config{
+		Heartbeat:       10 * time.Second,
+		Locale:          "en_US",
+		TLSClientConfig: d.tls,
+		Properties:      props,
+		Dial:            amqp.DefaultDial(d.timeout),
+	}
+	type result struct {
+		conn *amqp.Connection
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := amqp.DialConfig(url, cfg)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, d.classify(url, r.err)
+		}
+		return r.conn, nil
+	case <-ctx.Done():
+		// The dial is bounded by the timeout; close whatever it yields.
+		go func() {
+			if r := <-ch; r.conn != nil {
+				_ = r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func (d *Dialer) classify(url string, err error) error {
+	where := d.redactor.Redact(url)
+	msg := d.redactor.Redact(err.Error())
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotAllowed {
+		return fail.Authf("connect to %s: %s; create the vhost (`rabbitmqctl add_vhost`) or fix the vhost in the URL path", where, msg)
+	}
+	if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
+		if strings.Contains(ae.Reason, "vhost") {
+			return fail.Authf("connect to %s: %s; check that the vhost exists and the user has permissions on it", where, msg)
+		}
+		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
+	}
+	return fmt.Errorf("connect to %s: %s; is RabbitMQ running there? (`make broker` starts a local node)", where, msg)
+}
+
+// Node returns the URL of the node last connected to, password masked.
+func (d *Dialer) Node() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.redactor.Redact(d.urls[d.node])
+}
+
+// Failover makes the next Dial start with the node after the current one.
+func (d *Dialer) Failover() {
+	d.mu.Lock()
+	d.start = (d.node + 1) % len(d.urls)
+	d.mu.Unlock()
+}
+
+// Backoff is an exponential reconnect delay with full jitter.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// DefaultBackoff suits reconnects to a local or LAN broker.
+var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// Delay returns the wait before attempt n (0-based).
+func (b Backoff) Delay(n int) time.Duration {
+	d := b.Initial
+	for i := 0; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	if d > b.Max {
+		d = b.Max
+	}
+	// Jitter keeps a fleet of clients from reconnecting in lockstep.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// DialRetry dials until it succeeds, the context ends, or the error is an
+// authentication failure (retrying cannot fix that). Each failed round over
+// all nodes moves the start node and waits per the backoff. onRetry, when
+// set, hears about each failed round.
+func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt int, err error)) (*amqp.Connection, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := d.Dial(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		if k, _ := fail.KindOf(err); k == fail.Auth || ctx.Err() != nil {
+			return nil, err
+		}
+		if onRetry != nil {
+			onRetry(attempt, err)
+		}
+		d.Failover()
+		t := time.NewTimer(b.Delay(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// ServerVersion reads the broker version a connection announced.
+func ServerVersion(c *amqp.Connection) string {
+	if v, ok := c.Properties["version"].(string); ok {
+		return v
+	}
+	return ""
+}

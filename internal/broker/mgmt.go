@@ -1,0 +1,91 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+
+	"github.com/mqctl/mqctl/internal/config"
+	"github.com/mqctl/mqctl/internal/fail"
+)
+
+// NewMgmt returns a management API client with the settings' timeout and
+// TLS. Its errors are typed: an unreachable API is operational with a hint,
+// 401/403 are fail.Auth.
+func NewMgmt(s config.Settings) (*rabbithole.Client, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	if strings.HasPrefix(s.MgmtURL, "https://") {
+		c, err := TLSConfig(s.TLS)
+		if err != nil {
+			return nil, err
+		}
+		base.TLSClientConfig = c
+	}
+	rt := &classifyingTransport{base: base, redactor: s.Redactor}
+	c, err := rabbithole.NewTLSClient(s.MgmtURL, s.MgmtUser, s.MgmtPassword, rt)
+	if err != nil {
+		return nil, fail.Usagef("invalid management URL: %v", err)
+	}
+	c.SetTimeout(s.Timeout)
+	return c, nil
+}
+
+// AuthError is returned by the management client on HTTP 401.
+type AuthError struct {
+	URL    string
+	Status int
+}
+
+func (e *AuthError) Error() string {
+	if e.Status == http.StatusUnauthorized {
+		return fmt.Sprintf("management API %s refused the credentials (401): wrong user or password, or the user lacks the management/monitoring tag", e.URL)
+	}
+	return fmt.Sprintf("management API %s refused access (%d)", e.URL, e.Status)
+}
+
+type classifyingTransport struct {
+	base     http.RoundTripper
+	redactor *config.Redactor
+}
+
+func (t *classifyingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	// rabbit-hole turns 401 into an untyped string; type it here instead.
+	if resp.StatusCode == http.StatusUnauthorized {
+		resp.Body.Close()
+		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(req.URL.Redacted()), Status: resp.StatusCode})
+	}
+	return resp, nil
+}
+
+// MgmtError rewrites a management client error for humans: typed, with a
+// hint, password-free.
+func MgmtError(s config.Settings, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := s.Redactor.Redact(err.Error())
+	if k, ok := fail.KindOf(err); ok && k == fail.Auth {
+		return fail.Authf("%s: %s", what, msg)
+	}
+	var er rabbithole.ErrorResponse
+	if errors.As(err, &er) {
+		switch er.StatusCode {
+		case http.StatusForbidden:
+			return fail.Authf("%s: permission refused by the management API (403): %s %s", what, er.Message, er.Reason)
+		case http.StatusNotFound:
+			return fmt.Errorf("%s: not found (404): %s", what, er.Reason)
+		}
+		return fmt.Errorf("%s: management API error %d: %s %s", what, er.StatusCode, er.Message, er.Reason)
+	}
+	if strings.Contains(msg, "connection refused") {
+		return fmt.Errorf("%s: %s; is the management plugin enabled? run `rabbitmq-plugins enable rabbitmq_management`", what, msg)
+	}
+	return fmt.Errorf("%s: %s", what, msg)
+}

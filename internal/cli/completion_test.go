@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mqctl/mqctl/internal/iostreams"
+)
+
+// CompletionFiles maps each shell to its checked-in script.
+var completionFiles = map[string]string{
+	"bash":       "mqctl.bash",
+	"zsh":        "_mqctl",
+	"fish":       "mqctl.fish",
+	"powershell": "mqctl.ps1",
+}
+
+// TestCompletionsAreCurrent fails when completions/ is stale: run
+// `make completions` after changing commands or flags.
+func TestCompletionsAreCurrent(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	root := NewCmdRoot(NewFactory(ios, func(string) (string, bool) { return "", false }))
+	for _, shell := range Shells {
+		var buf bytes.Buffer
+		if err := WriteCompletion(root, shell, &buf); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("..", "..", "completions", completionFiles[shell])
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v (run `make completions`)", path, err)
+		}
+		if !bytes.Equal(got, buf.Bytes()) {
+			t.Errorf("%s is stale: run `make completions` and commit the result", path)
+		}
+	}
+}
+
+func TestEveryCommandHasSummaryAndExample(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	root := NewCmdRoot(NewFactory(ios, func(string) (string, bool) { return "", false }))
+	var walk func(c interface{})
+	_ = walk
+	cmds := root.Commands()
+	for len(cmds) > 0 {
+		c := cmds[0]
+		cmds = append(cmds[1:], c.Commands()...)
+		if c.Hidden || c.Name() == "help" || c.Name() == "__complete" || c.Name() == "__completeNoDesc" {
+			continue
+		}
+		if c.Short == "" {
+			t.Errorf("%s has no one-line summary", c.CommandPath())
+		}
+		if c.Runnable() && c.Example == "" {
+			t.Errorf("%s has no example", c.CommandPath())
+		}
+		if c.Parent() == root && c.GroupID == "" {
+			t.Errorf("%s is in no help group", c.CommandPath())
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/iostreams"
+)
+
+func TestDoctorHealthyBroker(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	r := runCLI(t, env.Environ(), "doctor")
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if strings.Contains(r.Stdout, "\x1b") {
+		t.Errorf("piped doctor output has escape codes: %q", r.Stdout)
+	}
+	for _, want := range []string{"amqp", "ok", "management", env.Vhost, "quorum_queue=enabled"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+
+	r = runCLI(t, env.Environ(), "doctor", "-o", "json")
+	var v struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Name, Status string
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
+		t.Fatalf("doctor -o json is not JSON: %v\n%s", err, r.Stdout)
+	}
+	if !v.OK || len(v.Checks) != 5 {
+		t.Errorf("json = %+v", v)
+	}
+	for _, c := range v.Checks {
+		if c.Status != "ok" {
+			t.Errorf("check %s = %s", c.Name, c.Status)
+		}
+	}
+
+	tty := runCLIWith(t, func(s *iostreams.IOStreams) { s.SetTTY(false, true, false) }, env.Environ(), "doctor")
+	if !strings.Contains(tty.Stdout, "\x1b[") {
+		t.Errorf("terminal doctor output should be styled")
+	}
+}
+
+func TestDoctorUnreachableBrokerExits1QuicklyWithoutSecret(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	r := runCLI(t, map[string]string{"MQCTL_URL": "amqp://guest:s3cret@127.0.0.1:1/"}, "doctor")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("doctor took %s, want under 10s", took)
+	}
+	if r.Code != ExitError {
+		t.Errorf("exit %d, want 1\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, "s3cret") {
+		t.Errorf("password leaked:\n%s%s", r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "connection refused") {
+		t.Errorf("reason missing:\n%s", r.Stdout)
+	}
+}
+
+func TestDoctorWrongPasswordExits4WithoutSecret(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	url := env.CreateUser(t, "doctor-pw", "right-password", "monitoring")
+	envv := map[string]string{"MQCTL_URL": url, "MQCTL_PASSWORD": "wr0ng-passw0rd", "MQCTL_MGMT_URL": env.MgmtURL}
+	r := runCLI(t, envv, "doctor", "-v", "-o", "json")
+	if r.Code != ExitAuth {
+		t.Errorf("exit %d, want 4\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, "wr0ng-passw0rd") || strings.Contains(r.Stdout+r.Stderr, "right-password") {
+		t.Errorf("password leaked:\n%s%s", r.Stdout, r.Stderr)
+	}
+}
+
+func TestDoctorUserWithoutManagementTagExits4(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	url := env.CreateUser(t, "doctor-notag", "pw-notag-123")
+	r := runCLI(t, map[string]string{"MQCTL_URL": url, "MQCTL_MGMT_URL": env.MgmtURL}, "doctor")
+	if r.Code != ExitAuth {
+		t.Fatalf("exit %d, want 4\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// AMQP works for this user; only the management API refuses.
+	if !strings.Contains(r.Stdout, "connected to") || !strings.Contains(r.Stdout, "set_user_tags") {
+		t.Errorf("want AMQP ok and a tag hint:\n%s", r.Stdout)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, "pw-notag-123") {
+		t.Error("password leaked")
+	}
+}
+
+func TestDoctorManagementPluginOffHint(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	// Port 1 stands for a node whose management listener is not there.
+	r := runCLI(t, map[string]string{"MQCTL_URL": env.AMQPURL, "MQCTL_MGMT_URL": "http://127.0.0.1:1"}, "doctor")
+	if r.Code != ExitError {
+		t.Fatalf("exit %d, want 1\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "management plugin not enabled") || !strings.Contains(r.Stdout, "rabbitmq-plugins enable rabbitmq_management") {
+		t.Errorf("want the plugin hint:\n%s", r.Stdout)
+	}
+}
+
+func TestDoctorUnknownVhost(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	r := runCLI(t, map[string]string{"MQCTL_URL": "amqp://guest:guest@localhost:5672/no-such-vhost-here", "MQCTL_MGMT_URL": env.MgmtURL}, "doctor")
+	if r.Code != ExitAuth {
+		t.Fatalf("exit %d, want 4\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "add_vhost") {
+		t.Errorf("want a hint to create the vhost:\n%s", r.Stdout)
+	}
+}

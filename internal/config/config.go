@@ -1,0 +1,302 @@
+// Package config resolves where mqctl connects and how: AMQP node URLs, the
+// management API, credentials and TLS, from flags, MQCTL_* environment
+// variables, a named context in the config file, and defaults — in that
+// order of precedence.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/yamlfile"
+)
+
+// DefaultURL is used when nothing else names a broker.
+const DefaultURL = "amqp://guest:guest@localhost:5672/"
+
+// DefaultTimeout bounds every network call unless --timeout says otherwise.
+const DefaultTimeout = 10 * time.Second
+
+// Context is a named connection in the config file.
+type Context struct {
+	URL                string   `yaml:"url,omitempty"`
+	URLs               []string `yaml:"urls,omitempty"`
+	MgmtURL            string   `yaml:"mgmt_url,omitempty"`
+	Password           string   `yaml:"password,omitempty"`
+	MgmtPassword       string   `yaml:"mgmt_password,omitempty"`
+	TLSCA              string   `yaml:"tls_ca,omitempty"`
+	TLSCert            string   `yaml:"tls_cert,omitempty"`
+	TLSKey             string   `yaml:"tls_key,omitempty"`
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify,omitempty"`
+	Timeout            string   `yaml:"timeout,omitempty"`
+}
+
+// File is the config file: named contexts and the one used by default.
+type File struct {
+	CurrentContext string             `yaml:"current_context,omitempty"`
+	Contexts       map[string]Context `yaml:"contexts,omitempty"`
+}
+
+// Flags are the connection flags as the user gave them; a zero value means
+// "not given" so lower-precedence sources apply.
+type Flags struct {
+	URLs               []string
+	MgmtURL            string
+	Context            string
+	ConfigPath         string
+	TLSCA              string
+	TLSCert            string
+	TLSKey             string
+	InsecureSkipVerify bool
+	Timeout            time.Duration
+}
+
+// LookupEnv reads an environment variable; os.LookupEnv in production.
+type LookupEnv func(string) (string, bool)
+
+// TLS holds the TLS material for both AMQP and HTTP.
+type TLS struct {
+	CA                 string `json:"ca,omitempty"`
+	Cert               string `json:"cert,omitempty"`
+	Key                string `json:"key,omitempty"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
+}
+
+// Settings is the resolved connection configuration. AMQPURLs carry
+// passwords and must never be printed; use Redacted or the Redactor.
+type Settings struct {
+	AMQPURLs     []string
+	Vhost        string
+	MgmtURL      string // base URL without credentials
+	MgmtUser     string
+	MgmtPassword string
+	TLS          TLS
+	Timeout      time.Duration
+	Context      string
+	ConfigPath   string
+	// Warnings are things the user should know but that do not stop the
+	// command (a config file readable by others).
+	Warnings []string
+	Redactor *Redactor
+}
+
+// Public is the part of Settings safe to show (JSON of `doctor`, -v logs).
+type Public struct {
+	URLs    []string `json:"urls"`
+	Vhost   string   `json:"vhost"`
+	MgmtURL string   `json:"mgmt_url"`
+	User    string   `json:"user"`
+	Context string   `json:"context,omitempty"`
+	TLS     TLS      `json:"tls"`
+}
+
+// Public returns the settings with every password masked.
+func (s Settings) Public() Public {
+	urls := make([]string, len(s.AMQPURLs))
+	for i, u := range s.AMQPURLs {
+		urls[i] = s.Redactor.Redact(u)
+	}
+	return Public{URLs: urls, Vhost: s.Vhost, MgmtURL: s.MgmtURL, User: s.MgmtUser, Context: s.Context, TLS: s.TLS}
+}
+
+// DefaultConfigPath is $XDG_CONFIG_HOME/mqctl/config.yaml (~/.config when unset).
+func DefaultConfigPath(env LookupEnv) string {
+	if p, ok := env("MQCTL_CONFIG"); ok && p != "" {
+		return p
+	}
+	dir, ok := env("XDG_CONFIG_HOME")
+	if !ok || dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "mqctl", "config.yaml")
+}
+
+// LoadFile reads the config file at path. A missing file is not an error
+// (nil, nil); a file readable by group or others yields a warning.
+func LoadFile(path string) (*File, []string, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config file: %w", err)
+	}
+	var warnings []string
+	if info.Mode().Perm()&0o044 != 0 {
+		warnings = append(warnings, fmt.Sprintf("config file %s is readable by others (mode %04o); it may hold passwords: run `chmod 600 %s`", path, info.Mode().Perm(), path))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, warnings, fmt.Errorf("read config file: %w", err)
+	}
+	var f File
+	if err := yamlfile.DecodeStrict(path, data, &f); err != nil {
+		return nil, warnings, fail.Wrap(fail.Usage, fmt.Errorf("invalid config file: %w", err))
+	}
+	return &f, warnings, nil
+}
+
+// Resolve applies precedence flag > environment > context > default.
+func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
+	s := Settings{Redactor: &Redactor{}}
+	getenv := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
+
+	// Context selection has its own precedence.
+	var ctx Context
+	name := firstNonEmpty(fl.Context, getenv("MQCTL_CONTEXT"))
+	if name == "" && file != nil {
+		name = file.CurrentContext
+	}
+	if name != "" {
+		c, ok := Context{}, false
+		if file != nil {
+			c, ok = file.Contexts[name]
+		}
+		if !ok {
+			return s, fail.Usagef("context %q not found in %s (flag --context or MQCTL_CONTEXT)", name, fl.ConfigPath)
+		}
+		ctx, s.Context = c, name
+	}
+	s.Redactor.Add(ctx.Password, ctx.MgmtPassword)
+
+	// AMQP URLs.
+	var raw []string
+	switch {
+	case len(fl.URLs) > 0:
+		raw = splitList(fl.URLs...)
+	case getenv("MQCTL_URL") != "":
+		raw = splitList(getenv("MQCTL_URL"))
+	case len(ctx.URLs) > 0 || ctx.URL != "":
+		raw = splitList(append([]string{ctx.URL}, ctx.URLs...)...)
+	default:
+		raw = []string{DefaultURL}
+	}
+	envPassword, envPasswordSet := env("MQCTL_PASSWORD")
+	s.Redactor.Add(envPassword)
+	var first *amqp.URI
+	for _, r := range raw {
+		u, err := amqp.ParseURI(r)
+		if err != nil {
+			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", RedactURL(r), err)
+		}
+		if ctx.Password != "" && !urlHasPassword(r) {
+			u.Password = ctx.Password
+		}
+		if envPasswordSet {
+			u.Password = envPassword
+		}
+		s.Redactor.Add(u.Password)
+		if first == nil {
+			first = &u
+		}
+		s.AMQPURLs = append(s.AMQPURLs, u.String())
+	}
+	s.Vhost = first.Vhost
+	if s.Vhost == "" {
+		s.Vhost = "/"
+	}
+
+	// Management API.
+	mgmt := firstNonEmpty(fl.MgmtURL, getenv("MQCTL_MGMT_URL"), ctx.MgmtURL)
+	var mu *url.URL
+	if mgmt == "" {
+		scheme, port := "http", "15672"
+		if first.Scheme == "amqps" {
+			scheme, port = "https", "15671"
+		}
+		mu = &url.URL{Scheme: scheme, Host: net.JoinHostPort(first.Host, port)}
+	} else {
+		var err error
+		mu, err = url.Parse(mgmt)
+		if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
+			return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", RedactURL(mgmt))
+		}
+	}
+	s.MgmtUser, s.MgmtPassword = first.Username, first.Password
+	if mu.User != nil {
+		s.MgmtUser = mu.User.Username()
+		if p, ok := mu.User.Password(); ok {
+			s.MgmtPassword = p
+		}
+	}
+	if ctx.MgmtPassword != "" && (mu.User == nil || !hasPassword(mu.User)) {
+		s.MgmtPassword = ctx.MgmtPassword
+	}
+	if p, ok := env("MQCTL_MGMT_PASSWORD"); ok {
+		s.MgmtPassword = p
+	}
+	s.Redactor.Add(s.MgmtPassword)
+	mu.User = nil
+	s.MgmtURL = strings.TrimRight(mu.String(), "/")
+
+	// TLS.
+	s.TLS = TLS{
+		CA:                 firstNonEmpty(fl.TLSCA, getenv("MQCTL_TLS_CA"), ctx.TLSCA),
+		Cert:               firstNonEmpty(fl.TLSCert, getenv("MQCTL_TLS_CERT"), ctx.TLSCert),
+		Key:                firstNonEmpty(fl.TLSKey, getenv("MQCTL_TLS_KEY"), ctx.TLSKey),
+		InsecureSkipVerify: fl.InsecureSkipVerify || getenv("MQCTL_INSECURE_SKIP_VERIFY") == "true" || ctx.InsecureSkipVerify,
+	}
+	if (s.TLS.Cert == "") != (s.TLS.Key == "") {
+		return s, fail.Usagef("--tls-cert and --tls-key must be given together")
+	}
+
+	// Timeout.
+	s.Timeout = fl.Timeout
+	if s.Timeout == 0 {
+		src, v := "MQCTL_TIMEOUT", getenv("MQCTL_TIMEOUT")
+		if v == "" {
+			src, v = "timeout in context "+name, ctx.Timeout
+		}
+		if v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return s, fail.Usagef("invalid %s %q: want a positive duration such as 10s", src, v)
+			}
+			s.Timeout = d
+		}
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
+	s.ConfigPath = fl.ConfigPath
+	return s, nil
+}
+
+func hasPassword(u *url.Userinfo) bool { _, ok := u.Password(); return ok }
+
+func urlHasPassword(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil && hasPassword(u.User)
+}
+
+func splitList(vals ...string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

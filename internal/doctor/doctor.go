@@ -1,0 +1,273 @@
+// Package doctor checks that mqctl can do its work against a broker: AMQP
+// reachable, management API up and recent enough, the user's tags and
+// permissions, and the feature flags later commands rely on.
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+
+	"github.com/mqctl/mqctl/internal/fail"
+)
+
+// Status of one check.
+type Status string
+
+// Statuses, in increasing order of trouble.
+const (
+	OK   Status = "ok"
+	Warn Status = "warn"
+	Fail Status = "fail"
+	Skip Status = "skip"
+)
+
+// Check is the outcome of one probe.
+type Check struct {
+	Name   string    `json:"name"`
+	Status Status    `json:"status"`
+	Detail string    `json:"detail"`
+	Hint   string    `json:"hint,omitempty"`
+	kind   fail.Kind // exit-code class when Status is Fail
+	err    error
+}
+
+// Report is every check, in a fixed order.
+type Report struct {
+	Checks []Check `json:"checks"`
+}
+
+// OK reports whether no check failed.
+func (r Report) OK() bool { return r.FirstFailure() == nil }
+
+// FirstFailure returns the first failed check, whose kind decides the exit code.
+func (r Report) FirstFailure() *Check {
+	for i := range r.Checks {
+		if r.Checks[i].Status == Fail {
+			return &r.Checks[i]
+		}
+	}
+	return nil
+}
+
+// Err summarises the failures as an error of the first failure's kind.
+func (r Report) Err() error {
+	first := r.FirstFailure()
+	if first == nil {
+		return nil
+	}
+	n := 0
+	for _, c := range r.Checks {
+		if c.Status == Fail {
+			n++
+		}
+	}
+	msg := fmt.Sprintf("%d check(s) failed; first: %s: %s", n, first.Name, first.Detail)
+	if first.Hint != "" {
+		msg += " — " + first.Hint
+	}
+	return fail.Wrap(first.kind, errors.New(msg))
+}
+
+// AMQPProbe connects over AMQP and returns the server version and the node
+// it reached, or an error.
+type AMQPProbe func(ctx context.Context) (version, node string, err error)
+
+// Mgmt is the part of the management API doctor reads.
+type Mgmt interface {
+	Overview() (*rabbithole.Overview, error)
+	Whoami() (*rabbithole.WhoamiInfo, error)
+	GetVhost(name string) (*rabbithole.VhostInfo, error)
+	GetPermissionsIn(vhost, user string) (rabbithole.PermissionInfo, error)
+	ListFeatureFlags() ([]rabbithole.FeatureFlag, error)
+}
+
+// Target says what the checks are about.
+type Target struct {
+	Vhost   string
+	MgmtURL string
+}
+
+// Run performs the checks. AMQP and the management API are probed
+// concurrently so the whole run is bounded by one timeout, not the sum.
+// describe turns an error into a password-free message and its kind.
+func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe func(error) (string, fail.Kind)) Report {
+	var amqpCheck Check
+	var mgmtChecks []Check
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		amqpCheck = checkAMQP(ctx, probe, describe)
+	}()
+	go func() {
+		defer wg.Done()
+		mgmtChecks = checkMgmt(t, mgmt, describe)
+	}()
+	wg.Wait()
+	// The management plugin being off is the usual reason the API is
+	// unreachable while AMQP works; say so.
+	if amqpCheck.Status == OK && len(mgmtChecks) > 0 && mgmtChecks[0].Status == Fail && isRefused(mgmtChecks[0].err) {
+		mgmtChecks[0].Detail = "management plugin not enabled (AMQP answers but " + t.MgmtURL + " refuses connections)"
+		mgmtChecks[0].Hint = "run `rabbitmq-plugins enable rabbitmq_management`, or point --mgmt-url at the API"
+	}
+	return Report{Checks: append([]Check{amqpCheck}, mgmtChecks...)}
+}
+
+func checkAMQP(ctx context.Context, probe AMQPProbe, describe func(error) (string, fail.Kind)) Check {
+	version, node, err := probe(ctx)
+	if err != nil {
+		msg, kind := describe(err)
+		// Dial errors carry their own hint.
+		return Check{Name: "amqp", Status: Fail, Detail: msg, kind: kind, err: err}
+	}
+	return Check{Name: "amqp", Status: OK, Detail: fmt.Sprintf("connected to %s (RabbitMQ %s)", node, version)}
+}
+
+func checkMgmt(t Target, m Mgmt, describe func(error) (string, fail.Kind)) []Check {
+	failed := func(name string, err error, hint string) Check {
+		msg, kind := describe(err)
+		return Check{Name: name, Status: Fail, Detail: msg, Hint: hint, kind: kind, err: err}
+	}
+	skipped := func(names ...string) []Check {
+		out := make([]Check, len(names))
+		for i, n := range names {
+			out[i] = Check{Name: n, Status: Skip, Detail: "management API unavailable"}
+		}
+		return out
+	}
+	ov, err := m.Overview()
+	if err != nil {
+		hint := "check --mgmt-url and that the management plugin is enabled"
+		if k, _ := fail.KindOf(err); k == fail.Auth {
+			hint = "the user needs the management, monitoring or administrator tag: `rabbitmqctl set_user_tags USER monitoring`"
+		}
+		return append([]Check{failed("management", err, hint)}, skipped("user", "vhost", "feature flags")...)
+	}
+	checks := []Check{versionCheck(t, ov)}
+
+	who, err := m.Whoami()
+	var user string
+	var tags []string
+	if err != nil {
+		checks = append(checks, failed("user", err, ""))
+	} else {
+		user, tags = who.Name, who.Tags
+		c := Check{Name: "user", Status: OK, Detail: fmt.Sprintf("%s, tags: %s", user, strings.Join(tags, ","))}
+		if !hasAny(tags, "administrator", "monitoring", "management", "policymaker") {
+			c.Status, c.Hint = Warn, "without a management tag backlog and dlq ls cannot read the API"
+		}
+		checks = append(checks, c)
+	}
+	checks = append(checks, vhostCheck(t, m, user, tags, describe))
+	checks = append(checks, featureCheck(m, describe))
+	return checks
+}
+
+func versionCheck(t Target, ov *rabbithole.Overview) Check {
+	c := Check{Name: "management", Status: OK,
+		Detail: fmt.Sprintf("%s: RabbitMQ %s, management %s, Erlang %s, node %s", t.MgmtURL, ov.RabbitMQVersion, ov.ManagementVersion, ov.ErlangVersion, ov.Node)}
+	if major, minor := parseVersion(ov.RabbitMQVersion); major == 3 && minor < 10 || major > 0 && major < 3 {
+		c.Status, c.Hint = Fail, "mqctl needs RabbitMQ 3.10 or later (quorum queue delivery limits, at-least-once dead lettering)"
+	}
+	return c
+}
+
+func vhostCheck(t Target, m Mgmt, user string, tags []string, describe func(error) (string, fail.Kind)) Check {
+	c := Check{Name: "vhost", Status: OK}
+	vh, err := m.GetVhost(t.Vhost)
+	if err != nil {
+		msg, kind := describe(err)
+		c.Status, c.Detail, c.kind, c.err = Fail, fmt.Sprintf("vhost %q: %s", t.Vhost, msg), kind, err
+		if isStatus(err, http.StatusNotFound) {
+			c.kind = fail.Operational
+			c.Hint = "create it with `rabbitmqctl add_vhost` or put the right vhost in the URL path"
+		}
+		return c
+	}
+	c.Detail = fmt.Sprintf("%q exists", vh.Name)
+	if user == "" {
+		return c
+	}
+	p, err := m.GetPermissionsIn(t.Vhost, user)
+	switch {
+	case err == nil:
+		c.Detail += fmt.Sprintf("; %s may configure %q, write %q, read %q", user, p.Configure, p.Write, p.Read)
+		if p.Configure == "" || p.Write == "" || p.Read == "" {
+			c.Status, c.Hint = Warn, "topology apply needs configure, produce needs write, consume and dlq need read"
+		}
+	case isStatus(err, http.StatusNotFound):
+		c.Status, c.kind, c.err = Fail, fail.Auth, err
+		c.Detail += fmt.Sprintf("; %s has no permissions on it", user)
+		c.Hint = fmt.Sprintf("rabbitmqctl set_permissions -p %s %s '.*' '.*' '.*'", t.Vhost, user)
+	default:
+		// Reading permissions needs the administrator tag; AMQP access
+		// already proves the vhost is usable.
+		c.Detail += fmt.Sprintf("; permissions of %s not readable with tags [%s]", user, strings.Join(tags, ","))
+	}
+	return c
+}
+
+func featureCheck(m Mgmt, describe func(error) (string, fail.Kind)) Check {
+	c := Check{Name: "feature flags", Status: OK}
+	flags, err := m.ListFeatureFlags()
+	if err != nil {
+		msg, _ := describe(err)
+		c.Status, c.Detail = Warn, "cannot read feature flags: "+msg
+		return c
+	}
+	state := map[string]string{}
+	for _, f := range flags {
+		state[f.Name] = string(f.State)
+	}
+	var parts []string
+	for _, name := range []string{"quorum_queue", "stream_queue"} {
+		s, ok := state[name]
+		if !ok {
+			s = "absent"
+		}
+		parts = append(parts, name+"="+s)
+		if name == "quorum_queue" && s != "enabled" {
+			c.Status, c.kind = Fail, fail.Operational
+			c.Hint = "enable it: `rabbitmqctl enable_feature_flag quorum_queue` (mqctl declares quorum queues by default)"
+		}
+	}
+	c.Detail = strings.Join(parts, ", ")
+	return c
+}
+
+func parseVersion(v string) (int, int) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0
+	}
+	major, _ := strconv.Atoi(parts[0])
+	minor, _ := strconv.Atoi(parts[1])
+	return major, minor
+}
+
+func hasAny(tags []string, want ...string) bool {
+	for _, t := range tags {
+		for _, w := range want {
+			if t == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isStatus(err error, code int) bool {
+	var er rabbithole.ErrorResponse
+	return errors.As(err, &er) && er.StatusCode == code
+}
+
+func isRefused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection refused")
+}

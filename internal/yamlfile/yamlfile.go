@@ -1,0 +1,61 @@
+// Package yamlfile decodes YAML files strictly and turns parser errors into
+// problems that name the file, line and column, the form every mqctl input
+// error takes.
+package yamlfile
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Problem is one thing wrong with an input file, at a position.
+type Problem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
+}
+
+func (p Problem) String() string {
+	if p.Line == 0 {
+		return fmt.Sprintf("%s: %s", p.File, p.Message)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Column, p.Message)
+}
+
+// Problems is an error listing every problem found in one pass.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FromError converts a go-yaml error into a positioned Problem; other
+// errors keep their message and get no position.
+func FromError(file string, err error) Problem {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		p := Problem{File: file, Message: ye.GetMessage()}
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			p.Line, p.Column = tk.Position.Line, tk.Position.Column
+		}
+		return p
+	}
+	return Problem{File: file, Message: err.Error()}
+}
+
+// DecodeStrict decodes data into v, refusing unknown fields and duplicate
+// keys, and returns Problems on failure.
+func DecodeStrict(file string, data []byte, v any) error {
+	if err := yaml.UnmarshalWithOptions(data, v, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return Problems{FromError(file, err)}
+	}
+	return nil
+}
