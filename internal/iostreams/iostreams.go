@@ -17,6 +17,8 @@ type IOStreams struct {
 	Out    io.Writer
 	ErrOut io.Writer
 
+	width int // terminal columns of stdout, 0 when unknown
+
 	stdinTTY  bool
 	stdoutTTY bool
 	stderrTTY bool
@@ -34,8 +36,28 @@ func System() *IOStreams {
 		stdoutTTY: isTerminal(os.Stdout),
 		stderrTTY: isTerminal(os.Stderr),
 		noColor:   noColor || os.Getenv("TERM") == "dumb",
+		width:     terminalWidth(os.Stdout),
 	}
 }
+
+func terminalWidth(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
+}
+
+// TerminalWidth is stdout's width in columns, or 0 when it is not a terminal.
+func (s *IOStreams) TerminalWidth() int {
+	if !s.stdoutTTY {
+		return 0
+	}
+	return s.width
+}
+
+// SetTerminalWidth overrides the detected width, for tests.
+func (s *IOStreams) SetTerminalWidth(w int) { s.width = w }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 

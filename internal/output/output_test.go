@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/charmbracelet/lipgloss"
 	"github.com/goccy/go-yaml"
 
 	"github.com/mqctl/mqctl/internal/iostreams"
@@ -111,5 +112,20 @@ func TestProgressSilentWhenStderrNotTerminal(t *testing.T) {
 	defer p.Finish()
 	if errOut.Len() == 0 {
 		t.Error("no progress on a terminal stderr")
+	}
+}
+
+func TestStyledTableFitsTerminalWidth(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	ios.SetTTY(false, true, false)
+	ios.SetTerminalWidth(40)
+	long := sampleList{{strings.Repeat("very-long-queue-name-", 5), 1}}
+	if err := Print(ios, Table, long); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		if w := lipgloss.Width(line); w > 40 {
+			t.Errorf("line is %d columns wide, terminal has 40: %q", w, line)
+		}
 	}
 }

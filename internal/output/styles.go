@@ -15,6 +15,8 @@ import (
 type Styles struct {
 	Color    bool
 	Renderer *lipgloss.Renderer
+	// Width is the terminal width tables must fit in; 0 means no limit.
+	Width int
 
 	Title  lipgloss.Style
 	Header lipgloss.Style
@@ -41,6 +43,7 @@ func NewStyles(ios *iostreams.IOStreams, w io.Writer) *Styles {
 	return &Styles{
 		Color:    color,
 		Renderer: r,
+		Width:    ios.TerminalWidth(),
 		Title:    r.NewStyle().Bold(true).Foreground(lipgloss.Color("39")),
 		Header:   r.NewStyle().Bold(true).Foreground(lipgloss.Color("252")).Padding(0, 1),
 		Cell:     r.NewStyle().Padding(0, 1),

@@ -69,6 +69,10 @@ func WriteTable(w io.Writer, s *Styles, t TableData) error {
 			}
 			return s.ForLevel(t.level(row, col)).Padding(0, 1)
 		})
+	if s.Width > 0 && lipgloss.Width(tbl.Render()) > s.Width {
+		// Too wide for the terminal: let lipgloss shrink and wrap the columns.
+		tbl = tbl.Width(s.Width)
+	}
 	if _, err := fmt.Fprintln(w, tbl.Render()); err != nil {
 		return err
 	}
