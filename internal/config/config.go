@@ -182,6 +182,9 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	default:
 		raw = []string{DefaultURL}
 	}
+	if len(raw) == 0 {
+		return s, fail.Usagef("no AMQP URL given (flag --url, MQCTL_URL or the context's url is empty)")
+	}
 	envPassword, envPasswordSet := env("MQCTL_PASSWORD")
 	s.Redactor.Add(envPassword)
 	var first *amqp.URI
