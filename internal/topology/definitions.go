@@ -79,7 +79,7 @@ func bindingKey(src, dst, dtype, key string, args map[string]any) string {
 
 // ForVhost returns the definitions with every object's vhost set to vhost.
 func (d *Definitions) ForVhost(vhost string) *Definitions {
-	out := &Definitions{}
+	out := &Definitions{Queues: []DefQueue{}, Exchanges: []DefExchange{}, Bindings: []DefBinding{}, Policies: []DefPolicy{}}
 	for _, q := range d.Queues {
 		q.Vhost = vhost
 		q.Arguments = orEmpty(q.Arguments)
