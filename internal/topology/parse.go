@@ -211,11 +211,24 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (r *reader) seq(n ast.Node, what string, each func(ast.Node)) {
+	r.seqOf(n, what, true, each)
+}
+
+func (r *reader) seqOf(n ast.Node, what string, mapsOnly bool, each func(ast.Node)) {
 	n = unwrap(n)
 	switch s := n.(type) {
 	case *ast.SequenceNode:
 		for _, v := range s.Values {
-			each(v)
+			switch unwrap(v).(type) {
+			case *ast.MappingNode, *ast.MappingValueNode:
+				each(v)
+			default:
+				if mapsOnly {
+					r.addf(v, "each entry of %s must be a mapping, not %s", what, kindName(v))
+					continue
+				}
+				each(v)
+			}
 		}
 	case *ast.NullNode:
 	default:
@@ -391,7 +404,7 @@ func (r *reader) retry(n ast.Node) *Retry {
 			}
 		},
 		"backoff": func(n ast.Node) {
-			r.seq(n, "backoff", func(n ast.Node) {
+			r.seqOf(n, "backoff", false, func(n ast.Node) {
 				s := r.str(n, "backoff duration")
 				if s == "" {
 					return
@@ -426,9 +439,11 @@ func (r *reader) binding(n ast.Node) Binding {
 func (r *reader) policy(n ast.Node) Policy {
 	var p Policy
 	p.Pos = r.fields(n, "a policy", map[string]func(ast.Node){
-		"name":       func(n ast.Node) { p.Name = r.str(n, "policy name") },
-		"pattern":    func(n ast.Node) { p.Pattern = r.str(n, "policy pattern") },
-		"apply_to":   func(n ast.Node) { p.ApplyTo = r.enum(n, "apply_to", "queues", "exchanges", "all", "classic_queues", "quorum_queues", "streams") },
+		"name":    func(n ast.Node) { p.Name = r.str(n, "policy name") },
+		"pattern": func(n ast.Node) { p.Pattern = r.str(n, "policy pattern") },
+		"apply_to": func(n ast.Node) {
+			p.ApplyTo = r.enum(n, "apply_to", "queues", "exchanges", "all", "classic_queues", "quorum_queues", "streams")
+		},
 		"priority":   func(n ast.Node) { p.Priority = r.integer(n, "priority") },
 		"definition": func(n ast.Node) { p.Definition = r.args(n, "policy definition") },
 	}, "name", "pattern", "definition")

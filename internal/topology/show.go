@@ -178,7 +178,9 @@ func writeQueue(b *strings.Builder, indent string, q FlowQueue) {
 
 var mermaidUnsafe = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
-func mermaidID(kind, name string) string { return kind + "_" + mermaidUnsafe.ReplaceAllString(name, "_") }
+func mermaidID(kind, name string) string {
+	return kind + "_" + mermaidUnsafe.ReplaceAllString(name, "_")
+}
 
 // Mermaid draws the flow as a mermaid flowchart.
 func (fl *Flow) Mermaid() string {
