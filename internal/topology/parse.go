@@ -162,22 +162,14 @@ func kindName(n ast.Node) string {
 // duplicate keys are problems, required keys must be present.
 func (r *reader) fields(n ast.Node, what string, handlers map[string]func(ast.Node), required ...string) Pos {
 	n = unwrap(n)
-	var entries []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		entries = m.Values
-	case *ast.MappingValueNode:
-		entries = []*ast.MappingValueNode{m}
-	default:
+	entries, ok := mappingEntries(n)
+	if !ok {
 		r.addf(n, "%s must be a mapping, not %s", what, kindName(n))
 		return posOf(n)
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
-		key := strings.TrimSpace(e.Key.String())
-		if ks, ok := unwrap(e.Key).(*ast.StringNode); ok {
-			key = ks.Value
-		}
+		key := keyOf(e)
 		if seen[key] {
 			r.addf(e.Key, "duplicate key %q in %s", key, what)
 			continue
@@ -312,21 +304,30 @@ func (r *reader) args(n ast.Node, what string) map[string]any {
 // anyKey accepts every key of a mapping (used to find duplicates only).
 func anyKey(n ast.Node) map[string]func(ast.Node) {
 	h := map[string]func(ast.Node){}
-	var entries []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		entries = m.Values
-	case *ast.MappingValueNode:
-		entries = []*ast.MappingValueNode{m}
-	}
+	entries, _ := mappingEntries(n)
 	for _, e := range entries {
-		key := strings.TrimSpace(e.Key.String())
-		if ks, ok := unwrap(e.Key).(*ast.StringNode); ok {
-			key = ks.Value
-		}
-		h[key] = func(ast.Node) {}
+		h[keyOf(e)] = func(ast.Node) {}
 	}
 	return h
+}
+
+// mappingEntries returns a mapping's entries; a one-entry mapping may come
+// as a bare MappingValueNode.
+func mappingEntries(n ast.Node) ([]*ast.MappingValueNode, bool) {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m.Values, true
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{m}, true
+	}
+	return nil, false
+}
+
+func keyOf(e *ast.MappingValueNode) string {
+	if ks, ok := unwrap(e.Key).(*ast.StringNode); ok {
+		return ks.Value
+	}
+	return strings.TrimSpace(e.Key.String())
 }
 
 func (r *reader) exchange(n ast.Node) Exchange {

@@ -353,14 +353,7 @@ func queueDiffs(want, have DefQueue) (d []string, addable []string) {
 
 func argDiffs(want, have map[string]any, skip map[string]bool) []string {
 	var d []string
-	keys := map[string]bool{}
-	for k := range want {
-		keys[k] = true
-	}
-	for k := range have {
-		keys[k] = true
-	}
-	for _, k := range sortedKeys(keys) {
+	for _, k := range sortedKeys(union(want, have)) {
 		if skip[k] {
 			continue
 		}
