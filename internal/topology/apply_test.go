@@ -16,7 +16,9 @@ type recorder struct {
 	imports []*Definitions
 }
 
-func (r *recorder) Definitions(context.Context, string) (*Definitions, error) { return &Definitions{}, nil }
+func (r *recorder) Definitions(context.Context, string) (*Definitions, error) {
+	return &Definitions{}, nil
+}
 func (r *recorder) QueueStates(context.Context, string) (map[string]QueueState, error) {
 	return nil, nil
 }

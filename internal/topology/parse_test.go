@@ -23,9 +23,9 @@ func problemsOf(t *testing.T, src string) yamlfile.Problems {
 
 func TestValidFiles(t *testing.T) {
 	for name, src := range map[string]string{
-		"example": "apiVersion: mqctl/v1\nexchanges:\n  - {name: e, type: topic}\nqueues:\n  - name: q\n    bindings: [{exchange: e, routing_key: a.#}]\n    retry: {max_attempts: 3, backoff: [1s, 2s]}\n    dead_letter: true\n",
+		"example":           "apiVersion: mqctl/v1\nexchanges:\n  - {name: e, type: topic}\nqueues:\n  - name: q\n    bindings: [{exchange: e, routing_key: a.#}]\n    retry: {max_attempts: 3, backoff: [1s, 2s]}\n    dead_letter: true\n",
 		"classic with args": "apiVersion: mqctl/v1\ndefaults: {queue_type: classic}\nqueues:\n  - name: q\n    durable: false\n    arguments: {x-max-length: 10, x-overflow: drop-head}\n",
-		"e2e and policy": "apiVersion: mqctl/v1\nexchanges: [{name: a, type: fanout}, {name: b, type: headers}]\nbindings:\n  - {source: a, destination: b, destination_type: exchange}\n  - {source: b, destination: q, arguments: {x-match: all, k: v}}\nqueues: [{name: q}]\npolicies:\n  - {name: p, pattern: ^q$, apply_to: queues, definition: {max-length: 5}}\n",
+		"e2e and policy":    "apiVersion: mqctl/v1\nexchanges: [{name: a, type: fanout}, {name: b, type: headers}]\nbindings:\n  - {source: a, destination: b, destination_type: exchange}\n  - {source: b, destination: q, arguments: {x-match: all, k: v}}\nqueues: [{name: q}]\npolicies:\n  - {name: p, pattern: ^q$, apply_to: queues, definition: {max-length: 5}}\n",
 		"named dlq":         "apiVersion: mqctl/v1\nqueues:\n  - {name: q, dead_letter: q.dead, delivery_limit: 3}\n",
 		"builtin exchange":  "apiVersion: mqctl/v1\nqueues:\n  - {name: q, bindings: [{exchange: amq.topic, routing_key: x}]}\n",
 		"shared dlq":        "apiVersion: mqctl/v1\nqueues:\n  - {name: a, dead_letter: all.dlq}\n  - {name: b, dead_letter: all.dlq}\n",

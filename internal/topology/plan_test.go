@@ -68,8 +68,11 @@ func TestDiff(t *testing.T) {
 			live: func(d *Definitions) { delete(findQueue(d, "q").Arguments, "x-delivery-limit") },
 			want: []want{{Conflict, KindQueue, "q", "delivery-limit: 10"}}},
 		{name: "classic queue without x-queue-type matches", file: strings.Replace(planBase, "    dead_letter: true\n", "    dead_letter: true\n    type: classic\n", 1),
-			live: func(d *Definitions) { delete(findQueue(d, "q").Arguments, "x-queue-type"); delete(findQueue(d, "q.dlq").Arguments, "x-queue-type") },
-			sum:  Summary{Unchanged: 8}},
+			live: func(d *Definitions) {
+				delete(findQueue(d, "q").Arguments, "x-queue-type")
+				delete(findQueue(d, "q.dlq").Arguments, "x-queue-type")
+			},
+			sum: Summary{Unchanged: 8}},
 		{name: "exchange type change", file: planBase, live: func(d *Definitions) { d.Exchanges[0].Type = "direct" },
 			want: []want{{Conflict, KindExchange, "e", "type: broker direct, file topic"}}},
 		{name: "extras are reported, not pending", file: planBase,
