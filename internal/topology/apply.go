@@ -33,11 +33,26 @@ func PlanLive(ctx context.Context, b Broker, x *Expanded, opts PlanOptions) (*Pl
 	if err != nil {
 		return nil, err
 	}
+	// Message counts matter only for queues that conflict or are not in
+	// the file; when there are none (the usual plan), skip that list call.
+	p := Diff(x, live, nil, opts)
+	if !p.needsStates() {
+		return p, nil
+	}
 	states, err := b.QueueStates(ctx, x.Vhost)
 	if err != nil {
 		return nil, err
 	}
 	return Diff(x, live, states, opts), nil
+}
+
+func (p *Plan) needsStates() bool {
+	for _, c := range p.Changes {
+		if c.Kind == KindQueue && c.Action != Create {
+			return true
+		}
+	}
+	return false
 }
 
 // Result is what apply did.
