@@ -116,6 +116,13 @@ policies:
 	}
 }
 
+func TestPatternOwnsDeadLetterArguments(t *testing.T) {
+	ps := problemsOf(t, "apiVersion: mqctl/v1\nqueues:\n  - name: q\n    dead_letter: true\n    arguments: {x-overflow: drop-head, x-dead-letter-exchange: other}\n")
+	if len(ps) != 2 || !strings.Contains(ps.Error(), "x-overflow is set by `dead_letter:`") || !strings.Contains(ps.Error(), "x-dead-letter-exchange: it is set by") {
+		t.Errorf("got %v", ps)
+	}
+}
+
 func TestSyntaxErrorHasPosition(t *testing.T) {
 	ps := problemsOf(t, "apiVersion: mqctl/v1\nqueues:\n  - name: [unclosed\n")
 	if len(ps) != 1 || ps[0].Line == 0 {

@@ -253,6 +253,10 @@ func (v *validator) queue(q *Queue, exchanges map[string]Pos) {
 				}
 			}
 		}
+		if (k == "x-overflow" || k == "x-dead-letter-strategy") && q.DeadLetter.Enabled() && typ == Quorum {
+			v.addf(q.Pos, "queue %q: argument %s is set by `dead_letter:` on quorum queues (at-least-once dead lettering needs x-overflow: reject-publish)", q.Name, k)
+			continue
+		}
 		if k == "x-overflow" {
 			if s, _ := val.(string); s != "drop-head" && s != "reject-publish" && s != "reject-publish-dlx" {
 				v.addf(q.Pos, "queue %q: argument x-overflow must be drop-head, reject-publish or reject-publish-dlx, not %v", q.Name, val)
