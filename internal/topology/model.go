@@ -94,6 +94,8 @@ type Retry struct {
 	MaxAttempts int        `json:"max_attempts" yaml:"max_attempts"`
 	Backoff     []Duration `json:"backoff,omitempty" yaml:"backoff,omitempty"`
 	Pos         Pos        `json:"-" yaml:"-"`
+	// backoffBad is set when a backoff value was already reported.
+	backoffBad bool
 }
 
 // DeadLetter is the dead_letter pattern: `true` for "<queue>.dlq", a queue

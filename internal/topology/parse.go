@@ -413,6 +413,7 @@ func (r *reader) retry(n ast.Node) *Retry {
 				d, err := ParseDuration(s)
 				if err != nil {
 					r.addf(n, "backoff: %v", err)
+					rt.backoffBad = true
 					return
 				}
 				rt.Backoff = append(rt.Backoff, d)

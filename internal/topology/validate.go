@@ -235,7 +235,7 @@ func (v *validator) queue(q *Queue, exchanges map[string]Pos) {
 		if !q.DeadLetter.Enabled() {
 			v.addf(r.Pos, "queue %q: retry needs dead_letter (true or a queue name): after the last attempt a message must go somewhere, or it would be lost", q.Name)
 		}
-		if r.MaxAttempts > 1 && len(r.Backoff) == 0 {
+		if r.MaxAttempts > 1 && len(r.Backoff) == 0 && !r.backoffBad {
 			v.addf(r.Pos, "queue %q: retry with max_attempts %d needs a backoff list (e.g. [5s, 30s, 2m])", q.Name, r.MaxAttempts)
 		}
 		if r.MaxAttempts >= 1 && len(r.Backoff) > r.MaxAttempts-1 && r.MaxAttempts > 0 {
