@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/topology"
+	"github.com/mqctl/mqctl/internal/yamlfile"
+)
+
+// NewCmdTopology builds `mqctl topology` and its subcommands.
+func NewCmdTopology(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "topology",
+		Short: "Declare exchanges, queues, bindings, retries and DLQs from one YAML file",
+		Long: `Topology as code. One YAML file (apiVersion mqctl/v1) declares exchanges,
+queues, bindings and policies; the retry and dead_letter patterns expand into the
+delay queues, dead-letter exchange and dead-letter queue that implement them.
+
+validate checks the file offline; plan compares it with the broker (one
+definitions read) and classifies every change; apply executes the plan;
+export writes a file from a live broker or a RabbitMQ definitions JSON; show
+draws the flow; schema prints the file's JSON Schema.
+
+The vhost is --vhost, else the file's vhost:, else the connection's vhost.`,
+		Example: `  mqctl topology validate -f topology.yaml
+  mqctl topology plan -f topology.yaml --exit-code
+  mqctl topology apply -f topology.yaml
+  mqctl topology export > topology.yaml
+  mqctl topology show -f topology.yaml -o mermaid`,
+	}
+	cmd.AddCommand(
+		NewCmdTopologyValidate(f, nil),
+		NewCmdTopologyPlan(f, nil),
+		NewCmdTopologyApply(f, nil),
+		NewCmdTopologyExport(f, nil),
+		NewCmdTopologyShow(f, nil),
+		NewCmdTopologySchema(f),
+	)
+	return cmd
+}
+
+// loadTopology reads and validates a file; invalid input is a usage error
+// (exit 2) listing every problem with file:line:column.
+func loadTopology(path string) (*topology.File, error) {
+	if path == "" {
+		return nil, fail.Usagef("no topology file: pass -f FILE")
+	}
+	file, err := topology.Load(path)
+	if err != nil {
+		var ps yamlfile.Problems
+		if errors.As(err, &ps) {
+			return nil, fail.Wrap(fail.Usage, err)
+		}
+		return nil, err
+	}
+	return file, nil
+}
+
+// topologyTarget resolves the vhost a file applies to and a broker for it.
+func topologyTarget(f *Factory, file *topology.File, vhostFlag string) (*topology.Expanded, *topology.MgmtBroker, error) {
+	s, err := f.Settings()
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case vhostFlag != "":
+		file.Vhost = vhostFlag
+	case file.Vhost == "":
+		file.Vhost = s.Vhost
+	}
+	mgmt, err := f.Mgmt()
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &topology.MgmtBroker{Client: mgmt}
+	if file.VhostOrDefault() == s.Vhost {
+		b.Depth = func(ctx context.Context, vhost, queue string) (int, error) {
+			d, err := f.Dialer("mqctl topology apply")
+			if err != nil {
+				return 0, err
+			}
+			ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+			defer cancel()
+			conn, err := d.Dial(ctx)
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				return 0, err
+			}
+			defer ch.Close()
+			q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+			if err != nil {
+				return 0, err
+			}
+			return q.Messages, nil
+		}
+	}
+	return topology.Expand(file), b, nil
+}
+
+// livePlan reads the broker and diffs, turning API errors into hints.
+func livePlan(ctx context.Context, f *Factory, b topology.Broker, x *topology.Expanded, prune bool) (*topology.Plan, error) {
+	s, err := f.Settings()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	p, err := topology.PlanLive(ctx, b, x, topology.PlanOptions{Prune: prune})
+	if err != nil {
+		return nil, broker.MgmtError(s, "read the definitions of vhost "+x.Vhost, err)
+	}
+	f.Logf(s.Redactor, "plan: %d changes in %s", len(p.Changes), time.Since(start).Round(time.Millisecond))
+	return p, nil
+}

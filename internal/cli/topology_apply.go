@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/output"
+	"github.com/mqctl/mqctl/internal/topology"
+)
+
+// TopologyApplyOptions is what `mqctl topology apply` needs.
+type TopologyApplyOptions struct {
+	f      *Factory
+	File   string
+	Vhost  string
+	Prune  bool
+	Yes    bool
+	Format output.Format
+}
+
+// NewCmdTopologyApply builds `mqctl topology apply`.
+func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *cobra.Command {
+	opts := &TopologyApplyOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Plan, then create and update the file's objects on the broker",
+		Long: `Plan (see ` + "`mqctl topology plan`" + `), then execute: creates and updates go to the
+broker's own definitions import (POST /api/definitions) in dependency order —
+exchanges, queues, bindings, policies — in batches of 500 objects. Applying the
+same file again changes nothing.
+
+Conflicts: apply refuses and changes nothing (exit 3); the plan says what to
+do instead.
+
+--prune also deletes objects that are not in the file (bindings, policies,
+exchanges, then queues), after confirmation (--yes when not on a terminal).
+A queue is never deleted while it holds messages or has consumers: the counts
+are checked again right before each delete (quorum queues do not support
+if-empty), and such queues are kept and reported (exit 3).
+
+Least permissions: the administrator tag (the definitions import requires it).`,
+		Example: `  mqctl topology apply -f examples/registration/topology.yaml
+  mqctl topology apply -f topology.yaml --prune --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.Format, err = f.Format(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return topologyApplyRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
+	cmd.Flags().StringVar(&opts.Vhost, "vhost", "", "vhost to apply to (default: the file's vhost, else the connection's)")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete objects not in the file (never a queue holding messages)")
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation before pruning")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
+	return cmd
+}
+
+type applyView struct {
+	*topology.Result
+}
+
+func (v applyView) RenderText(w io.Writer, s *output.Styles) error {
+	p := v.Plan
+	if len(p.Changes) == 0 {
+		_, err := fmt.Fprintf(w, "No changes: vhost %s already matches the file (%d objects).\n", p.Vhost, p.Summary.Unchanged)
+		return err
+	}
+	if err := (planView{p}).RenderText(w, s); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s applied %d, deleted %d", s.OK.Render("✓"), v.Applied, v.Deleted)
+	if len(v.Kept) > 0 {
+		fmt.Fprintf(w, ", kept %d (%s)", len(v.Kept), strings.Join(v.Kept, ", "))
+	}
+	_, err := fmt.Fprintln(w)
+	return err
+}
+
+func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
+	f := opts.f
+	file, err := loadTopology(opts.File)
+	if err != nil {
+		return err
+	}
+	x, b, err := topologyTarget(f, file, opts.Vhost)
+	if err != nil {
+		return err
+	}
+	p, err := livePlan(ctx, f, b, x, opts.Prune)
+	if err != nil {
+		return err
+	}
+	if p.HasConflicts() {
+		if err := output.Print(f.IO, opts.Format, planView{p}); err != nil {
+			return err
+		}
+		return fail.Conditionf("refusing to apply: %d conflict(s) with the broker; nothing was changed (see the plan above for the safe route)", p.Summary.Conflict)
+	}
+	if p.Summary.Delete > 0 {
+		if err := Confirm(f.IO, opts.Yes, fmt.Sprintf("delete %d objects not in %s from vhost %s", p.Summary.Delete, opts.File, p.Vhost)); err != nil {
+			return err
+		}
+	}
+	s, _ := f.Settings()
+	bar := output.NewProgress(f.IO, int64(p.Work()), "apply")
+	res, err := topology.Apply(ctx, b, p, bar.Add)
+	bar.Finish()
+	if err != nil {
+		if _, ok := fail.KindOf(err); ok {
+			return err
+		}
+		return broker.MgmtError(s, "apply topology", err)
+	}
+	if err := output.Print(f.IO, opts.Format, applyView{res}); err != nil {
+		return err
+	}
+	if len(res.Kept) > 0 {
+		return fail.Conditionf("pruned partially: kept %d queue(s) that hold messages or have consumers: %s", len(res.Kept), strings.Join(res.Kept, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/output"
+	"github.com/mqctl/mqctl/internal/topology"
+)
+
+// TopologyPlanOptions is what `mqctl topology plan` needs.
+type TopologyPlanOptions struct {
+	f        *Factory
+	File     string
+	Vhost    string
+	ExitCode bool
+	Prune    bool
+	Format   output.Format
+}
+
+// NewCmdTopologyPlan builds `mqctl topology plan`.
+func NewCmdTopologyPlan(f *Factory, runF func(*TopologyPlanOptions) error) *cobra.Command {
+	opts := &TopologyPlanOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "plan -f FILE",
+		Short: "Compare a topology file with the broker and classify every change",
+		Long: `Expand the file's patterns and compare the result with the vhost's live
+definitions (one GET /api/definitions/{vhost} and one GET /api/queues/{vhost}
+for message counts). Every difference is classified:
+
+  create    missing on the broker; apply declares it
+  update    exists and can change in place (policies); apply changes it
+  conflict  exists with a type, durability or x-argument RabbitMQ cannot change;
+            the plan says the safe route (a policy where RabbitMQ allows one,
+            otherwise a new name and a migration) — never deleting a queue
+            that holds messages. apply refuses while conflicts exist.
+  extra     on the broker but not in the file; kept (with --prune: delete,
+            or keep for queues that hold messages or have consumers)
+
+Comparison is against what the management API reports, because RabbitMQ
+silently ignores some redeclared arguments.
+
+--exit-code: exit 3 when changes are pending (create, update, conflict,
+delete), 0 when the broker matches the file — for CI.
+
+Least permissions: the management (or monitoring) tag and read access to the vhost.`,
+		Example: `  mqctl topology plan -f examples/registration/topology.yaml
+  mqctl topology plan -f topology.yaml --exit-code -o json
+  mqctl topology plan -f topology.yaml --prune`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.Format, err = f.Format(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return topologyPlanRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
+	cmd.Flags().StringVar(&opts.Vhost, "vhost", "", "vhost to compare with (default: the file's vhost, else the connection's)")
+	cmd.Flags().BoolVar(&opts.ExitCode, "exit-code", false, "exit 3 when changes are pending")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "show which objects not in the file `apply --prune` would delete")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
+	return cmd
+}
+
+func topologyPlanRun(ctx context.Context, opts *TopologyPlanOptions) error {
+	file, err := loadTopology(opts.File)
+	if err != nil {
+		return err
+	}
+	x, b, err := topologyTarget(opts.f, file, opts.Vhost)
+	if err != nil {
+		return err
+	}
+	p, err := livePlan(ctx, opts.f, b, x, opts.Prune)
+	if err != nil {
+		return err
+	}
+	if err := output.Print(opts.f.IO, opts.Format, planView{p}); err != nil {
+		return err
+	}
+	if opts.ExitCode && p.Pending() {
+		return fail.Conditionf("plan has pending changes (%s)", summaryText(p.Summary))
+	}
+	return nil
+}
+
+// planView renders a plan: a table of changes, then what to do about
+// conflicts and kept queues.
+type planView struct{ *topology.Plan }
+
+func summaryText(s topology.Summary) string {
+	return fmt.Sprintf("%d to create, %d to update, %d conflicts, %d to delete, %d kept, %d extra on the broker, %d unchanged",
+		s.Create, s.Update, s.Conflict, s.Delete, s.Keep, s.Extra, s.Unchanged)
+}
+
+func (v planView) Table() output.TableData {
+	rows := make([][]string, len(v.Changes))
+	for i, c := range v.Changes {
+		name := c.Name
+		if c.Owner != "" {
+			name += " (" + string(c.Role) + " of " + c.Owner + ")"
+		}
+		details := strings.Join(c.Details, "; ")
+		if c.Messages != nil && (c.Action == topology.Conflict || c.Action == topology.Keep || c.Action == topology.Extra || c.Action == topology.Delete) {
+			details += fmt.Sprintf("; %d messages", *c.Messages)
+		}
+		rows[i] = []string{string(c.Action), c.Kind, name, details}
+	}
+	return output.TableData{
+		Headers: []string{"action", "kind", "name", "details"},
+		Rows:    rows,
+		CellLevel: func(row, col int) output.Level {
+			if col != 0 {
+				return output.LevelNone
+			}
+			switch v.Changes[row].Action {
+			case topology.Create, topology.Update:
+				return output.LevelOK
+			case topology.Conflict:
+				return output.LevelError
+			case topology.Delete, topology.Keep:
+				return output.LevelWarn
+			}
+			return output.LevelMuted
+		},
+		Footer: "Plan for vhost " + v.Vhost + ": " + summaryText(v.Summary),
+	}
+}
+
+func (v planView) RenderText(w io.Writer, s *output.Styles) error {
+	if len(v.Changes) == 0 {
+		_, err := fmt.Fprintf(w, "No changes: vhost %s matches the file (%d objects unchanged).\n", v.Vhost, v.Summary.Unchanged)
+		return err
+	}
+	if err := output.WriteTable(w, s, v.Table()); err != nil {
+		return err
+	}
+	for _, c := range v.Changes {
+		if c.Hint == "" {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s %s %s: %s\n", s.ForLevel(levelOf(c.Action)).Render(string(c.Action)), c.Kind, c.Name, strings.Join(c.Details, "; "))
+		fmt.Fprintf(w, "  → %s\n", c.Hint)
+	}
+	return nil
+}
+
+func levelOf(a topology.Action) output.Level {
+	if a == topology.Conflict {
+		return output.LevelError
+	}
+	return output.LevelWarn
+}

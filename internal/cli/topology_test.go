@@ -1,0 +1,463 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/iostreams"
+)
+
+const exampleTopology = "../../examples/registration/topology.yaml"
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type planJSON struct {
+	Vhost   string `json:"vhost"`
+	Changes []struct {
+		Action   string   `json:"action"`
+		Kind     string   `json:"kind"`
+		Name     string   `json:"name"`
+		Details  []string `json:"details"`
+		Hint     string   `json:"hint"`
+		Messages *int     `json:"messages"`
+	} `json:"changes"`
+	Summary map[string]int `json:"summary"`
+}
+
+func planOf(t *testing.T, env map[string]string, file string, extra ...string) (planJSON, cliResult) {
+	t.Helper()
+	r := runCLI(t, env, append([]string{"topology", "plan", "-f", file, "-o", "json"}, extra...)...)
+	var p planJSON
+	if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+		t.Fatalf("plan -o json: %v\nstdout: %s\nstderr: %s", err, r.Stdout, r.Stderr)
+	}
+	return p, r
+}
+
+func mustRun(t *testing.T, env map[string]string, want int, args ...string) cliResult {
+	t.Helper()
+	r := runCLI(t, env, args...)
+	if r.Code != want {
+		t.Fatalf("mqctl %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.Code, want, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+func TestTopologyApplyIsIdempotent(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	e := env.Environ()
+
+	p, r := planOf(t, e, exampleTopology, "--exit-code")
+	if r.Code != ExitCondition || p.Summary["create"] != 25 {
+		t.Fatalf("plan on an empty vhost: exit %d, summary %v", r.Code, p.Summary)
+	}
+	mustRun(t, e, 0, "topology", "apply", "-f", exampleTopology)
+
+	p, _ = planOf(t, e, exampleTopology, "--exit-code")
+	if len(p.Changes) != 0 || p.Summary["unchanged"] != 25 {
+		t.Fatalf("plan after apply: %+v", p)
+	}
+	r = mustRun(t, e, 0, "topology", "apply", "-f", exampleTopology, "-o", "json")
+	var res struct {
+		Applied int `json:"applied"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || res.Applied != 0 {
+		t.Fatalf("second apply: %v %s", err, r.Stdout)
+	}
+	if r := mustRun(t, e, 0, "topology", "plan", "-f", exampleTopology); !strings.Contains(r.Stdout, "No changes") {
+		t.Errorf("plan table: %s", r.Stdout)
+	}
+
+	// The broker reports exactly the pattern's arguments.
+	q, err := env.Mgmt.GetQueue(env.Vhost, "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]any{"x-queue-type": "quorum", "x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email",
+		"x-delivery-limit": 10.0, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"} {
+		if q.Arguments[k] != v {
+			t.Errorf("email %s = %v, want %v", k, q.Arguments[k], v)
+		}
+	}
+	dlq, err := env.Mgmt.GetQueue(env.Vhost, "email.dlq")
+	if err != nil || dlq.Type != "classic" || !dlq.Durable {
+		t.Errorf("email.dlq: %+v %v", dlq, err)
+	}
+}
+
+// Every sign-up reaches email and points; only VIP sign-ups reach coupon.
+func TestRegistrationTopologyRouting(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	mustRun(t, env.Environ(), 0, "topology", "apply", "-f", exampleTopology)
+	pub, err := broker.NewPublisher(env.Dial(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, key := range []string{"user.registered", "user.registered.vip", "user.registered"} {
+		if err := pub.PublishAndWait(ctx, "user.events", key, amqp.Publishing{Body: []byte(key), DeliveryMode: amqp.Persistent}); err != nil {
+			t.Fatalf("publish %s: %v", key, err)
+		}
+	}
+	for q, want := range map[string]int{"email": 3, "points": 3, "coupon": 1} {
+		if got := env.QueueDepth(t, q); got != want {
+			t.Errorf("%s holds %d, want %d", q, got, want)
+		}
+	}
+}
+
+func TestTopologyExportThenPlanShowsNoChanges(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	e := env.Environ()
+	mustRun(t, e, 0, "topology", "apply", "-f", exampleTopology)
+	// Objects mqctl did not create: a classic queue with arguments, an
+	// exchange-to-exchange binding, a header binding and a policy.
+	ch := env.Channel(t)
+	if _, err := ch.QueueDeclare("legacy", true, false, false, false, amqp.Table{"x-max-length": int32(50)}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, ch.ExchangeDeclare("audit", "headers", true, false, false, false, nil))
+	must(t, ch.ExchangeBind("audit", "#", "user.events", false, nil))
+	must(t, ch.QueueBind("legacy", "", "audit", false, amqp.Table{"x-match": "any", "kind": "vip"}))
+	if _, err := env.Mgmt.PutPolicy(env.Vhost, "limit", rabbitholePolicy("^legacy$", "queues", map[string]any{"max-length-bytes": 1000000})); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "exported.yaml")
+	mustRun(t, e, 0, "topology", "export", "--out", out)
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "dead_letter: true") || !strings.Contains(string(data), "max_attempts: 4") {
+		t.Errorf("export did not recognise the patterns:\n%s", data)
+	}
+	p, r := planOf(t, e, out, "--exit-code")
+	if r.Code != 0 || len(p.Changes) != 0 {
+		t.Fatalf("export → plan: exit %d, changes %+v\n%s", r.Code, p.Changes, data)
+	}
+}
+
+func TestTopologyConflictsLeaveQueueUntouched(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		declare func(ch *amqp.Channel) error
+		file    string
+		detail  string
+	}{
+		{"type change", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("orders", true, false, false, false, nil)
+			return err
+		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, type: quorum}]\n", "type: broker classic, file quorum"},
+		{"argument change", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum", "x-max-length": int32(100)})
+			return err
+		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, arguments: {x-max-length: 200}}]\n", "x-max-length: broker 100, file 200"},
+		{"durability change", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("orders", false, false, false, false, nil)
+			return err
+		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, type: classic}]\n", "durable: broker false, file true"},
+		{"pattern added to a live queue", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+			return err
+		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, dead_letter: true}]\n", "x-dead-letter-exchange: broker (none)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := brokertest.New(t)
+			e := env.Environ()
+			ch := env.Channel(t)
+			must(t, c.declare(ch))
+			for i := 0; i < 5; i++ {
+				must(t, ch.PublishWithContext(context.Background(), "", "orders", false, false, amqp.Publishing{Body: []byte("m")}))
+			}
+			before, err := env.Mgmt.GetQueue(env.Vhost, "orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := writeFile(t, "t.yaml", c.file)
+			p, r := planOf(t, e, file, "--exit-code")
+			if r.Code != ExitCondition || p.Summary["conflict"] != 1 {
+				t.Fatalf("plan: exit %d %+v", r.Code, p)
+			}
+			var hint string
+			for _, ch := range p.Changes {
+				if ch.Action == "conflict" {
+					if !strings.Contains(strings.Join(ch.Details, ";"), c.detail) {
+						t.Errorf("conflict details %v lack %q", ch.Details, c.detail)
+					}
+					hint = ch.Hint
+				}
+			}
+			if hint == "" || strings.Contains(hint, "delete the queue") {
+				t.Errorf("hint: %q", hint)
+			}
+			r = mustRun(t, e, ExitCondition, "topology", "apply", "-f", file)
+			if !strings.Contains(r.Stderr, "nothing was changed") {
+				t.Errorf("apply stderr: %s", r.Stderr)
+			}
+			if n := env.QueueDepth(t, "orders"); n != 5 {
+				t.Errorf("orders holds %d messages after the refused apply, want 5", n)
+			}
+			after, err := env.Mgmt.GetQueue(env.Vhost, "orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Durable != before.Durable || !sameJSON(after.Arguments, before.Arguments) {
+				t.Errorf("queue changed: before %+v after %+v", before.Arguments, after.Arguments)
+			}
+			defs, err := env.Mgmt.ListVhostDefinitions(env.Vhost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range *defs.Exchanges {
+				if strings.HasSuffix(x.Name, ".dlx") {
+					t.Errorf("apply created %s despite the conflict", x.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestTopologyPruneNeverDeletesANonEmptyQueue(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	e := env.Environ()
+	file := writeFile(t, "t.yaml", "apiVersion: mqctl/v1\nqueues: [{name: keep-me}]\n")
+	ch := env.Channel(t)
+	for _, q := range []string{"full-quorum", "empty-quorum"} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ch.QueueDeclare("full-classic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	must(t, ch.ExchangeDeclare("stale", "fanout", true, false, false, false, nil))
+	pub, err := broker.NewPublisher(env.Dial(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, q := range []string{"full-quorum", "full-classic"} {
+		must(t, pub.PublishAndWait(ctx, "", q, amqp.Publishing{Body: []byte("precious")}))
+	}
+
+	// Not on a terminal and no --yes: refused, nothing changed.
+	r := mustRun(t, e, ExitUsage, "topology", "apply", "-f", file, "--prune")
+	if !strings.Contains(r.Stderr, "--yes") || env.QueueDepth(t, "empty-quorum") != 0 {
+		t.Fatalf("stderr: %s", r.Stderr)
+	}
+	// The management API's counts may still say 0 right after publishing;
+	// the exact check before each delete must keep the full queues anyway.
+	r = mustRun(t, e, ExitCondition, "topology", "apply", "-f", file, "--prune", "--yes")
+	if !strings.Contains(r.Stderr, "full-quorum") || !strings.Contains(r.Stderr, "full-classic") {
+		t.Errorf("apply --prune should report the kept queues: %s", r.Stderr)
+	}
+	for _, q := range []string{"full-quorum", "full-classic"} {
+		if n := env.QueueDepth(t, q); n != 1 {
+			t.Errorf("%s holds %d, want 1", q, n)
+		}
+	}
+	if _, err := env.Mgmt.GetQueue(env.Vhost, "empty-quorum"); err == nil {
+		t.Error("empty-quorum was not pruned")
+	}
+	if _, err := env.Mgmt.GetExchange(env.Vhost, "stale"); err == nil {
+		t.Error("exchange stale was not pruned")
+	}
+	if _, err := env.Mgmt.GetQueue(env.Vhost, "keep-me"); err != nil {
+		t.Errorf("keep-me: %v", err)
+	}
+}
+
+func TestTopologyConvertsRabbitMQDefinitions(t *testing.T) {
+	t.Parallel()
+	src := brokertest.New(t)
+	dst := brokertest.New(t)
+	mustRun(t, src.Environ(), 0, "topology", "apply", "-f", exampleTopology)
+	ch := src.Channel(t)
+	if _, err := ch.QueueDeclare("legacy", true, false, false, false, amqp.Table{"x-message-ttl": int32(60000)}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, ch.QueueBind("legacy", "user.#", "user.events", false, nil))
+
+	// The definitions document exactly as RabbitMQ exports it.
+	resp, err := httpGetDefinitions(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defsFile := writeFile(t, "definitions.json", resp)
+	out := filepath.Join(t.TempDir(), "converted.yaml")
+	mustRun(t, nil, 0, "topology", "export", "--from-definitions", defsFile, "--vhost", dst.Vhost, "--out", out)
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "retry:") || !strings.Contains(string(data), "legacy") {
+		t.Errorf("converted file:\n%s", data)
+	}
+	mustRun(t, dst.Environ(), 0, "topology", "validate", "-f", out)
+	mustRun(t, dst.Environ(), 0, "topology", "apply", "-f", out)
+	if p, r := planOf(t, dst.Environ(), out, "--exit-code"); r.Code != 0 || len(p.Changes) != 0 {
+		t.Fatalf("plan after applying the converted file: %+v", p)
+	}
+	a, err := src.Mgmt.GetQueue(src.Vhost, "legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dst.Mgmt.GetQueue(dst.Vhost, "legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The applied queue also names its type (x-queue-type: classic).
+	delete(b.Arguments, "x-queue-type")
+	if !sameJSON(a.Arguments, b.Arguments) || a.Type != b.Type || a.Durable != b.Durable {
+		t.Errorf("legacy differs: %v %s vs %v %s", a.Arguments, a.Type, b.Arguments, b.Type)
+	}
+}
+
+func TestTopologyBadInputPointsAtTheLine(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	file := writeFile(t, "bad.yaml", "apiVersion: mqctl/v1\nqueues:\n  - name: q\n    retry: {max_attempts: 3, backoff: [5s, soon]}\n    dead_letter: true\n    colour: red\n")
+	for _, cmd := range []string{"validate", "plan", "apply", "show"} {
+		r := runCLI(t, env.Environ(), "topology", cmd, "-f", file)
+		if r.Code != ExitUsage {
+			t.Errorf("%s: exit %d, want 2", cmd, r.Code)
+		}
+		for _, want := range []string{file + ":4:44: backoff: bad duration \"soon\"", file + ":6:5: unknown key \"colour\""} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("%s stderr lacks %q:\n%s", cmd, want, r.Stderr)
+			}
+		}
+	}
+	defs, err := env.Mgmt.ListVhostDefinitions(env.Vhost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*defs.Queues) != 0 {
+		t.Errorf("bad input changed the broker: %v", *defs.Queues)
+	}
+	r := runCLI(t, nil, "topology", "validate", "-f", file, "-o", "json")
+	var v struct {
+		Valid    bool `json:"valid"`
+		Problems []struct {
+			Line, Column int
+		} `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || v.Valid || len(v.Problems) != 2 || r.Code != ExitUsage {
+		t.Errorf("validate -o json: %v %+v exit %d", err, v, r.Code)
+	}
+}
+
+// The retry/DLQ round trip on the real broker: a message in a delay queue
+// comes back onto the work queue after its TTL; a rejected message and a
+// message over the delivery limit land in the DLQ.
+func TestRetryAndDeadLetterRoundTrip(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	file := writeFile(t, "t.yaml", `apiVersion: mqctl/v1
+queues:
+  - name: work
+    retry: {max_attempts: 3, backoff: [100ms, 200ms]}
+    dead_letter: true
+    delivery_limit: 2
+`)
+	mustRun(t, env.Environ(), 0, "topology", "apply", "-f", file)
+	pub, err := broker.NewPublisher(env.Dial(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch := env.Channel(t)
+
+	// 1. Delay queue → back to the work queue (default exchange, key work).
+	for _, q := range []string{"work.retry.1", "work.retry.2"} {
+		must(t, pub.PublishAndWait(ctx, "", q, amqp.Publishing{MessageId: "via-" + q, Body: []byte("x"), DeliveryMode: amqp.Persistent}))
+		d := getEventually(ctx, t, ch, "work")
+		if d.MessageId != "via-"+q {
+			t.Fatalf("work got %q, want via-%s", d.MessageId, q)
+		}
+		must(t, d.Ack(false))
+	}
+
+	// 2. Rejected without requeue → DLQ, with x-death.
+	must(t, pub.PublishAndWait(ctx, "", "work", amqp.Publishing{MessageId: "rejected", Body: []byte("x"), DeliveryMode: amqp.Persistent}))
+	d := getEventually(ctx, t, ch, "work")
+	must(t, d.Reject(false))
+	dead := getEventually(ctx, t, ch, "work.dlq")
+	if dead.MessageId != "rejected" || !strings.Contains(deathReason(dead), "rejected") {
+		t.Fatalf("dlq got %q (death %v)", dead.MessageId, dead.Headers["x-death"])
+	}
+	must(t, dead.Ack(false))
+
+	// 3. A consumer that crashes every time (requeue) → over the delivery
+	//    limit → DLQ.
+	must(t, pub.PublishAndWait(ctx, "", "work", amqp.Publishing{MessageId: "poison", Body: []byte("x"), DeliveryMode: amqp.Persistent}))
+	for i := 0; i < 10; i++ {
+		d, ok, err := ch.Get("work", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if env.QueueDepth(t, "work.dlq") == 1 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		must(t, d.Nack(false, true))
+	}
+	dead = getEventually(ctx, t, ch, "work.dlq")
+	if dead.MessageId != "poison" || !strings.Contains(deathReason(dead), "delivery_limit") {
+		t.Fatalf("dlq got %q (death %v)", dead.MessageId, dead.Headers["x-death"])
+	}
+	must(t, dead.Ack(false))
+	if n := env.QueueDepth(t, "work"); n != 0 {
+		t.Errorf("work still holds %d", n)
+	}
+}
+
+func TestTopologyShowAndSchema(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, nil, 0, "topology", "show", "-f", exampleTopology)
+	for _, want := range []string{"user.events (topic exchange)", "[user.registered.vip]─▶ coupon", "email.retry.3 (2m)", "email.dlx ─[email]─▶ email.dlq"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("show lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+	r = mustRun(t, nil, 0, "topology", "show", "-f", exampleTopology, "-o", "mermaid")
+	if !strings.HasPrefix(r.Stdout, "flowchart LR") || !strings.Contains(r.Stdout, `x_user_events -- "user.registered.vip" --> q_coupon`) {
+		t.Errorf("mermaid:\n%s", r.Stdout)
+	}
+	r = mustRun(t, nil, 0, "topology", "schema")
+	var s map[string]any
+	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil || s["$schema"] == nil {
+		t.Errorf("schema: %v", err)
+	}
+	r = runCLIWith(t, func(ios *iostreams.IOStreams) { ios.SetTTY(true, true, true) }, nil, "topology", "validate", "-f", exampleTopology)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "is valid") {
+		t.Errorf("validate: %d %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+}

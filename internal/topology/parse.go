@@ -1,0 +1,453 @@
+package topology
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/mqctl/mqctl/internal/pattern"
+	"github.com/mqctl/mqctl/internal/yamlfile"
+)
+
+// Load reads, parses and validates the topology file at path. On invalid
+// input the error is yamlfile.Problems listing every problem found.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, yamlfile.Problems{{File: path, Message: fmt.Sprintf("read topology file: %v", err)}}
+	}
+	return ParseAndValidate(path, data)
+}
+
+// ParseAndValidate parses data and validates the result; every problem of
+// both stages is returned at once, sorted by position.
+func ParseAndValidate(name string, data []byte) (*File, error) {
+	f, probs := Parse(name, data)
+	if f != nil {
+		probs = append(probs, Validate(f)...)
+	}
+	if len(probs) > 0 {
+		sortProblems(probs)
+		return nil, probs
+	}
+	return f, nil
+}
+
+func sortProblems(ps yamlfile.Problems) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Line != ps[j].Line {
+			return ps[i].Line < ps[j].Line
+		}
+		return ps[i].Column < ps[j].Column
+	})
+}
+
+// Parse reads data (YAML) into a File without semantic checks. It walks the
+// YAML syntax tree so that every problem (unknown key, duplicate key, wrong
+// type) carries a line and column, and it keeps going after a problem so one
+// run reports them all. A nil File means the YAML itself did not parse.
+func Parse(name string, data []byte) (*File, yamlfile.Problems) {
+	astFile, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlfile.Problems{yamlfile.FromError(name, err)}
+	}
+	r := &reader{file: name}
+	f := &File{Name: name}
+	var body ast.Node
+	for _, d := range astFile.Docs {
+		if d == nil || d.Body == nil {
+			continue
+		}
+		if body != nil {
+			r.addf(d.Body, "a topology file holds one YAML document; found another")
+			continue
+		}
+		body = d.Body
+	}
+	if body == nil {
+		r.probs = append(r.probs, yamlfile.Problem{File: name, Line: 1, Column: 1, Message: "empty file: want `apiVersion: " + APIVersion + "` and at least one exchange or queue"})
+		return f, r.probs
+	}
+	r.fields(body, "the topology file", map[string]func(ast.Node){
+		"apiVersion": func(n ast.Node) {
+			f.APIVersion = r.str(n, "apiVersion")
+			if f.APIVersion != APIVersion && f.APIVersion != "" {
+				r.addf(n, "unsupported apiVersion %q: want %q", f.APIVersion, APIVersion)
+			}
+		},
+		"vhost": func(n ast.Node) { f.Vhost = r.str(n, "vhost") },
+		"defaults": func(n ast.Node) {
+			r.fields(n, "defaults", map[string]func(ast.Node){
+				"queue_type": func(n ast.Node) { f.Defaults.QueueType = r.enum(n, "queue_type", Quorum, Classic, Stream) },
+			})
+		},
+		"exchanges": func(n ast.Node) {
+			r.seq(n, "exchanges", func(n ast.Node) { f.Exchanges = append(f.Exchanges, r.exchange(n)) })
+		},
+		"queues": func(n ast.Node) {
+			r.seq(n, "queues", func(n ast.Node) { f.Queues = append(f.Queues, r.queue(n)) })
+		},
+		"bindings": func(n ast.Node) {
+			r.seq(n, "bindings", func(n ast.Node) { f.Bindings = append(f.Bindings, r.binding(n)) })
+		},
+		"policies": func(n ast.Node) {
+			r.seq(n, "policies", func(n ast.Node) { f.Policies = append(f.Policies, r.policy(n)) })
+		},
+	}, "apiVersion")
+	return f, r.probs
+}
+
+type reader struct {
+	file  string
+	probs yamlfile.Problems
+}
+
+func posOf(n ast.Node) Pos {
+	if n == nil {
+		return Pos{}
+	}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		return Pos{Line: tk.Position.Line, Column: tk.Position.Column}
+	}
+	return Pos{}
+}
+
+func (r *reader) addf(n ast.Node, format string, a ...any) {
+	p := posOf(n)
+	r.probs = append(r.probs, yamlfile.Problem{File: r.file, Line: p.Line, Column: p.Column, Message: fmt.Sprintf(format, a...)})
+}
+
+// unwrap removes anchors and tags, which do not change the value.
+func unwrap(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
+func kindName(n ast.Node) string {
+	switch unwrap(n).(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.StringNode, *ast.LiteralNode:
+		return "a string"
+	case *ast.IntegerNode:
+		return "an integer"
+	case *ast.FloatNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	case *ast.NullNode, nil:
+		return "empty"
+	case *ast.AliasNode:
+		return "an alias"
+	}
+	return "a " + unwrap(n).Type().String()
+}
+
+// fields reads a mapping: known keys go to their handler, unknown and
+// duplicate keys are problems, required keys must be present.
+func (r *reader) fields(n ast.Node, what string, handlers map[string]func(ast.Node), required ...string) Pos {
+	n = unwrap(n)
+	entries, ok := mappingEntries(n)
+	if !ok {
+		r.addf(n, "%s must be a mapping, not %s", what, kindName(n))
+		return posOf(n)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		key := keyOf(e)
+		if seen[key] {
+			r.addf(e.Key, "duplicate key %q in %s", key, what)
+			continue
+		}
+		seen[key] = true
+		h, ok := handlers[key]
+		if !ok {
+			r.addf(e.Key, "unknown key %q in %s (want one of %s)", key, what, strings.Join(sortedKeys(handlers), ", "))
+			continue
+		}
+		h(e.Value)
+	}
+	for _, k := range required {
+		if !seen[k] {
+			r.addf(n, "%s: missing required key %q", what, k)
+		}
+	}
+	if len(entries) > 0 {
+		return posOf(entries[0].Key)
+	}
+	return posOf(n)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func (r *reader) seq(n ast.Node, what string, each func(ast.Node)) {
+	r.seqOf(n, what, true, each)
+}
+
+func (r *reader) seqOf(n ast.Node, what string, mapsOnly bool, each func(ast.Node)) {
+	n = unwrap(n)
+	switch s := n.(type) {
+	case *ast.SequenceNode:
+		for _, v := range s.Values {
+			switch unwrap(v).(type) {
+			case *ast.MappingNode, *ast.MappingValueNode:
+				each(v)
+			default:
+				if mapsOnly {
+					r.addf(v, "each entry of %s must be a mapping, not %s", what, kindName(v))
+					continue
+				}
+				each(v)
+			}
+		}
+	case *ast.NullNode:
+	default:
+		r.addf(n, "%s must be a list, not %s", what, kindName(n))
+	}
+}
+
+func (r *reader) str(n ast.Node, what string) string {
+	switch s := unwrap(n).(type) {
+	case *ast.StringNode:
+		return s.Value
+	case *ast.LiteralNode:
+		return s.Value.Value
+	}
+	r.addf(n, "%s must be a string, not %s", what, kindName(n))
+	return ""
+}
+
+func (r *reader) enum(n ast.Node, what string, allowed ...string) string {
+	s := r.str(n, what)
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	if s != "" || kindName(n) == "a string" {
+		r.addf(n, "%s: %q is not one of %s", what, s, strings.Join(allowed, ", "))
+	}
+	return s
+}
+
+func (r *reader) boolean(n ast.Node, what string) bool {
+	if b, ok := unwrap(n).(*ast.BoolNode); ok {
+		return b.Value
+	}
+	r.addf(n, "%s must be true or false, not %s", what, kindName(n))
+	return false
+}
+
+func (r *reader) integer(n ast.Node, what string) int {
+	if i, ok := unwrap(n).(*ast.IntegerNode); ok {
+		switch v := i.Value.(type) {
+		case int64:
+			if v >= -1<<31 && v < 1<<31 {
+				return int(v)
+			}
+		case uint64:
+			if v < 1<<31 {
+				return int(v)
+			}
+		}
+		r.addf(n, "%s: %s is out of range", what, i.Token.Value)
+		return 0
+	}
+	r.addf(n, "%s must be an integer, not %s", what, kindName(n))
+	return 0
+}
+
+// args reads a free-form mapping (x-arguments, policy definitions).
+func (r *reader) args(n ast.Node, what string) map[string]any {
+	u := unwrap(n)
+	if _, ok := u.(*ast.NullNode); ok {
+		return nil
+	}
+	switch u.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+	default:
+		r.addf(n, "%s must be a mapping, not %s", what, kindName(n))
+		return nil
+	}
+	// Duplicate keys inside the mapping are problems too.
+	r.fields(n, what, anyKey(u))
+	var m map[string]any
+	if err := yaml.NodeToValue(u, &m); err != nil {
+		r.addf(n, "%s: %v", what, err)
+		return nil
+	}
+	return m
+}
+
+// anyKey accepts every key of a mapping (used to find duplicates only).
+func anyKey(n ast.Node) map[string]func(ast.Node) {
+	h := map[string]func(ast.Node){}
+	entries, _ := mappingEntries(n)
+	for _, e := range entries {
+		h[keyOf(e)] = func(ast.Node) {}
+	}
+	return h
+}
+
+// mappingEntries returns a mapping's entries; a one-entry mapping may come
+// as a bare MappingValueNode.
+func mappingEntries(n ast.Node) ([]*ast.MappingValueNode, bool) {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m.Values, true
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{m}, true
+	}
+	return nil, false
+}
+
+func keyOf(e *ast.MappingValueNode) string {
+	if ks, ok := unwrap(e.Key).(*ast.StringNode); ok {
+		return ks.Value
+	}
+	return strings.TrimSpace(e.Key.String())
+}
+
+func (r *reader) exchange(n ast.Node) Exchange {
+	var e Exchange
+	e.Pos = r.fields(n, "an exchange", map[string]func(ast.Node){
+		"name":        func(n ast.Node) { e.Name = r.str(n, "exchange name") },
+		"type":        func(n ast.Node) { e.Type = r.str(n, "exchange type") },
+		"durable":     func(n ast.Node) { b := r.boolean(n, "durable"); e.Durable = &b },
+		"auto_delete": func(n ast.Node) { e.AutoDelete = r.boolean(n, "auto_delete") },
+		"internal":    func(n ast.Node) { e.Internal = r.boolean(n, "internal") },
+		"arguments":   func(n ast.Node) { e.Arguments = r.args(n, "exchange arguments") },
+	}, "name", "type")
+	return e
+}
+
+func (r *reader) queue(n ast.Node) Queue {
+	var q Queue
+	q.Pos = r.fields(n, "a queue", map[string]func(ast.Node){
+		"name":        func(n ast.Node) { q.Name = r.str(n, "queue name") },
+		"type":        func(n ast.Node) { q.Type = r.enum(n, "queue type", Quorum, Classic, Stream) },
+		"durable":     func(n ast.Node) { b := r.boolean(n, "durable"); q.Durable = &b },
+		"auto_delete": func(n ast.Node) { q.AutoDelete = r.boolean(n, "auto_delete") },
+		"arguments":   func(n ast.Node) { q.Arguments = r.args(n, "queue arguments") },
+		"delivery_limit": func(n ast.Node) {
+			v := r.integer(n, "delivery_limit")
+			if v < 1 {
+				r.addf(n, "delivery_limit must be at least 1")
+			}
+			q.DeliveryLimit = &v
+		},
+		"bindings": func(n ast.Node) {
+			r.seq(n, "queue bindings", func(n ast.Node) { q.Bindings = append(q.Bindings, r.queueBinding(n)) })
+		},
+		"retry": func(n ast.Node) { q.Retry = r.retry(n) },
+		"dead_letter": func(n ast.Node) {
+			q.DeadLetter.Pos = posOf(n)
+			switch v := unwrap(n).(type) {
+			case *ast.BoolNode:
+				if v.Value {
+					q.DeadLetter.Queue = "\x00default"
+				}
+			case *ast.StringNode:
+				if v.Value == "" {
+					r.addf(n, "dead_letter: an empty queue name; use true for the default name")
+				}
+				q.DeadLetter.Queue = v.Value
+			default:
+				r.addf(n, "dead_letter must be true, false or a queue name, not %s", kindName(n))
+			}
+		},
+	}, "name")
+	if q.DeadLetter.Queue == "\x00default" {
+		q.DeadLetter.Queue, q.DeadLetter.Default = pattern.DefaultDLQ(q.Name), true
+	}
+	return q
+}
+
+func (r *reader) queueBinding(n ast.Node) QueueBinding {
+	var b QueueBinding
+	b.Pos = r.fields(n, "a queue binding", map[string]func(ast.Node){
+		"exchange":    func(n ast.Node) { b.Exchange = r.str(n, "binding exchange") },
+		"routing_key": func(n ast.Node) { b.RoutingKey = r.str(n, "routing_key") },
+		"arguments":   func(n ast.Node) { b.Arguments = r.args(n, "binding arguments") },
+	}, "exchange")
+	return b
+}
+
+func (r *reader) retry(n ast.Node) *Retry {
+	rt := &Retry{}
+	rt.Pos = r.fields(n, "retry", map[string]func(ast.Node){
+		"max_attempts": func(n ast.Node) {
+			rt.MaxAttempts = r.integer(n, "max_attempts")
+			if rt.MaxAttempts < 1 {
+				r.addf(n, "max_attempts must be at least 1 (it counts the first attempt)")
+			}
+		},
+		"backoff": func(n ast.Node) {
+			r.seqOf(n, "backoff", false, func(n ast.Node) {
+				s := r.str(n, "backoff duration")
+				if s == "" {
+					return
+				}
+				d, err := ParseDuration(s)
+				if err != nil {
+					r.addf(n, "backoff: %v", err)
+					rt.backoffBad = true
+					return
+				}
+				rt.Backoff = append(rt.Backoff, d)
+			})
+		},
+	}, "max_attempts")
+	return rt
+}
+
+func (r *reader) binding(n ast.Node) Binding {
+	var b Binding
+	b.Pos = r.fields(n, "a binding", map[string]func(ast.Node){
+		"source":           func(n ast.Node) { b.Source = r.str(n, "binding source") },
+		"destination":      func(n ast.Node) { b.Destination = r.str(n, "binding destination") },
+		"destination_type": func(n ast.Node) { b.DestinationType = r.enum(n, "destination_type", "queue", "exchange") },
+		"routing_key":      func(n ast.Node) { b.RoutingKey = r.str(n, "routing_key") },
+		"arguments":        func(n ast.Node) { b.Arguments = r.args(n, "binding arguments") },
+	}, "source", "destination")
+	if b.DestinationType == "" {
+		b.DestinationType = "queue"
+	}
+	return b
+}
+
+func (r *reader) policy(n ast.Node) Policy {
+	var p Policy
+	p.Pos = r.fields(n, "a policy", map[string]func(ast.Node){
+		"name":    func(n ast.Node) { p.Name = r.str(n, "policy name") },
+		"pattern": func(n ast.Node) { p.Pattern = r.str(n, "policy pattern") },
+		"apply_to": func(n ast.Node) {
+			p.ApplyTo = r.enum(n, "apply_to", "queues", "exchanges", "all", "classic_queues", "quorum_queues", "streams")
+		},
+		"priority":   func(n ast.Node) { p.Priority = r.integer(n, "priority") },
+		"definition": func(n ast.Node) { p.Definition = r.args(n, "policy definition") },
+	}, "name", "pattern", "definition")
+	return p
+}

@@ -1,0 +1,452 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Action classifies a change in a plan.
+type Action string
+
+// Plan actions.
+const (
+	// Create: the object is missing on the broker.
+	Create Action = "create"
+	// Update: the object exists and can be changed in place (policies).
+	Update Action = "update"
+	// Conflict: the object exists with a property RabbitMQ cannot change
+	// (queue type, durability, x-arguments); apply refuses.
+	Conflict Action = "conflict"
+	// Extra: on the broker but not in the file; kept.
+	Extra Action = "extra"
+	// Delete: an extra object apply --prune deletes.
+	Delete Action = "delete"
+	// Keep: an extra queue --prune will not delete because it holds
+	// messages or has consumers.
+	Keep Action = "keep"
+)
+
+// Object kinds.
+const (
+	KindExchange = "exchange"
+	KindQueue    = "queue"
+	KindBinding  = "binding"
+	KindPolicy   = "policy"
+)
+
+// QueueState is what the broker reports about a queue's use.
+type QueueState struct {
+	Messages  int `json:"messages"`
+	Consumers int `json:"consumers"`
+}
+
+// Change is one difference between the file and the broker.
+type Change struct {
+	Action  Action   `json:"action"`
+	Kind    string   `json:"kind"`
+	Name    string   `json:"name"`
+	Role    Role     `json:"role,omitempty"`
+	Owner   string   `json:"owner,omitempty"`
+	Details []string `json:"details,omitempty"`
+	// Hint says what to do instead, for conflicts and kept queues.
+	Hint string `json:"hint,omitempty"`
+	// Messages is the queue's message count when the broker reported one.
+	Messages *int `json:"messages,omitempty"`
+
+	queue    *DefQueue
+	exchange *DefExchange
+	binding  *DefBinding
+	policy   *DefPolicy
+}
+
+// Plan is the classified difference between an expanded file and a vhost.
+type Plan struct {
+	Vhost   string   `json:"vhost"`
+	Changes []Change `json:"changes"`
+	Summary Summary  `json:"summary"`
+	// Prune is true when extra objects were classified for deletion.
+	Prune bool `json:"prune"`
+}
+
+// Summary counts changes by action.
+type Summary struct {
+	Create    int `json:"create"`
+	Update    int `json:"update"`
+	Conflict  int `json:"conflict"`
+	Extra     int `json:"extra"`
+	Delete    int `json:"delete"`
+	Keep      int `json:"keep"`
+	Unchanged int `json:"unchanged"`
+}
+
+// Pending reports whether applying the plan would change something (or
+// cannot, because of conflicts). Extra objects count only under prune.
+func (p *Plan) Pending() bool {
+	s := p.Summary
+	return s.Create+s.Update+s.Conflict+s.Delete > 0
+}
+
+// HasConflicts reports whether apply must refuse.
+func (p *Plan) HasConflicts() bool { return p.Summary.Conflict > 0 }
+
+// PlanOptions adjusts the diff.
+type PlanOptions struct {
+	// Prune classifies extra objects as Delete (or Keep for queues in use).
+	Prune bool
+}
+
+// Diff compares the expanded file with live definitions (of the same
+// vhost) and the queues' states. It is pure: no broker calls.
+func Diff(x *Expanded, live *Definitions, states map[string]QueueState, opts PlanOptions) *Plan {
+	p := &Plan{Vhost: x.Vhost, Prune: opts.Prune, Changes: []Change{}}
+	msgs := func(name string) *int {
+		if s, ok := states[name]; ok {
+			n := s.Messages
+			return &n
+		}
+		return nil
+	}
+
+	liveEx := map[string]DefExchange{}
+	for _, e := range live.Exchanges {
+		if managedExchange(e.Name) {
+			liveEx[e.Name] = e
+		}
+	}
+	liveQ := map[string]DefQueue{}
+	for _, q := range live.Queues {
+		liveQ[q.Name] = q
+	}
+	liveB := map[string]DefBinding{}
+	for _, b := range live.Bindings {
+		if b.Source != "" {
+			liveB[b.Key()] = b
+		}
+	}
+	liveP := map[string]DefPolicy{}
+	for _, pol := range live.Policies {
+		liveP[pol.Name] = pol
+	}
+
+	for i := range x.Defs.Exchanges {
+		want := x.Defs.Exchanges[i]
+		o := x.Exchanges[want.Name]
+		c := Change{Kind: KindExchange, Name: want.Name, Role: o.Role, Owner: o.Owner, exchange: &x.Defs.Exchanges[i]}
+		have, ok := liveEx[want.Name]
+		delete(liveEx, want.Name)
+		if !ok {
+			c.Action, c.Details = Create, []string{"type " + want.Type}
+			p.add(c)
+			continue
+		}
+		if d := exchangeDiffs(want, have); len(d) > 0 {
+			c.Action, c.Details = Conflict, d
+			c.Hint = "RabbitMQ cannot change an existing exchange's type, durability or arguments. Exchanges hold no messages: either keep the broker's settings in the file, or declare the exchange under a new name and move the bindings and publishers to it; deleting and re-declaring it drops its bindings and makes publishes unroutable in between, so mqctl never does that for you."
+			p.add(c)
+			continue
+		}
+		p.Summary.Unchanged++
+	}
+
+	for i := range x.Defs.Queues {
+		want := x.Defs.Queues[i]
+		o := x.Queues[want.Name]
+		c := Change{Kind: KindQueue, Name: want.Name, Role: o.Role, Owner: o.Owner, queue: &x.Defs.Queues[i]}
+		have, ok := liveQ[want.Name]
+		delete(liveQ, want.Name)
+		if !ok {
+			c.Action, c.Details = Create, []string{queueSummary(want)}
+			p.add(c)
+			continue
+		}
+		d, addable := queueDiffs(want, have)
+		if len(d) == 0 {
+			p.Summary.Unchanged++
+			continue
+		}
+		c.Action, c.Details, c.Messages = Conflict, d, msgs(want.Name)
+		c.Hint = queueConflictHint(want, have, addable, c.Messages)
+		p.add(c)
+	}
+
+	for i := range x.Defs.Bindings {
+		want := x.Defs.Bindings[i]
+		if _, ok := liveB[want.Key()]; ok {
+			delete(liveB, want.Key())
+			p.Summary.Unchanged++
+			continue
+		}
+		p.add(Change{Action: Create, Kind: KindBinding, Name: bindingName(want), binding: &x.Defs.Bindings[i]})
+	}
+
+	for i := range x.Defs.Policies {
+		want := x.Defs.Policies[i]
+		c := Change{Kind: KindPolicy, Name: want.Name, policy: &x.Defs.Policies[i]}
+		have, ok := liveP[want.Name]
+		delete(liveP, want.Name)
+		switch {
+		case !ok:
+			c.Action, c.Details = Create, []string{fmt.Sprintf("pattern %s apply-to %s", want.Pattern, want.ApplyTo)}
+		case policyDiffs(want, have) != nil:
+			c.Action, c.Details = Update, policyDiffs(want, have)
+		default:
+			p.Summary.Unchanged++
+			continue
+		}
+		p.add(c)
+	}
+
+	// What is left on the broker is not in the file.
+	extra := func(c Change) {
+		c.Action = Extra
+		if opts.Prune {
+			c.Action = Delete
+		}
+		p.add(c)
+	}
+	for _, name := range sortedKeys(liveEx) {
+		e := liveEx[name]
+		extra(Change{Kind: KindExchange, Name: name, Details: []string{"not in the file"}, exchange: &e})
+	}
+	for _, name := range sortedKeys(liveQ) {
+		q := liveQ[name]
+		c := Change{Kind: KindQueue, Name: name, Details: []string{"not in the file"}, Messages: msgs(name), queue: &q}
+		if opts.Prune {
+			st, known := states[name]
+			switch {
+			case !known:
+				c.Action, c.Hint = Keep, "its message count is unknown; mqctl deletes only queues it knows to be empty"
+			case st.Messages > 0 || st.Consumers > 0:
+				c.Action = Keep
+				c.Hint = fmt.Sprintf("holds %d messages and has %d consumers: never pruned; drain it (or move its messages with a shovel) and prune again", st.Messages, st.Consumers)
+			default:
+				c.Action = Delete
+			}
+			p.add(c)
+			continue
+		}
+		extra(c)
+	}
+	keys := sortedKeys(liveB)
+	for _, k := range keys {
+		b := liveB[k]
+		extra(Change{Kind: KindBinding, Name: bindingName(b), Details: []string{"not in the file"}, binding: &b})
+	}
+	for _, name := range sortedKeys(liveP) {
+		pol := liveP[name]
+		extra(Change{Kind: KindPolicy, Name: name, Details: []string{"not in the file"}, policy: &pol})
+	}
+	sortChanges(p.Changes)
+	return p
+}
+
+func (p *Plan) add(c Change) {
+	switch c.Action {
+	case Create:
+		p.Summary.Create++
+	case Update:
+		p.Summary.Update++
+	case Conflict:
+		p.Summary.Conflict++
+	case Extra:
+		p.Summary.Extra++
+	case Delete:
+		p.Summary.Delete++
+	case Keep:
+		p.Summary.Keep++
+	}
+	p.Changes = append(p.Changes, c)
+}
+
+var kindOrder = map[string]int{KindExchange: 0, KindQueue: 1, KindBinding: 2, KindPolicy: 3}
+var actionOrder = map[Action]int{Conflict: 0, Create: 1, Update: 2, Delete: 3, Keep: 4, Extra: 5}
+
+func sortChanges(cs []Change) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if actionOrder[a.Action] != actionOrder[b.Action] {
+			return actionOrder[a.Action] < actionOrder[b.Action]
+		}
+		if kindOrder[a.Kind] != kindOrder[b.Kind] {
+			return kindOrder[a.Kind] < kindOrder[b.Kind]
+		}
+		return a.Name < b.Name
+	})
+}
+
+// managedExchange is false for the default exchange and RabbitMQ's own amq.*.
+func managedExchange(name string) bool {
+	return name != "" && !strings.HasPrefix(name, "amq.")
+}
+
+func bindingName(b DefBinding) string {
+	s := fmt.Sprintf("%s → %s %s", b.Source, b.DestinationType, b.Destination)
+	if b.RoutingKey != "" {
+		s += " [" + b.RoutingKey + "]"
+	}
+	if len(b.Arguments) > 0 {
+		s += " " + canonical(b.Arguments)
+	}
+	return s
+}
+
+func queueSummary(q DefQueue) string {
+	s := q.Type()
+	if !q.Durable {
+		s += ", transient"
+	}
+	if q.AutoDelete {
+		s += ", auto-delete"
+	}
+	var parts []string
+	for _, k := range sortedKeys(q.Arguments) {
+		if k == "x-queue-type" {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s=%v", k, q.Arguments[k]))
+	}
+	if len(parts) > 0 {
+		s += ", " + strings.Join(parts, " ")
+	}
+	return s
+}
+
+func exchangeDiffs(want, have DefExchange) []string {
+	var d []string
+	if want.Type != have.Type {
+		d = append(d, fmt.Sprintf("type: broker %s, file %s", have.Type, want.Type))
+	}
+	if want.Durable != have.Durable {
+		d = append(d, fmt.Sprintf("durable: broker %t, file %t", have.Durable, want.Durable))
+	}
+	if want.AutoDelete != have.AutoDelete {
+		d = append(d, fmt.Sprintf("auto_delete: broker %t, file %t", have.AutoDelete, want.AutoDelete))
+	}
+	if want.Internal != have.Internal {
+		d = append(d, fmt.Sprintf("internal: broker %t, file %t", have.Internal, want.Internal))
+	}
+	return append(d, argDiffs(want.Arguments, have.Arguments, nil)...)
+}
+
+// queueDiffs lists what differs; addable lists arguments the file adds that
+// the broker's queue lacks (a policy can add those to a live queue).
+func queueDiffs(want, have DefQueue) (d []string, addable []string) {
+	if want.Type() != have.Type() {
+		d = append(d, fmt.Sprintf("type: broker %s, file %s", have.Type(), want.Type()))
+	}
+	if want.Durable != have.Durable {
+		d = append(d, fmt.Sprintf("durable: broker %t, file %t", have.Durable, want.Durable))
+	}
+	if want.AutoDelete != have.AutoDelete {
+		d = append(d, fmt.Sprintf("auto_delete: broker %t, file %t", have.AutoDelete, want.AutoDelete))
+	}
+	skip := map[string]bool{"x-queue-type": true}
+	for _, k := range sortedKeys(want.Arguments) {
+		if _, ok := have.Arguments[k]; !ok && !skip[k] {
+			addable = append(addable, k)
+		}
+	}
+	return append(d, argDiffs(want.Arguments, have.Arguments, skip)...), addable
+}
+
+func argDiffs(want, have map[string]any, skip map[string]bool) []string {
+	var d []string
+	for _, k := range sortedKeys(union(want, have)) {
+		if skip[k] {
+			continue
+		}
+		w, inWant := want[k]
+		h, inHave := have[k]
+		switch {
+		case inWant && !inHave:
+			d = append(d, fmt.Sprintf("argument %s: broker (none), file %v", k, w))
+		case !inWant && inHave:
+			d = append(d, fmt.Sprintf("argument %s: broker %v, file (none)", k, h))
+		case !sameValue(w, h):
+			d = append(d, fmt.Sprintf("argument %s: broker %v, file %v", k, h, w))
+		}
+	}
+	return d
+}
+
+// policyKeys maps queue x-arguments to the policy keys that can set the
+// same thing on a live queue.
+var policyKeys = map[string]string{
+	"x-message-ttl": "message-ttl", "x-expires": "expires", "x-max-length": "max-length",
+	"x-max-length-bytes": "max-length-bytes", "x-overflow": "overflow",
+	"x-dead-letter-exchange": "dead-letter-exchange", "x-dead-letter-routing-key": "dead-letter-routing-key",
+	"x-delivery-limit": "delivery-limit", "x-dead-letter-strategy": "dead-letter-strategy",
+	"x-queue-mode": "queue-mode", "x-max-in-memory-length": "max-in-memory-length",
+}
+
+func queueConflictHint(want, have DefQueue, addable []string, messages *int) string {
+	held := ""
+	if messages != nil && *messages > 0 {
+		held = fmt.Sprintf(" The queue holds %d messages: never delete it to resolve this.", *messages)
+	}
+	migrate := fmt.Sprintf("declare the queue under a new name (e.g. %s.v2) with the new settings, bind it and move the consumers, move the remaining messages (e.g. a shovel), and delete %q only once it is empty", want.Name, want.Name)
+	if want.Type() != have.Type() || want.Durable != have.Durable || want.AutoDelete != have.AutoDelete {
+		return "RabbitMQ cannot change a queue's type or durability. Safe route: keep the broker's settings in the file, or " + migrate + "." + held
+	}
+	// Only arguments differ. Arguments the live queue lacks can come from a
+	// policy; arguments it already has are fixed (they win over a policy).
+	onlyAddable := true
+	for _, k := range sortedKeys(union(want.Arguments, have.Arguments)) {
+		if k == "x-queue-type" || sameValue(want.Arguments[k], have.Arguments[k]) {
+			continue
+		}
+		if !contains(addable, k) || policyKeys[k] == "" {
+			onlyAddable = false
+		}
+	}
+	if onlyAddable && len(addable) > 0 {
+		var defs []string
+		for _, k := range addable {
+			if pk := policyKeys[k]; pk != "" && !sameValue(want.Arguments[k], have.Arguments[k]) {
+				defs = append(defs, fmt.Sprintf("%s: %v", pk, want.Arguments[k]))
+			}
+		}
+		return fmt.Sprintf("RabbitMQ cannot add x-arguments to an existing queue, but a policy can set the same on a live queue: remove them from the file's queue and add a policy {pattern: %q, apply_to: queues, definition: {%s}}. Or %s.%s",
+			"^"+regexp.QuoteMeta(want.Name)+"$", strings.Join(defs, ", "), migrate, held)
+	}
+	return "RabbitMQ cannot change the x-arguments of an existing queue (and an argument on the queue wins over a policy). Safe route: put the broker's values in the file (`mqctl topology export` shows them), or " + migrate + "." + held
+}
+
+func union(a, b map[string]any) map[string]bool {
+	m := map[string]bool{}
+	for k := range a {
+		m[k] = true
+	}
+	for k := range b {
+		m[k] = true
+	}
+	return m
+}
+
+func contains(s []string, v string) bool {
+	for _, e := range s {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
+func policyDiffs(want, have DefPolicy) []string {
+	var d []string
+	if want.Pattern != have.Pattern {
+		d = append(d, fmt.Sprintf("pattern: broker %s, file %s", have.Pattern, want.Pattern))
+	}
+	if want.ApplyTo != have.ApplyTo {
+		d = append(d, fmt.Sprintf("apply-to: broker %s, file %s", have.ApplyTo, want.ApplyTo))
+	}
+	if want.Priority != have.Priority {
+		d = append(d, fmt.Sprintf("priority: broker %d, file %d", have.Priority, want.Priority))
+	}
+	if !sameValue(want.Definition, have.Definition) {
+		d = append(d, fmt.Sprintf("definition: broker %s, file %s", canonical(have.Definition), canonical(want.Definition)))
+	}
+	return d
+}
