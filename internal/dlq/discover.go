@@ -27,11 +27,11 @@ type DLQ struct {
 	// queue's dead-letter settings route here), "pattern" (mqctl naming).
 	FoundBy []string `json:"found_by"`
 	// Filled in by a peek:
-	Peeked       int           `json:"peeked"`
-	TopReasons   []ReasonCount `json:"top_reasons"`
-	OldestDeath  *string       `json:"oldest_death,omitempty"`
-	PeekError    string        `json:"peek_error,omitempty"`
-	Warning      string        `json:"warning,omitempty"`
+	Peeked      int           `json:"peeked"`
+	TopReasons  []ReasonCount `json:"top_reasons"`
+	OldestDeath *string       `json:"oldest_death,omitempty"`
+	PeekError   string        `json:"peek_error,omitempty"`
+	Warning     string        `json:"warning,omitempty"`
 }
 
 // ReasonCount is how many peeked messages died for one reason.
