@@ -150,7 +150,8 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 		}
 		fmt.Fprintf(&b, "dry run: would %s %d", v.verb, n)
 	} else {
-		fmt.Fprintf(&b, "%s %d", v.verb+"d", v.Replayed+v.Purged)
+		done := map[string]string{"replay": "replayed", "purge": "purged"}[v.verb]
+		fmt.Fprintf(&b, "%s %d", done, v.Replayed+v.Purged)
 	}
 	fmt.Fprintf(&b, ", skipped %d, failed %d, not found %d; %d message(s) in %s at start, %d read",
 		v.Skipped, v.Failed, len(v.NotFound), v.Depth, v.Queue, v.Scanned)

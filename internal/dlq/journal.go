@@ -9,24 +9,28 @@ import (
 	"path/filepath"
 )
 
-// Journal records, per replay of one queue, which messages were published
-// and which dead letters were then acked. A replay killed between the
-// publish and the ack leaves the dead letter in the DLQ and a copy in the
-// origin queue; the next run reads the journal and reports those ids as
-// possible duplicates (at most the confirm window). Lines are written with
-// plain write(2) before each publish, which survives the process being
-// killed (not a machine crash; that only loses the report, never a message).
+// Journal records, per replay of one queue, the id of every message a run
+// publishes, written with plain write(2) before the publish (it survives
+// the process being killed; a machine crash only loses the report, never
+// a message). A run that finishes marks the journal done. A run killed
+// between a publish and the broker processing the dead letter's ack
+// leaves that dead letter in the DLQ and a copy in the origin queue: the
+// next run meets the same id in the DLQ again, finds it in the journal of
+// the unfinished run, and reports it as a possible duplicate. That is
+// exact whatever happened to the acks in flight: a dead letter still in
+// the DLQ was not acked. There are at most the confirm window of them
+// (plus acks the kill cut off on the wire).
 type Journal struct {
 	f   *os.File
 	buf []byte
-	// Unsettled counts, per id, messages an earlier run published without
-	// acking their dead letter.
+	// Unsettled counts, per id, the publishes of earlier, unfinished runs
+	// not yet accounted for.
 	Unsettled map[string]int
 }
 
 type journalLine struct {
 	P   string `json:"p,omitempty"` // published
-	A   string `json:"a,omitempty"` // acked
+	A   string `json:"a,omitempty"` // accounted for: reported by a later run
 	End bool   `json:"end,omitempty"`
 }
 
@@ -97,14 +101,6 @@ func (j *Journal) published(id string) error {
 	}
 	j.add(journalLine{P: id})
 	return j.flush()
-}
-
-// acked is buffered; losing it to a kill only over-reports duplicates.
-func (j *Journal) acked(id string) {
-	if j == nil {
-		return
-	}
-	j.add(journalLine{A: id})
 }
 
 // redo reports whether replaying id now may duplicate an earlier run's

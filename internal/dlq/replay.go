@@ -162,7 +162,6 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 				rep.Failed++
 				return aerr
 			}
-			o.Journal.acked(out.ID)
 			out.Status = StatusReplayed
 			rep.Replayed++
 			return nil

@@ -108,16 +108,16 @@ func TestIdentity(t *testing.T) {
 func TestForReplayMovesDeathHeaders(t *testing.T) {
 	when := time.Unix(1700000000, 0)
 	msg := amqp.Publishing{Headers: amqp.Table{
-		"tenant":                     "acme",
-		"x-death":                    []any{amqp.Table{"queue": "email", "reason": "rejected", "count": int64(1)}},
-		"x-first-death-queue":        "email",
-		pattern.HeaderOriginQueue:    "email",
-		pattern.HeaderFailureReason:  "smtp 550",
-		pattern.HeaderAttempt:        int32(4),
-		pattern.HeaderReplayCount:    int64(1),
-		pattern.HeaderDeathHistory:   []any{amqp.Table{"dlq": "email.dlq"}},
-		pattern.HeaderFirstFailedAt:  "2026-01-01T00:00:00Z",
-		pattern.HeaderFailedAt:       "2026-01-01T00:01:00Z",
+		"tenant":                    "acme",
+		"x-death":                   []any{amqp.Table{"queue": "email", "reason": "rejected", "count": int64(1)}},
+		"x-first-death-queue":       "email",
+		pattern.HeaderOriginQueue:   "email",
+		pattern.HeaderFailureReason: "smtp 550",
+		pattern.HeaderAttempt:       int32(4),
+		pattern.HeaderReplayCount:   int64(1),
+		pattern.HeaderDeathHistory:  []any{amqp.Table{"dlq": "email.dlq"}},
+		pattern.HeaderFirstFailedAt: "2026-01-01T00:00:00Z",
+		pattern.HeaderFailedAt:      "2026-01-01T00:01:00Z",
 	}, Body: []byte("b"), MessageId: "m1"}
 	out := ForReplay(msg, "email.dlq", when)
 	if out.Headers["tenant"] != "acme" || out.MessageId != "m1" || string(out.Body) != "b" {
