@@ -87,6 +87,8 @@ or permission refused, 130 interrupted.`,
 func commands(f *Factory) []*cobra.Command {
 	return []*cobra.Command{
 		inGroup(groupTopology, NewCmdTopology(f)),
+		inGroup(groupInspect, NewCmdDLQ(f)),
+		inGroup(groupMessaging, NewCmdPublish(f, nil)),
 		inGroup(groupSetup, NewCmdDoctor(f, nil)),
 		inGroup(groupSetup, NewCmdVersion(f)),
 		inGroup(groupSetup, NewCmdCompletion(f)),

@@ -1,0 +1,328 @@
+// Command dlqreplay measures `mqctl dlq replay` against the broker's own
+// shovel-based move (what the management UI's "Move messages" creates: a
+// dynamic shovel with src-delete-after: queue-length) on the same broker
+// in the same run, and checks both moved every id exactly once.
+//
+// Each run uses a fresh vhost with two identical DLQs of n dead letters
+// (dead-lettered by the broker from their work queues), moves one with
+// mqctl and the other with a shovel, in alternating order, and drains the
+// destinations to count ids. Run it through bench/dlq-replay-vs-shovel.sh.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func main() {
+	var (
+		n      = flag.Int("n", 100000, "dead letters per DLQ")
+		size   = flag.Int("size", 1024, "body size in bytes")
+		runs   = flag.Int("runs", 3, "runs (order alternates)")
+		bin    = flag.String("mqctl", "bin/mqctl", "mqctl binary")
+		base   = flag.String("url", "amqp://guest:guest@localhost:5672/", "broker AMQP URL (vhost is replaced)")
+		mgmtU  = flag.String("mgmt-url", "http://localhost:15672", "management API")
+		extra  = flag.String("mqctl-args", "", "extra replay flags, e.g. --window 1024")
+		asJSON = flag.Bool("json", false, "print results as JSON")
+	)
+	flag.Parse()
+	if err := run(*n, *size, *runs, *bin, *base, *mgmtU, *extra, *asJSON); err != nil {
+		fmt.Fprintln(os.Stderr, "dlqreplay:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	Run          int     `json:"run"`
+	Method       string  `json:"method"`
+	Messages     int     `json:"messages"`
+	Seconds      float64 `json:"seconds"`
+	MsgPerSecond float64 `json:"msg_per_second"`
+	Lost         int     `json:"lost"`
+	Duplicated   int     `json:"duplicated"`
+}
+
+func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error {
+	uri, err := amqp.ParseURI(base)
+	if err != nil {
+		return err
+	}
+	mgmt, err := rabbithole.NewClient(mgmtURL, uri.Username, uri.Password)
+	if err != nil {
+		return err
+	}
+	var results []result
+	for r := 1; r <= runs; r++ {
+		vhost := fmt.Sprintf("mqctl-bench-dlq-%d-%d", os.Getpid(), r)
+		if _, err := mgmt.PutVhost(vhost, rabbithole.VhostSettings{}); err != nil {
+			return err
+		}
+		if _, err := mgmt.UpdatePermissionsIn(vhost, uri.Username, rabbithole.Permissions{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+			return err
+		}
+		u := uri
+		u.Vhost = vhost
+		res, err := oneRun(r, n, size, bin, u.String(), mgmtURL, vhost, mgmt, extra)
+		mgmt.DeleteVhost(vhost)
+		if err != nil {
+			return err
+		}
+		results = append(results, res...)
+		for _, x := range res {
+			fmt.Fprintf(os.Stderr, "run %d %-7s %d msgs in %.2fs = %.0f msg/s, lost %d, duplicated %d\n", x.Run, x.Method, x.Messages, x.Seconds, x.MsgPerSecond, x.Lost, x.Duplicated)
+		}
+	}
+	med := map[string]float64{}
+	for _, m := range []string{"mqctl", "shovel"} {
+		var xs []float64
+		for _, x := range results {
+			if x.Method == m {
+				xs = append(xs, x.MsgPerSecond)
+			}
+		}
+		sort.Float64s(xs)
+		med[m] = xs[len(xs)/2]
+	}
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": results, "median_msg_per_second": med, "ratio": med["mqctl"] / med["shovel"]})
+	}
+	fmt.Printf("median over %d runs of %d x %d B dead letters: mqctl %.0f msg/s, shovel %.0f msg/s, ratio %.2fx\n",
+		runs, n, size, med["mqctl"], med["shovel"], med["mqctl"]/med["shovel"])
+	for _, x := range results {
+		if x.Lost > 0 || x.Duplicated > 0 {
+			return fmt.Errorf("run %d %s lost %d and duplicated %d messages", x.Run, x.Method, x.Lost, x.Duplicated)
+		}
+	}
+	return nil
+}
+
+func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithole.Client, extra string) ([]result, error) {
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	for _, q := range []string{"orders-a", "orders-b"} {
+		if err := fill(conn, q, n, size); err != nil {
+			return nil, err
+		}
+	}
+	measure := map[string]func() (time.Duration, error){
+		"mqctl": func() (time.Duration, error) {
+			args := []string{"dlq", "replay", "orders-a.dlq", "--all", "--yes", "-o", "json",
+				"--journal", filepath.Join(os.TempDir(), vhost+".journal")}
+			if extra != "" {
+				args = append(args, splitArgs(extra)...)
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "MQCTL_URL="+amqpURL, "MQCTL_MGMT_URL="+mgmtURL, "MQCTL_CONFIG=/nonexistent")
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return 0, fmt.Errorf("mqctl: %v\n%s", err, out)
+			}
+			return time.Since(start), nil
+		},
+		"shovel": func() (time.Duration, error) {
+			src := "amqp:///" + url.PathEscape(vhost)
+			start := time.Now()
+			_, err := mgmt.DeclareShovel(vhost, "Move from orders-b.dlq", rabbithole.ShovelDefinition{
+				SourceURI: rabbithole.URISet{src}, DestinationURI: rabbithole.URISet{src},
+				SourceProtocol: "amqp091", DestinationProtocol: "amqp091",
+				SourceQueue: "orders-b.dlq", DestinationQueue: "orders-b",
+				SourceDeleteAfter: "queue-length", AckMode: "on-confirm",
+			})
+			if err != nil {
+				return 0, err
+			}
+			for {
+				ss, err := mgmt.ListShovelStatus(vhost)
+				if err != nil {
+					return 0, err
+				}
+				if len(ss) == 0 {
+					// The shovel deletes itself once it moved the queue length.
+					return time.Since(start), nil
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		},
+	}
+	order := []string{"mqctl", "shovel"}
+	if r%2 == 0 {
+		order = []string{"shovel", "mqctl"}
+	}
+	var out []result
+	for _, m := range order {
+		took, err := measure[m]()
+		if err != nil {
+			return nil, err
+		}
+		dest := map[string]string{"mqctl": "orders-a", "shovel": "orders-b"}[m]
+		lost, dup, err := verify(conn, dest, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, result{Run: r, Method: m, Messages: n, Seconds: took.Seconds(), MsgPerSecond: float64(n) / took.Seconds(), Lost: lost, Duplicated: dup})
+	}
+	return out, nil
+}
+
+func splitArgs(s string) []string {
+	var out []string
+	cur := ""
+	for _, c := range s + " " {
+		if c == ' ' {
+			if cur != "" {
+				out = append(out, cur)
+			}
+			cur = ""
+			continue
+		}
+		cur += string(c)
+	}
+	return out
+}
+
+// fill declares work queue q dead-lettering into q.dlq through q.dlx and
+// has the broker dead-letter n messages into it (rejected).
+func fill(conn *amqp.Connection, q string, n, size int) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(q+".dlx", "direct", true, false, false, false, nil); err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-dead-letter-exchange": q + ".dlx", "x-dead-letter-routing-key": q}); err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(q+".dlq", true, false, false, false, nil); err != nil {
+		return err
+	}
+	if err := ch.QueueBind(q+".dlq", q, q+".dlx", false, nil); err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	var dcs []*amqp.DeferredConfirmation
+	for i := 0; i < n; i++ {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", q, false, false,
+			amqp.Publishing{MessageId: fmt.Sprintf("%s-%07d", q, i), DeliveryMode: 2, ContentType: "application/octet-stream", Body: body})
+		if err != nil {
+			return err
+		}
+		dcs = append(dcs, dc)
+		if len(dcs) == 1000 {
+			for _, d := range dcs {
+				if ok, err := d.WaitContext(context.Background()); !ok || err != nil {
+					return fmt.Errorf("fill %s: publish not confirmed: %v", q, err)
+				}
+			}
+			dcs = dcs[:0]
+		}
+	}
+	for _, d := range dcs {
+		if ok, err := d.WaitContext(context.Background()); !ok || err != nil {
+			return fmt.Errorf("fill %s: publish not confirmed: %v", q, err)
+		}
+	}
+	if err := ch.Qos(2000, 0, false); err != nil {
+		return err
+	}
+	ds, err := ch.Consume(q, "fill", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	for got := 1; got <= n; got++ {
+		d := <-ds
+		if got%1000 == 0 || got == n {
+			if err := d.Nack(true, false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ch.Cancel("fill", false); err != nil {
+		return err
+	}
+	for {
+		qq, err := ch.QueueDeclarePassive(q+".dlq", true, false, false, false, nil)
+		if err != nil {
+			return err
+		}
+		if qq.Messages == n {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// verify drains q and counts ids: lost (never arrived) and duplicated.
+func verify(conn *amqp.Connection, q string, n int) (lost, dup int, err error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ch.Close()
+	seen := map[string]int{}
+	if err := ch.Qos(2000, 0, false); err != nil {
+		return 0, 0, err
+	}
+	ds, err := ch.Consume(q, "verify", false, true, false, false, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	idle := time.NewTimer(3 * time.Second)
+	count := 0
+loop:
+	for {
+		select {
+		case d := <-ds:
+			seen[d.MessageId]++
+			count++
+			if count%1000 == 0 {
+				d.Ack(true)
+			}
+			idle.Reset(3 * time.Second)
+		case <-idle.C:
+			break loop
+		}
+	}
+	for i := 0; i < n; i++ {
+		switch c := seen[fmt.Sprintf("%s-%07d", q, i)]; {
+		case c == 0:
+			lost++
+		case c > 1:
+			dup += c - 1
+		}
+	}
+	extra := len(seen) - (n - lost)
+	if extra > 0 {
+		return lost, dup, fmt.Errorf("%s holds %d unexpected ids", q, extra)
+	}
+	qq, err := ch.QueueDeclarePassive(q+".dlq", true, false, false, false, nil)
+	if err != nil {
+		return lost, dup, err
+	}
+	if qq.Messages != 0 {
+		return lost, dup, fmt.Errorf("%s.dlq still holds %d messages", q, qq.Messages)
+	}
+	return lost, dup, nil
+}

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/fail"
+)
+
+// NewCmdDLQ builds `mqctl dlq` and its subcommands.
+func NewCmdDLQ(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "See, export, replay and purge dead letters after a human has checked them",
+		Long: `Dead-letter queues after a human has checked them: list them (ls), look
+inside without consuming (show, export), then move exactly the checked
+messages back to the queue they died in (replay) or remove exactly those
+(purge, archiving each message first).
+
+How mqctl reads a DLQ without consuming it: one exclusive consumer with
+manual acknowledgements reads the messages the queue held when the command
+started (its depth by a passive declare bounds the read, so messages that
+arrive later are never touched) and acknowledges only the messages it was
+told to remove; closing the channel returns every other one to the queue. On
+a classic queue a returned message goes back to its old position, so order
+is kept; its redelivered flag is set. Limits:
+  - while a command runs, the messages it has read are invisible to other
+    consumers, and no other consumer can attach (exclusive);
+  - the broker's consumer timeout (default 30 min) closes a channel that holds
+    unacknowledged messages longer; they return to the queue and the command
+    fails, so a DLQ too big to read in 30 min needs --limit;
+  - on a quorum DLQ every peek counts toward its delivery limit (4.x sets 20 by
+    default) and can drop messages: mqctl's DLQs are classic queues.
+
+Identity of a message: its message_id, else "sha256:" and a hash of its body
+and properties (death headers left out, so the id survives a replay).`,
+		Example: `  mqctl dlq ls
+  mqctl dlq show email.dlq --limit 20
+  mqctl dlq export email.dlq --out checked.jsonl
+  mqctl dlq replay email.dlq --from checked.jsonl --yes
+  mqctl dlq purge email.dlq --id 0b5c… --yes`,
+	}
+	cmd.AddCommand(
+		NewCmdDLQList(f, nil),
+		NewCmdDLQShow(f, nil),
+		NewCmdDLQExport(f, nil),
+		NewCmdDLQReplay(f, nil),
+		NewCmdDLQPurge(f, nil),
+	)
+	return cmd
+}
+
+// dial opens one AMQP connection named name, the dial bounded by the timeout.
+func dial(ctx context.Context, f *Factory, name string) (*amqp.Connection, error) {
+	d, err := f.Dialer(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.Timeout())
+	defer cancel()
+	return d.Dial(ctx)
+}
+
+// selectionFlags are replay's and purge's ways to name messages.
+type selectionFlags struct {
+	From string
+	IDs  []string
+	All  bool
+}
+
+func (s *selectionFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&s.From, "from", "", "JSONL file (from dlq export) listing the checked messages: one message per line, by id")
+	fl.StringArrayVar(&s.IDs, "id", nil, "id of a message to select (repeatable): every message with that id")
+	fl.BoolVar(&s.All, "all", false, "select every message the queue holds when the command starts")
+}
+
+func (s *selectionFlags) parse() (*dlq.Selection, string, error) {
+	n := 0
+	for _, set := range []bool{s.From != "", len(s.IDs) > 0, s.All} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, "", fail.Usagef("give exactly one of --from FILE, --id ID or --all")
+	}
+	switch {
+	case s.All:
+		return dlq.SelectAll(), "every message in", nil
+	case len(s.IDs) > 0:
+		for _, id := range s.IDs {
+			if strings.TrimSpace(id) == "" {
+				return nil, "", fail.Usagef("--id: empty id")
+			}
+		}
+		return dlq.SelectIDs(s.IDs), fmt.Sprintf("the messages with %d given id(s) in", len(s.IDs)), nil
+	}
+	sel, err := dlq.ReadSelection(s.From)
+	if err != nil {
+		return nil, "", err
+	}
+	return sel, fmt.Sprintf("the %d message(s) listed in %s from", sel.Size(), s.From), nil
+}
+
+var unsafePath = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// defaultJournal is where replay keeps its journal for a vhost and queue:
+// $XDG_STATE_HOME/mqctl/replay (default ~/.local/state/mqctl/replay).
+func defaultJournal(f *Factory, vhost, queue string) (string, error) {
+	dir, ok := f.Env("XDG_STATE_HOME")
+	if !ok || dir == "" {
+		home, ok := f.Env("HOME")
+		if !ok || home == "" {
+			return "", fail.Usagef("cannot place the replay journal: set HOME or XDG_STATE_HOME, or pass --journal FILE")
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	name := unsafePath.ReplaceAllString(vhost, "_") + "--" + unsafePath.ReplaceAllString(queue, "_") + ".jsonl"
+	return filepath.Join(dir, "mqctl", "replay", name), nil
+}

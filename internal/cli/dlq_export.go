@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/output"
+)
+
+// DLQExportOptions is what `mqctl dlq export` needs.
+type DLQExportOptions struct {
+	f      *Factory
+	Format output.Format
+	Queue  string
+	Out    string
+}
+
+// NewCmdDLQExport builds `mqctl dlq export`.
+func NewCmdDLQExport(f *Factory, runF func(*DLQExportOptions) error) *cobra.Command {
+	opts := &DLQExportOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "export QUEUE --out FILE.jsonl",
+		Short: "Write every dead letter to a JSONL file, losslessly, without consuming",
+		Long: `Write every message of a dead-letter queue to a JSONL file, one message per
+line, without consuming any (the peek method of ` + "`mqctl dlq --help`" + `).
+
+Each line is lossless: body in base64, every property, every header with its
+AMQP type ({"type": "int64", "value": 3}; types bool, int8, uint8, int16,
+uint16, int32, uint32, int64, float32, float64, decimal, string, bytes,
+timestamp, array, table, void), plus the id, the death summary (origin queue,
+reason, count, first and last death) and the replay count.
+
+This file is what a human checks: delete the lines of the messages that must
+not move, then pass it to ` + "`mqctl dlq replay --from`" + ` or ` + "`mqctl dlq purge --from`" + `;
+those take the message content from the queue and use the file only for the
+ids. ` + "`mqctl publish --from`" + ` publishes the file's content itself.
+
+The file is written as FILE.partial and renamed when complete; an existing
+FILE is never overwritten.
+
+Least permissions: read on the queue.`,
+		Example: `  mqctl dlq export email.dlq --out email-dlq.jsonl
+  jq -r '.death.reason' email-dlq.jsonl | sort | uniq -c`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.Format, err = f.Format(); err != nil {
+				return err
+			}
+			opts.Queue = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return dlqExportRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Out, "out", "", "file to write (JSONL; must not exist)")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+type dlqExportView struct {
+	Queue    string `json:"queue"`
+	File     string `json:"file"`
+	Depth    int    `json:"depth"`
+	Exported int    `json:"exported"`
+}
+
+func (v dlqExportView) Table() output.TableData {
+	return output.TableData{
+		Headers: []string{"queue", "file", "exported"},
+		Rows:    [][]string{{v.Queue, v.File, fmt.Sprint(v.Exported)}},
+		Footer:  "no message was consumed",
+	}
+}
+
+func dlqExportRun(ctx context.Context, opts *DLQExportOptions) error {
+	f := opts.f
+	conn, err := dial(ctx, f, "mqctl dlq export")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	progress := output.NewProgress(f.IO, -1, "exporting "+opts.Queue)
+	res, err := dlq.Export(ctx, conn, opts.Queue, opts.Out, progress)
+	progress.Finish()
+	if err != nil {
+		return err
+	}
+	return output.Print(f.IO, opts.Format, dlqExportView{Queue: opts.Queue, File: opts.Out, Depth: res.Depth, Exported: res.Read})
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/output"
+)
+
+// DLQPurgeOptions is what `mqctl dlq purge` needs.
+type DLQPurgeOptions struct {
+	f         *Factory
+	Format    output.Format
+	Queue     string
+	Select    selectionFlags
+	Archive   string
+	NoArchive bool
+	DryRun    bool
+	Limit     int
+	Yes       bool
+	now       func() time.Time
+}
+
+// NewCmdDLQPurge builds `mqctl dlq purge`.
+func NewCmdDLQPurge(f *Factory, runF func(*DLQPurgeOptions) error) *cobra.Command {
+	opts := &DLQPurgeOptions{f: f, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "purge QUEUE (--from FILE | --id ID… | --all)",
+		Short: "Remove exactly the selected dead letters, archiving each first",
+		Long: `Remove exactly the selected dead letters: messages not selected, and the
+ones that arrived after the command started, stay in the queue in their order.
+
+Each removed message is appended to an archive JSONL file (same format as
+` + "`mqctl dlq export`" + `) and the file fsynced before the message is acked, so a
+purge is never the end of a message's story: ` + "`mqctl publish --from ARCHIVE`" + `
+puts the messages back. --no-archive drops them for good.
+
+Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
+nothing changed). Exit 3 when a selected message was not found or failed.
+
+Least permissions: read on the queue.`,
+		Example: `  mqctl dlq purge email.dlq --from checked.jsonl --yes
+  mqctl dlq purge email.dlq --all --archive email-dlq-2026-05.jsonl --yes
+  mqctl dlq purge email.dlq --id 7f3a9c --no-archive --yes`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.Format, err = f.Format(); err != nil {
+				return err
+			}
+			opts.Queue = args[0]
+			if opts.NoArchive && opts.Archive != "" {
+				return fail.Usagef("--archive and --no-archive exclude each other")
+			}
+			if opts.Limit < 0 {
+				return fail.Usagef("--limit must not be negative")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return dlqPurgeRun(cmd.Context(), opts)
+		},
+	}
+	opts.Select.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Archive, "archive", "", "archive file to append removed messages to (default QUEUE.purged.TIMESTAMP.jsonl)")
+	fl.BoolVar(&opts.NoArchive, "no-archive", false, "do not archive the removed messages (they are gone for good)")
+	fl.BoolVar(&opts.DryRun, "dry-run", false, "show what would be removed; change nothing")
+	fl.IntVar(&opts.Limit, "limit", 0, "remove at most this many messages (0: no limit)")
+	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
+	f := opts.f
+	sel, what, err := opts.Select.parse()
+	if err != nil {
+		return err
+	}
+	if !opts.DryRun {
+		action := fmt.Sprintf("remove %s %s", what, opts.Queue)
+		if opts.NoArchive {
+			action += " without archiving them"
+		}
+		if err := Confirm(f.IO, opts.Yes, action); err != nil {
+			return err
+		}
+	}
+	var archive *dlq.Archive
+	if !opts.DryRun && !opts.NoArchive {
+		path := opts.Archive
+		if path == "" {
+			path = fmt.Sprintf("%s.purged.%s.jsonl", unsafePath.ReplaceAllString(opts.Queue, "_"), opts.now().UTC().Format("20060102T150405Z"))
+		}
+		if archive, err = dlq.OpenArchive(path); err != nil {
+			return err
+		}
+		defer archive.Close()
+	}
+	conn, err := dial(ctx, f, "mqctl dlq purge")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	progress := output.NewProgress(f.IO, int64(max(sel.Size(), -1)), "purging "+opts.Queue)
+	rep, runErr := dlq.Purge(ctx, conn, dlq.PurgeOptions{
+		Queue: opts.Queue, Selection: sel, Archive: archive, DryRun: opts.DryRun, Limit: opts.Limit,
+		Batch: 512, Progress: progress,
+	})
+	progress.Finish()
+	return finishReport(f, opts.Format, rep, runErr, "purge")
+}

@@ -1,0 +1,132 @@
+package dlq
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Journal records, per replay of one queue, the id of every message a run
+// publishes, written with plain write(2) before the publish (it survives
+// the process being killed; a machine crash only loses the report, never
+// a message). A run that finishes marks the journal done. A run killed
+// between a publish and the broker processing the dead letter's ack
+// leaves that dead letter in the DLQ and a copy in the origin queue: the
+// next run meets the same id in the DLQ again, finds it in the journal of
+// the unfinished run, and reports it as a possible duplicate. That is
+// exact whatever happened to the acks in flight: a dead letter still in
+// the DLQ was not acked. There are at most the confirm window of them
+// (plus acks the kill cut off on the wire).
+type Journal struct {
+	f   *os.File
+	buf []byte
+	// Unsettled counts, per id, the publishes of earlier, unfinished runs
+	// not yet accounted for.
+	Unsettled map[string]int
+}
+
+type journalLine struct {
+	P   string `json:"p,omitempty"` // published
+	A   string `json:"a,omitempty"` // accounted for: reported by a later run
+	End bool   `json:"end,omitempty"`
+}
+
+// OpenJournal reads what an earlier, unfinished run left at path and
+// starts a new journal there that carries the unsettled ids forward.
+func OpenJournal(path string) (*Journal, error) {
+	unsettled := map[string]int{}
+	if f, err := os.Open(path); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<16), 1<<20)
+		for sc.Scan() {
+			var l journalLine
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue // a torn last line of a killed run
+			}
+			switch {
+			case l.End:
+				clear(unsettled)
+			case l.P != "":
+				unsettled[l.P]++
+			case l.A != "":
+				if unsettled[l.A]--; unsettled[l.A] <= 0 {
+					delete(unsettled, l.A)
+				}
+			}
+		}
+		f.Close()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read replay journal: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create replay journal directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open replay journal: %w", err)
+	}
+	j := &Journal{f: f, Unsettled: unsettled}
+	for id, n := range unsettled {
+		for range n {
+			j.add(journalLine{P: id})
+		}
+	}
+	return j, j.flush()
+}
+
+func (j *Journal) add(l journalLine) {
+	b, _ := json.Marshal(l)
+	j.buf = append(append(j.buf, b...), '\n')
+}
+
+func (j *Journal) flush() error {
+	if j == nil || len(j.buf) == 0 {
+		return nil
+	}
+	_, err := j.f.Write(j.buf)
+	j.buf = j.buf[:0]
+	if err != nil {
+		return fmt.Errorf("write replay journal: %w", err)
+	}
+	return nil
+}
+
+// published is written (with everything pending) before the publish.
+func (j *Journal) published(id string) error {
+	if j == nil {
+		return nil
+	}
+	j.add(journalLine{P: id})
+	return j.flush()
+}
+
+// redo reports whether replaying id now may duplicate an earlier run's
+// unsettled publish, and counts it as accounted for.
+func (j *Journal) redo(id string) bool {
+	if j == nil || j.Unsettled[id] == 0 {
+		return false
+	}
+	j.Unsettled[id]--
+	// The earlier run's publish is now accounted for (reported by this
+	// run); this run's own publish gets its own lines.
+	j.add(journalLine{A: id})
+	return true
+}
+
+// Close marks the run finished when finished is true, and closes the file.
+func (j *Journal) Close(finished bool) error {
+	if j == nil {
+		return nil
+	}
+	if finished {
+		j.add(journalLine{End: true})
+	}
+	err := j.flush()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,172 @@
+package dlq
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/fail"
+)
+
+// Progress hears about work done; output.Progress satisfies it.
+type Progress interface{ Add(n int) }
+
+type noProgress struct{}
+
+func (noProgress) Add(int) {}
+
+// PeekResult says how much of a queue a peek read.
+type PeekResult struct {
+	Depth int `json:"depth"` // ready messages when the peek started
+	Read  int `json:"read"`
+}
+
+// Peek reads up to limit (0: all) of the messages queue holds, oldest
+// first, and calls fn with each, without removing or acking any: they go
+// back to the queue when Peek returns. While a peek runs the messages it
+// read are invisible to other consumers.
+func Peek(ctx context.Context, conn *amqp.Connection, queue string, limit int, fn func(Record) error) (PeekResult, error) {
+	prefetch := 1000
+	if limit > 0 {
+		prefetch = min(prefetch, 2*limit)
+	}
+	sc, err := openScanner(ctx, conn, queue, prefetch)
+	if err != nil {
+		return PeekResult{}, err
+	}
+	defer sc.close()
+	res := PeekResult{Depth: sc.Total}
+	for limit <= 0 || res.Read < limit {
+		d, gen, st, err := sc.next(ctx, nil)
+		if err != nil {
+			return res, err
+		}
+		if st == scanDone {
+			break
+		}
+		res.Read++
+		rec, err := FromDelivery(queue, d)
+		if err != nil {
+			return res, err
+		}
+		if err := fn(rec); err != nil {
+			return res, err
+		}
+		if err := sc.hold(gen); err != nil {
+			return res, err
+		}
+	}
+	return res, sc.close()
+}
+
+// Archive is a JSONL file of records. Sync makes every record written so
+// far durable; purge acks a message only after the Sync that covers it.
+type Archive struct {
+	f    *os.File
+	w    *bufio.Writer
+	Path string
+}
+
+// OpenArchive appends to path, creating it (and syncing its directory so
+// the new file itself survives a crash).
+func OpenArchive(path string) (*Archive, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Archive{f: f, w: bufio.NewWriterSize(f, 1<<20), Path: path}, nil
+}
+
+// CreateArchive creates a new file at path; it fails when path exists.
+func CreateArchive(path string) (*Archive, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w (choose another file or remove it)", path, err)
+	}
+	return &Archive{f: f, w: bufio.NewWriterSize(f, 1<<20), Path: path}, nil
+}
+
+// Write appends one record as a JSON line (buffered).
+func (a *Archive) Write(r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", r.ID, err)
+	}
+	if _, err := a.w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write %s: %w", a.Path, err)
+	}
+	return nil
+}
+
+// Sync flushes and fsyncs what was written.
+func (a *Archive) Sync() error {
+	if err := a.w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", a.Path, err)
+	}
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", a.Path, err)
+	}
+	return nil
+}
+
+// Close syncs and closes the file.
+func (a *Archive) Close() error {
+	err := a.Sync()
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Export writes every message of queue to a new file at path, without
+// removing any. It writes to path+".partial" and renames at the end, so a
+// file at path is always complete.
+func Export(ctx context.Context, conn *amqp.Connection, queue, path string, progress Progress) (PeekResult, error) {
+	if progress == nil {
+		progress = noProgress{}
+	}
+	if _, err := os.Stat(path); err == nil {
+		return PeekResult{}, fail.Usagef("--out %s exists; choose another file or remove it", path)
+	}
+	tmp := path + ".partial"
+	a, err := CreateArchive(tmp)
+	if err != nil {
+		return PeekResult{}, err
+	}
+	res, err := Peek(ctx, conn, queue, 0, func(r Record) error {
+		progress.Add(1)
+		return a.Write(r)
+	})
+	if cerr := a.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return res, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return res, fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return res, syncDir(filepath.Dir(path))
+}

@@ -1,0 +1,347 @@
+// Package dlq finds dead-letter queues, reads them without consuming
+// (peek, export), and moves exactly the messages a human selected: replay
+// them to the queue they died in, or purge them into an archive. It never
+// prints; the CLI renders what it returns.
+//
+// The peek method: one exclusive consumer with manual acknowledgements
+// reads the messages the queue held when the command started and never
+// acknowledges the ones it is not told to remove; closing the channel
+// returns them to the queue. On a classic queue a returned message goes
+// back to its old position, so order is kept; its redelivered flag is set.
+package dlq
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/pattern"
+)
+
+// Properties are a message's AMQP basic properties, headers typed.
+type Properties struct {
+	ContentType     string           `json:"content_type,omitempty"`
+	ContentEncoding string           `json:"content_encoding,omitempty"`
+	DeliveryMode    uint8            `json:"delivery_mode,omitempty"`
+	Priority        uint8            `json:"priority,omitempty"`
+	CorrelationID   string           `json:"correlation_id,omitempty"`
+	ReplyTo         string           `json:"reply_to,omitempty"`
+	Expiration      string           `json:"expiration,omitempty"`
+	MessageID       string           `json:"message_id,omitempty"`
+	Timestamp       *time.Time       `json:"timestamp,omitempty"`
+	Type            string           `json:"type,omitempty"`
+	UserID          string           `json:"user_id,omitempty"`
+	AppID           string           `json:"app_id,omitempty"`
+	Headers         map[string]Value `json:"headers,omitempty"`
+}
+
+// Death summarises why and where a message died, read from x-death (the
+// broker dead-lettered it) or from the mqctl failure headers (a consumer
+// dead-lettered it after its last attempt).
+type Death struct {
+	// Source is "mqctl" (consumer headers), "x-death" (broker), or "" when
+	// the message carries no death information.
+	Source      string `json:"source"`
+	OriginQueue string `json:"origin_queue,omitempty"`
+	// Reason is rejected, expired, maxlen or delivery_limit for broker
+	// dead letters, "failed" for a consumer's.
+	Reason string `json:"reason,omitempty"`
+	// Failure is the consumer's error text (mqctl source).
+	Failure string `json:"failure,omitempty"`
+	// Count is how often the message died this way: the x-death count, or
+	// the attempts a consumer made.
+	Count        int64      `json:"count,omitempty"`
+	FirstDeathAt *time.Time `json:"first_death_at,omitempty"`
+	LastDeathAt  *time.Time `json:"last_death_at,omitempty"`
+	// Exchange and RoutingKeys are where the message was first published.
+	Exchange    string   `json:"exchange,omitempty"`
+	RoutingKeys []string `json:"routing_keys,omitempty"`
+}
+
+// Record is one dead letter as export, purge archives and show write it:
+// lossless (body and every property) plus derived fields for humans. One
+// JSON object per line.
+type Record struct {
+	// ID is the identity replay and purge select by: message_id, else
+	// "sha256:" and a hash of body and properties (death headers excluded).
+	ID          string     `json:"id"`
+	IDSource    string     `json:"id_source"` // message_id | hash
+	Queue       string     `json:"queue"`     // the DLQ it was read from
+	Exchange    string     `json:"exchange"`  // of the delivery into the DLQ
+	RoutingKey  string     `json:"routing_key"`
+	Redelivered bool       `json:"redelivered"`
+	Death       Death      `json:"death"`
+	ReplayCount int64      `json:"replay_count,omitempty"`
+	Properties  Properties `json:"properties"`
+	Body        []byte     `json:"body"` // base64 in JSON
+	BodySize    int        `json:"body_size"`
+}
+
+// FromDelivery builds the record of a message read from queue.
+func FromDelivery(queue string, d amqp.Delivery) (Record, error) {
+	h, err := EncodeTable(d.Headers)
+	if err != nil {
+		return Record{}, fmt.Errorf("message %q: %w", d.MessageId, err)
+	}
+	p := Properties{
+		ContentType: d.ContentType, ContentEncoding: d.ContentEncoding, DeliveryMode: d.DeliveryMode,
+		Priority: d.Priority, CorrelationID: d.CorrelationId, ReplyTo: d.ReplyTo, Expiration: d.Expiration,
+		MessageID: d.MessageId, Type: d.Type, UserID: d.UserId, AppID: d.AppId, Headers: h,
+	}
+	if !d.Timestamp.IsZero() {
+		ts := d.Timestamp.UTC()
+		p.Timestamp = &ts
+	}
+	r := Record{
+		Queue: queue, Exchange: d.Exchange, RoutingKey: d.RoutingKey, Redelivered: d.Redelivered,
+		Properties: p, Body: d.Body, BodySize: len(d.Body),
+		Death: deathOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount),
+	}
+	r.ID, r.IDSource = Identity(p, d.Body)
+	return r, nil
+}
+
+// deathHeader reports whether a header belongs to a message's death
+// history rather than to its content: broker death headers and the mqctl
+// failure, attempt and replay headers. Identity ignores them, and replay
+// moves them into pattern.HeaderDeathHistory.
+func deathHeader(name string) bool {
+	switch name {
+	case "x-death", pattern.HeaderOriginQueue, pattern.HeaderFailureReason, pattern.HeaderFailedAt,
+		pattern.HeaderFirstFailedAt, pattern.HeaderAttempt, pattern.HeaderDeathHistory, pattern.HeaderReplayCount:
+		return true
+	}
+	return strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")
+}
+
+// Identity is a message's message_id, else a hash of its body and
+// properties without the death headers and the expiration (which the
+// broker removes when it dead-letters), so the identity stays the same
+// while a message goes round DLQ → replay → DLQ.
+func Identity(p Properties, body []byte) (id, source string) {
+	if p.MessageID != "" {
+		return p.MessageID, "message_id"
+	}
+	q := p
+	q.Expiration = ""
+	q.Headers = map[string]Value{}
+	for k, v := range p.Headers {
+		if !deathHeader(k) {
+			q.Headers[k] = v
+		}
+	}
+	// encoding/json sorts map keys, so the encoding is canonical.
+	b, _ := json.Marshal(struct {
+		P Properties `json:"p"`
+		B []byte     `json:"b"`
+	}{q, body})
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:16]), "hash"
+}
+
+func deathOf(h amqp.Table) Death {
+	if q, ok := h[pattern.HeaderOriginQueue].(string); ok && q != "" {
+		d := Death{Source: "mqctl", OriginQueue: q, Reason: "failed"}
+		d.Failure, _ = h[pattern.HeaderFailureReason].(string)
+		d.Count = intHeader(h, pattern.HeaderAttempt)
+		d.FirstDeathAt = timeHeader(h, pattern.HeaderFirstFailedAt)
+		d.LastDeathAt = timeHeader(h, pattern.HeaderFailedAt)
+		if xd := xDeaths(h); len(xd) > 0 {
+			d.Exchange, d.RoutingKeys = xd[len(xd)-1].exchange, xd[len(xd)-1].keys
+		}
+		return d
+	}
+	xd := xDeaths(h)
+	if len(xd) == 0 {
+		return Death{}
+	}
+	// x-death is most recent first: the head entry is the death that put
+	// the message where it is now.
+	last := xd[0]
+	d := Death{Source: "x-death", OriginQueue: last.queue, Reason: last.reason, Count: last.count}
+	first := xd[len(xd)-1]
+	d.Exchange, d.RoutingKeys = first.exchange, first.keys
+	if q, ok := h["x-first-death-exchange"].(string); ok {
+		d.Exchange = q
+	}
+	for _, e := range xd {
+		if !e.time.IsZero() && (d.FirstDeathAt == nil || e.time.Before(*d.FirstDeathAt)) {
+			t := e.time.UTC()
+			d.FirstDeathAt = &t
+		}
+	}
+	if !last.time.IsZero() {
+		t := last.time.UTC()
+		d.LastDeathAt = &t
+	}
+	return d
+}
+
+type xDeath struct {
+	queue, reason, exchange string
+	keys                    []string
+	count                   int64
+	time                    time.Time
+}
+
+func xDeaths(h amqp.Table) []xDeath {
+	arr, _ := h["x-death"].([]any)
+	var out []xDeath
+	for _, e := range arr {
+		t, ok := e.(amqp.Table)
+		if !ok {
+			continue
+		}
+		x := xDeath{count: toInt(t["count"])}
+		x.queue, _ = t["queue"].(string)
+		x.reason, _ = t["reason"].(string)
+		x.exchange, _ = t["exchange"].(string)
+		x.time, _ = t["time"].(time.Time)
+		if ks, ok := t["routing-keys"].([]any); ok {
+			for _, k := range ks {
+				if s, ok := k.(string); ok {
+					x.keys = append(x.keys, s)
+				}
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int8:
+		return int64(x)
+	case uint8:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case uint16:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	case int64:
+		return x
+	case int:
+		return int64(x)
+	case string:
+		var n int64
+		if _, err := fmt.Sscan(x, &n); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+func intHeader(h amqp.Table, name string) int64 { return toInt(h[name]) }
+
+func timeHeader(h amqp.Table, name string) *time.Time {
+	var t time.Time
+	switch x := h[name].(type) {
+	case time.Time:
+		t = x
+	case string:
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, x); err != nil {
+			return nil
+		}
+	default:
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// Publishing rebuilds the message exactly as it was: body, properties and
+// headers with their wire types.
+func (r Record) Publishing() (amqp.Publishing, error) {
+	h, err := DecodeTable(r.Properties.Headers)
+	if err != nil {
+		return amqp.Publishing{}, err
+	}
+	p := r.Properties
+	msg := amqp.Publishing{
+		Headers: h, ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, DeliveryMode: p.DeliveryMode,
+		Priority: p.Priority, CorrelationId: p.CorrelationID, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
+		MessageId: p.MessageID, Type: p.Type, UserId: p.UserID, AppId: p.AppID, Body: r.Body,
+	}
+	if p.Timestamp != nil {
+		msg.Timestamp = *p.Timestamp
+	}
+	return msg, nil
+}
+
+// ForReplay turns a dead letter back into a fresh message: every death
+// header (x-death, x-first-death-*, the mqctl failure and attempt headers)
+// moves into one entry appended to pattern.HeaderDeathHistory, so the
+// broker sees no client-made x-death and the consumer starts again at
+// attempt 1, and pattern.HeaderReplayCount goes up by one. Body and all
+// other properties and headers are kept as they are.
+func ForReplay(msg amqp.Publishing, fromQueue string, now time.Time) amqp.Publishing {
+	old := msg.Headers
+	h := amqp.Table{}
+	entry := amqp.Table{"dlq": fromQueue, "replayed_at": now.UTC().Truncate(time.Second)}
+	keys := make([]string, 0, len(old))
+	for k := range old {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var history []any
+	for _, k := range keys {
+		v := old[k]
+		switch {
+		case k == pattern.HeaderDeathHistory:
+			history, _ = v.([]any)
+		case k == pattern.HeaderReplayCount:
+		case deathHeader(k):
+			entry[k] = v
+		default:
+			h[k] = v
+		}
+	}
+	h[pattern.HeaderDeathHistory] = append(append([]any(nil), history...), entry)
+	h[pattern.HeaderReplayCount] = intHeader(old, pattern.HeaderReplayCount) + 1
+	msg.Headers = h
+	return msg
+}
+
+// Destination is where replay sends a record: to, else its origin queue.
+func (r Record) Destination(to string) string {
+	if to != "" {
+		return to
+	}
+	return r.Death.OriginQueue
+}
+
+// BodyPreview is the start of the body as text when it is printable UTF-8,
+// else as hex.
+func BodyPreview(b []byte, n int) string {
+	cut := b
+	if len(cut) > n {
+		cut = cut[:n]
+	}
+	s := string(cut)
+	printable := true
+	for _, r := range s {
+		if r == '\uFFFD' || (r < 0x20 && r != '\n' && r != '\t' && r != '\r') {
+			printable = false
+			break
+		}
+	}
+	if !printable {
+		s = "hex:" + hex.EncodeToString(cut)
+	}
+	if len(b) > n {
+		s += "…"
+	}
+	return s
+}
