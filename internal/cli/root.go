@@ -86,6 +86,9 @@ or permission refused, 130 interrupted.`,
 // group adds itself here.
 func commands(f *Factory) []*cobra.Command {
 	return []*cobra.Command{
+		inGroup(groupMessaging, NewCmdServe(f, nil)),
+		inGroup(groupMessaging, NewCmdConsume(f, nil)),
+		inGroup(groupMessaging, NewCmdProduce(f, nil)),
 		inGroup(groupSetup, NewCmdDoctor(f, nil)),
 		inGroup(groupSetup, NewCmdVersion(f)),
 		inGroup(groupSetup, NewCmdCompletion(f)),
