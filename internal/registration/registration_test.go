@@ -1,0 +1,398 @@
+package registration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/ledger"
+	"github.com/mqctl/mqctl/internal/pattern"
+	"github.com/mqctl/mqctl/internal/worker"
+)
+
+func openDB(t *testing.T, name string) *ledger.Ledger {
+	t.Helper()
+	db, err := ledger.Open(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := ledger.New(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestRegisterAPIValidatesAndStoresUserWithOutboxRow(t *testing.T) {
+	l := openDB(t, "app.db")
+	store, err := NewStore(context.Background(), l.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(store))
+	defer srv.Close()
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"name":"Ada","email":"ada@example.com","vip":true}`, 201},
+		{`{"name":"Bob","email":"bob@example.com"}`, 201},
+		{`{"name":"Ada again","email":"ada@example.com"}`, 409},
+		{`{"name":"","email":"x@example.com"}`, 400},
+		{`{"name":"Eve","email":"not an address"}`, 400},
+		{`{"name":"Eve","email":"Eve <eve@example.com>"}`, 400},
+		{`{"name":"Eve","email":"eve@example.com","admin":true}`, 400},
+		{`not json`, 400},
+	} {
+		resp, err := http.Post(srv.URL+"/register", "application/json", bytes.NewBufferString(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("POST %s = %d %v, want %d", tc.body, resp.StatusCode, out, tc.code)
+		}
+		if tc.code == 201 && (out["user_id"] == "" || out["event_id"] == "") {
+			t.Errorf("201 without ids: %v", out)
+		}
+	}
+	st, err := store.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Users != 2 || st.Pending != 2 {
+		t.Errorf("stats = %+v, want 2 users and 2 pending outbox rows", st)
+	}
+	rows, _ := store.Pending(context.Background(), 10)
+	if len(rows) != 2 || rows[0].RoutingKey != KeyRegisteredVIP || rows[1].RoutingKey != KeyRegistered {
+		t.Errorf("outbox rows = %+v", rows)
+	}
+}
+
+// app is serve + the three workers, in-process, against one vhost.
+type app struct {
+	env    *brokertest.Env
+	store  *Store
+	fx     *Effects
+	api    *httptest.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+func shortRetry(effect string, backoff ...time.Duration) pattern.Retry {
+	if len(backoff) == 0 {
+		backoff = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
+	}
+	return pattern.Retry{Queue: effect, MaxAttempts: 3, Backoff: backoff, DLQ: pattern.DefaultDLQ(effect)}
+}
+
+func startApp(t *testing.T, env *brokertest.Env, providers map[string]*Provider, overrides ...pattern.Retry) *app {
+	t.Helper()
+	policies := map[string]pattern.Retry{}
+	for _, e := range SideEffects {
+		policies[e] = shortRetry(e)
+	}
+	for _, r := range overrides {
+		policies[r.Queue] = r
+	}
+	if err := DeclareTopology(env.Channel(t), policies); err != nil {
+		t.Fatal(err)
+	}
+	appDB := openDB(t, "app.db")
+	store, err := NewStore(context.Background(), appDB.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := openDB(t, "effects.db")
+	fx, err := NewEffects(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &app{env: env, store: store, fx: fx, api: httptest.NewServer(Handler(store)), cancel: cancel, errs: make(chan error, 8)}
+	dial := func(name string) *broker.Dialer {
+		d, err := broker.NewDialer(env.Settings(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a.run(func() error { return (&Relay{Store: store, Dialer: dial("relay")}).Run(ctx) })
+	for _, e := range SideEffects {
+		p := providers[e]
+		if p == nil {
+			p = NewProvider(0, 0, false)
+		}
+		h, err := fx.Handler(e, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.run(func() error {
+			return worker.Run(ctx, worker.Config{Queue: e, Retry: policies[e], Prefetch: 5, Dialer: dial("worker " + e), Handler: h})
+		})
+	}
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *app) run(f func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := f(); err != nil {
+			a.errs <- err
+		}
+	}()
+}
+
+func (a *app) stop() {
+	a.cancel()
+	a.wg.Wait()
+	a.api.Close()
+}
+
+func (a *app) register(t *testing.T, i int, vip bool) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"name":"user %d","email":"user%d@example.com","vip":%v}`, i, i, vip)
+	resp, err := http.Post(a.api.URL+"/register", "application/json", bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out RegisterResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("register %d: %d %v", i, resp.StatusCode, err)
+	}
+	return out.UserID
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// exactlyOnce checks every user got one e-mail and one points grant, and
+// VIPs (only) one coupon; it returns the problems.
+func exactlyOnce(tally Tally, users map[string]bool) []string {
+	var problems []string
+	for u, vip := range users {
+		want := map[string]int{Email: 1, Points: 1, Coupon: 0}
+		if vip {
+			want[Coupon] = 1
+		}
+		for effect, n := range want {
+			if got := tally[u][effect]; got != n {
+				problems = append(problems, fmt.Sprintf("user %s (vip %v): %s %d times, want %d", u, vip, effect, got, n))
+			}
+		}
+	}
+	if len(tally) != len(users) {
+		problems = append(problems, fmt.Sprintf("side effects for %d users, want %d", len(tally), len(users)))
+	}
+	return problems
+}
+
+func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	a := startApp(t, env, map[string]*Provider{
+		// A flaky provider: retries happen, and still one e-mail per user.
+		Email: NewProvider(time.Millisecond, 0.3, false),
+	}, pattern.Retry{Queue: Email, MaxAttempts: 12, Backoff: []time.Duration{100 * time.Millisecond}, DLQ: "email.dlq"}) // 0.3^12: no dead letter
+	users := map[string]bool{}
+	for i := range 60 {
+		vip := i%4 == 0
+		users[a.register(t, i, vip)] = vip
+	}
+	// Publish some events a second time, as a relay would after losing a
+	// confirm: the ledger must absorb them.
+	rows, err := a.store.db.Query(`SELECT event_id, routing_key, body FROM outbox ORDER BY seq LIMIT 10`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dups []outgoing
+	for rows.Next() {
+		var id, key string
+		var body []byte
+		_ = rows.Scan(&id, &key, &body)
+		dups = append(dups, outgoing{key: key, msg: eventMessage(id, body)})
+	}
+	rows.Close()
+	pub, err := broker.NewPublisher(env.Dial(t), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, err := range publishAll(context.Background(), pub, dups, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var tally Tally
+	waitFor(t, "every side effect", 60*time.Second, func() bool {
+		tally, _ = a.fx.Count(context.Background())
+		return len(exactlyOnce(tally, users)) == 0
+	})
+	// Let duplicates and retries settle, then check nothing happened twice.
+	waitFor(t, "queues drained", 30*time.Second, func() bool {
+		for _, q := range []string{"email", "points", "coupon", "email.retry.1"} {
+			if env.QueueDepth(t, q) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	a.stop()
+	tally, _ = a.fx.Count(context.Background())
+	for _, p := range exactlyOnce(tally, users) {
+		t.Error(p)
+	}
+	st, _ := a.store.Stats(context.Background())
+	if st.Pending != 0 || st.Sent != 60 {
+		t.Errorf("outbox = %+v, want 60 sent, 0 pending", st)
+	}
+	for _, q := range []string{"email.dlq", "points.dlq", "coupon.dlq"} {
+		if d := env.QueueDepth(t, q); d != 0 {
+			t.Errorf("%s holds %d, want 0", q, d)
+		}
+	}
+}
+
+func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	a := startApp(t, env, map[string]*Provider{Email: NewProvider(0, 1, false)}) // --fail-rate 1
+	users := map[string]bool{}
+	for i := range 12 {
+		users[a.register(t, i, i%3 == 0)] = i%3 == 0
+	}
+	waitFor(t, "every e-mail in email.dlq", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == len(users) })
+	waitFor(t, "points and coupons", 30*time.Second, func() bool {
+		tally, _ := a.fx.Count(context.Background())
+		n := 0
+		for _, m := range tally {
+			n += m[Points]
+		}
+		return n == len(users)
+	})
+	a.stop()
+
+	ch := env.Channel(t)
+	seen := map[string]bool{}
+	for range len(users) {
+		m, ok, err := ch.Get("email.dlq", false)
+		if err != nil || !ok {
+			t.Fatalf("get email.dlq: %v %v", ok, err)
+		}
+		e, err := DecodeEvent(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[e.UserID] = true
+		if got := worker.Attempt(m.Headers); got != 3 {
+			t.Errorf("dead letter of %s after attempt %d, want max_attempts 3", e.UserID, got)
+		}
+		if m.Headers[pattern.HeaderFailureReason] != "provider error (simulated failure)" || m.Headers[pattern.HeaderOriginQueue] != Email {
+			t.Errorf("dead letter headers: %v", m.Headers)
+		}
+		first, _ := time.Parse(time.RFC3339, fmt.Sprint(m.Headers[pattern.HeaderFirstFailedAt]))
+		last, _ := time.Parse(time.RFC3339, fmt.Sprint(m.Headers[pattern.HeaderFailedAt]))
+		if last.Before(first) {
+			t.Errorf("failed-at %v before first-failed-at %v", last, first)
+		}
+	}
+	if len(seen) != len(users) {
+		t.Errorf("DLQ holds e-mails of %d distinct users, want %d", len(seen), len(users))
+	}
+	tally, _ := a.fx.Count(context.Background())
+	for u := range users {
+		if tally[u][Email] != 0 {
+			t.Errorf("user %s got an e-mail from a provider failing every call", u)
+		}
+	}
+	for _, q := range []string{"points.dlq", "coupon.dlq", "email", "email.retry.1", "email.retry.2"} {
+		if d := env.QueueDepth(t, q); d != 0 {
+			t.Errorf("%s holds %d, want 0", q, d)
+		}
+	}
+}
+
+func TestWorkerDeadLettersABodyThatIsNotJSON(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	a := startApp(t, env, nil)
+	pub, err := broker.NewPublisher(env.Dial(t), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.PublishAndWait(context.Background(), Exchange, KeyRegistered, amqp.Publishing{MessageId: "junk", Body: []byte("<html>")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the junk in email.dlq and points.dlq", 20*time.Second, func() bool {
+		return env.QueueDepth(t, "email.dlq") == 1 && env.QueueDepth(t, "points.dlq") == 1
+	})
+	a.stop()
+	m, ok, err := env.Channel(t).Get("email.dlq", false)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if r := fmt.Sprint(m.Headers[pattern.HeaderFailureReason]); r == "" || worker.Attempt(m.Headers) != 1 {
+		t.Errorf("dead letter reason %q after attempt %d, want a reason after attempt 1", r, worker.Attempt(m.Headers))
+	}
+}
+
+func TestProducePublishesEveryEventConfirmed(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	policies := map[string]pattern.Retry{}
+	for _, e := range SideEffects {
+		policies[e] = shortRetry(e)
+	}
+	if err := DeclareTopology(env.Channel(t), policies); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := broker.NewDialer(env.Settings(t), "produce test")
+	sum, err := Produce(context.Background(), ProduceOptions{Count: 500, VIPRatio: 0.5, Window: 64, Dialer: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Confirmed != 500 || env.QueueDepth(t, Email) != 500 || env.QueueDepth(t, Coupon) != sum.VIP {
+		t.Errorf("summary %+v; email holds %d, coupon %d", sum, env.QueueDepth(t, Email), env.QueueDepth(t, Coupon))
+	}
+}
+
+func TestProduceFailsFastWithoutTheExchange(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	d, _ := broker.NewDialer(env.Settings(t), "produce test")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := Produce(ctx, ProduceOptions{Count: 1, Dialer: d})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Produce without user.events = %v, want a quick error", err)
+	}
+}
