@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/worker"
@@ -86,7 +87,6 @@ func TestRegisterAPIValidatesAndStoresUserWithOutboxRow(t *testing.T) {
 
 // app is serve + the three workers, in-process, against one vhost.
 type app struct {
-	env    *brokertest.Env
 	store  *Store
 	fx     *Effects
 	api    *httptest.Server
@@ -104,6 +104,13 @@ func shortRetry(effect string, backoff ...time.Duration) pattern.Retry {
 
 func startApp(t *testing.T, env *brokertest.Env, providers map[string]*Provider, overrides ...pattern.Retry) *app {
 	t.Helper()
+	return startAppOn(t, env.Settings(t), env.Channel(t), providers, overrides...)
+}
+
+// startAppOn runs the app against the broker in s, declaring the topology
+// on ch.
+func startAppOn(t *testing.T, s config.Settings, ch *amqp.Channel, providers map[string]*Provider, overrides ...pattern.Retry) *app {
+	t.Helper()
 	policies := map[string]pattern.Retry{}
 	for _, e := range SideEffects {
 		policies[e] = shortRetry(e)
@@ -111,7 +118,7 @@ func startApp(t *testing.T, env *brokertest.Env, providers map[string]*Provider,
 	for _, r := range overrides {
 		policies[r.Queue] = r
 	}
-	if err := DeclareTopology(env.Channel(t), policies); err != nil {
+	if err := DeclareTopology(ch, policies); err != nil {
 		t.Fatal(err)
 	}
 	appDB := openDB(t, "app.db")
@@ -125,9 +132,9 @@ func startApp(t *testing.T, env *brokertest.Env, providers map[string]*Provider,
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{env: env, store: store, fx: fx, api: httptest.NewServer(Handler(store)), cancel: cancel, errs: make(chan error, 8)}
+	a := &app{store: store, fx: fx, api: httptest.NewServer(Handler(store)), cancel: cancel, errs: make(chan error, 8)}
 	dial := func(name string) *broker.Dialer {
-		d, err := broker.NewDialer(env.Settings(t), name)
+		d, err := broker.NewDialer(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,5 +401,75 @@ func TestProduceFailsFastWithoutTheExchange(t *testing.T) {
 	_, err := Produce(ctx, ProduceOptions{Count: 1, Dialer: d})
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Produce without user.events = %v, want a quick error", err)
+	}
+}
+
+func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
+	t.Parallel()
+	node := brokertest.StartNode(t)
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := func() *Provider { return NewProvider(20*time.Millisecond, 0, false) }
+	a := startAppOn(t, node.Settings(t), ch, map[string]*Provider{Email: slow(), Points: slow(), Coupon: slow()})
+	conn.Close()
+
+	users := map[string]bool{}
+	for i := range 40 {
+		users[a.register(t, i, i%5 == 0)] = i%5 == 0
+	}
+	waitFor(t, "some side effects before the restart", 30*time.Second, func() bool {
+		tally, _ := a.fx.Count(context.Background())
+		return len(tally) >= 5
+	})
+	node.Stop(t)
+	// The broker is down: sign-ups still succeed.
+	for i := 40; i < 60; i++ {
+		users[a.register(t, i, i%5 == 0)] = i%5 == 0
+	}
+	if st, _ := a.store.Stats(context.Background()); st.Pending == 0 {
+		t.Errorf("no outbox backlog while the broker is down: %+v", st)
+	}
+	node.Start(t)
+
+	var tally Tally
+	waitFor(t, "every side effect after the restart", 90*time.Second, func() bool {
+		tally, _ = a.fx.Count(context.Background())
+		return len(exactlyOnce(tally, users)) == 0
+	})
+	waitFor(t, "the outbox drained", 30*time.Second, func() bool {
+		st, _ := a.store.Stats(context.Background())
+		return st.Pending == 0
+	})
+	a.stop()
+	tally, _ = a.fx.Count(context.Background())
+	for _, p := range exactlyOnce(tally, users) {
+		t.Error(p)
+	}
+	// Nothing is left behind: with the workers stopped, every queue is
+	// empty (unacked deliveries would be back in the ready count).
+	conn, err = amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"email", "points", "coupon", "email.dlq", "points.dlq", "coupon.dlq"} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Messages != 0 {
+			t.Errorf("%s holds %d messages after the run, want 0", q, st.Messages)
+		}
+		ch.Close()
 	}
 }
