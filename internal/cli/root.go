@@ -89,6 +89,7 @@ func commands(f *Factory) []*cobra.Command {
 		inGroup(groupMessaging, NewCmdServe(f, nil)),
 		inGroup(groupMessaging, NewCmdConsume(f, nil)),
 		inGroup(groupMessaging, NewCmdProduce(f, nil)),
+		inGroup(groupMessaging, NewCmdDemo(f, nil)),
 		inGroup(groupSetup, NewCmdDoctor(f, nil)),
 		inGroup(groupSetup, NewCmdVersion(f)),
 		inGroup(groupSetup, NewCmdCompletion(f)),
