@@ -95,16 +95,6 @@ func (p *proc) wait(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-func pollUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 func declareRegistration(t *testing.T, env *brokertest.Env) {
 	t.Helper()
@@ -149,7 +139,7 @@ func TestConsumeKilledMidBatchLosesNothingAndDuplicatesNothing(t *testing.T) {
 	args := []string{"consume", "email", "--db", db, "--latency", "10ms", "--prefetch", "20",
 		"--max-attempts", "3", "--backoff", "200ms,400ms", "-o", "json"}
 	first := startMqctl(t, env.Environ(), args...)
-	pollUntil(t, "the first worker halfway", 60*time.Second, func() bool { r, _ := emails(t, db); return r >= n/4 })
+	brokertest.WaitFor(t, "the first worker halfway", 60*time.Second, func() bool { r, _ := emails(t, db); return r >= n/4 })
 	first.signal(syscall.SIGKILL)
 	first.wait(t)
 	before, _ := emails(t, db)
@@ -158,8 +148,8 @@ func TestConsumeKilledMidBatchLosesNothingAndDuplicatesNothing(t *testing.T) {
 	}
 
 	second := startMqctl(t, env.Environ(), args...)
-	pollUntil(t, "every e-mail sent", 60*time.Second, func() bool { r, _ := emails(t, db); return r >= n })
-	pollUntil(t, "the queue drained", 30*time.Second, func() bool { return env.QueueDepth(t, "email") == 0 })
+	brokertest.WaitFor(t, "every e-mail sent", 60*time.Second, func() bool { r, _ := emails(t, db); return r >= n })
+	brokertest.WaitFor(t, "the queue drained", 30*time.Second, func() bool { return env.QueueDepth(t, "email") == 0 })
 	second.signal(syscall.SIGTERM)
 	if code := second.wait(t); code != 0 {
 		t.Errorf("consume exited %d on SIGTERM, want 0; stderr:\n%s", code, second.stderr.String())
@@ -188,7 +178,7 @@ func TestServeAnswersAndRelaysEveryRegistration(t *testing.T) {
 	declareRegistration(t, env)
 	srv := startMqctl(t, env.Environ(), "serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "app.db"))
 	var base string
-	pollUntil(t, "serve listening", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "serve listening", 30*time.Second, func() bool {
 		m := listening.FindStringSubmatch(srv.stderr.String())
 		if m != nil {
 			base = m[1]
@@ -219,7 +209,7 @@ func TestServeAnswersAndRelaysEveryRegistration(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("register without email: %d, want 400", resp.StatusCode)
 	}
-	pollUntil(t, "every event in the queues", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "every event in the queues", 30*time.Second, func() bool {
 		return env.QueueDepth(t, "email") == 20 && env.QueueDepth(t, "points") == 20 && env.QueueDepth(t, "coupon") == vips
 	})
 	hz, err := http.Get(base + "/healthz")

@@ -137,6 +137,9 @@ func (fx *Effects) Handler(effect string, p *Provider) (worker.Handler, error) {
 	}, nil
 }
 
+// The SQLite ledger is the worker library's idempotency ledger.
+var _ worker.Ledger = (*ledger.Ledger)(nil)
+
 // Tally is, per user, how many times each side effect happened.
 type Tally map[string]map[string]int // user id → effect → count
 

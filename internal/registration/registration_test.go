@@ -189,16 +189,6 @@ func (a *app) register(t *testing.T, i int, vip bool) string {
 	return out.UserID
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // exactlyOnce checks every user got one e-mail and one points grant, and
 // VIPs (only) one coupon; it returns the problems.
@@ -259,12 +249,12 @@ func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 	}
 
 	var tally Tally
-	waitFor(t, "every side effect", 60*time.Second, func() bool {
+	brokertest.WaitFor(t, "every side effect", 60*time.Second, func() bool {
 		tally, _ = a.fx.Count(context.Background())
 		return len(exactlyOnce(tally, users)) == 0
 	})
 	// Let duplicates and retries settle, then check nothing happened twice.
-	waitFor(t, "queues drained", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "queues drained", 30*time.Second, func() bool {
 		for _, q := range []string{"email", "points", "coupon", "email.retry.1"} {
 			if env.QueueDepth(t, q) != 0 {
 				return false
@@ -296,8 +286,8 @@ func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) 
 	for i := range 12 {
 		users[a.register(t, i, i%3 == 0)] = i%3 == 0
 	}
-	waitFor(t, "every e-mail in email.dlq", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == len(users) })
-	waitFor(t, "points and coupons", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "every e-mail in email.dlq", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == len(users) })
+	brokertest.WaitFor(t, "points and coupons", 30*time.Second, func() bool {
 		tally, _ := a.fx.Count(context.Background())
 		n := 0
 		for _, m := range tally {
@@ -359,7 +349,7 @@ func TestWorkerDeadLettersABodyThatIsNotJSON(t *testing.T) {
 	if err := pub.PublishAndWait(context.Background(), Exchange, KeyRegistered, amqp.Publishing{MessageId: "junk", Body: []byte("<html>")}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the junk in email.dlq and points.dlq", 20*time.Second, func() bool {
+	brokertest.WaitFor(t, "the junk in email.dlq and points.dlq", 20*time.Second, func() bool {
 		return env.QueueDepth(t, "email.dlq") == 1 && env.QueueDepth(t, "points.dlq") == 1
 	})
 	a.stop()
@@ -423,7 +413,7 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	for i := range 40 {
 		users[a.register(t, i, i%5 == 0)] = i%5 == 0
 	}
-	waitFor(t, "some side effects before the restart", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "some side effects before the restart", 30*time.Second, func() bool {
 		tally, _ := a.fx.Count(context.Background())
 		return len(tally) >= 5
 	})
@@ -438,11 +428,11 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	node.Start(t)
 
 	var tally Tally
-	waitFor(t, "every side effect after the restart", 90*time.Second, func() bool {
+	brokertest.WaitFor(t, "every side effect after the restart", 90*time.Second, func() bool {
 		tally, _ = a.fx.Count(context.Background())
 		return len(exactlyOnce(tally, users)) == 0
 	})
-	waitFor(t, "the outbox drained", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "the outbox drained", 30*time.Second, func() bool {
 		st, _ := a.store.Stats(context.Background())
 		return st.Pending == 0
 	})

@@ -138,17 +138,6 @@ func start(t *testing.T, cfg Config) (stop func() error) {
 	return stop
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 type recorder struct {
 	mu       sync.Mutex
@@ -195,7 +184,7 @@ func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	rec := newRecorder()
 	stop := start(t, Config{Queue: "email", Retry: r, Prefetch: 3, Dialer: dialer(t, env), OnEvent: rec.event,
 		Handler: rec.handler(func(Delivery) error { return errors.New("provider down") })})
-	waitFor(t, "every message in the DLQ", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == n })
+	brokertest.WaitFor(t, "every message in the DLQ", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == n })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +239,7 @@ func TestWorkerDeadLettersPermanentFailuresAtOnce(t *testing.T) {
 			}
 			return nil
 		})})
-	waitFor(t, "bad in the DLQ, good in the delay queue", 20*time.Second, func() bool {
+	brokertest.WaitFor(t, "bad in the DLQ, good in the delay queue", 20*time.Second, func() bool {
 		return env.QueueDepth(t, "points.dlq") == 1 && env.QueueDepth(t, "points.retry.1") == 1
 	})
 	if got := rec.attempts["bad"]; len(got) != 1 {
@@ -278,9 +267,9 @@ func TestWorkerProcessesEveryMessageAcrossAConnectionLoss(t *testing.T) {
 			mu.Unlock()
 			return nil
 		}})
-	waitFor(t, "some progress", 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(done) > 20 })
+	brokertest.WaitFor(t, "some progress", 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(done) > 20 })
 	// Kill the worker's connection from the broker side.
-	waitFor(t, "the worker's connection in the management API", 20*time.Second, func() bool {
+	brokertest.WaitFor(t, "the worker's connection in the management API", 20*time.Second, func() bool {
 		conns, err := env.Mgmt.ListConnections()
 		if err != nil {
 			return false
@@ -295,8 +284,8 @@ func TestWorkerProcessesEveryMessageAcrossAConnectionLoss(t *testing.T) {
 		}
 		return closed
 	})
-	waitFor(t, "every message processed", 60*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(done) == n })
-	waitFor(t, "the queue drained", 20*time.Second, func() bool { return env.QueueDepth(t, "coupon") == 0 })
+	brokertest.WaitFor(t, "every message processed", 60*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(done) == n })
+	brokertest.WaitFor(t, "the queue drained", 20*time.Second, func() bool { return env.QueueDepth(t, "coupon") == 0 })
 	if rec.count(Disconnected) < 1 || rec.count(Connected) < 2 {
 		t.Errorf("connected %d times, disconnected %d times; want a reconnect", rec.count(Connected), rec.count(Disconnected))
 	}
