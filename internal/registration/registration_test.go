@@ -463,3 +463,90 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 		ch.Close()
 	}
 }
+
+func TestProduceSurvivesABrokerRestart(t *testing.T) {
+	t.Parallel()
+	node := brokertest.StartNode(t)
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := map[string]pattern.Retry{}
+	for _, e := range SideEffects {
+		policies[e] = shortRetry(e)
+	}
+	if err := DeclareTopology(ch, policies); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	const n = 1500
+	d, err := broker.NewDialer(node.Settings(t), "produce restart test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	connected := 0
+	type result struct {
+		sum ProduceSummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Produce(context.Background(), ProduceOptions{Count: n, Rate: 300, Window: 50, Dialer: d,
+			OnEvent: func(e RelayEvent) {
+				if e.Kind == "connected" {
+					mu.Lock()
+					connected++
+					mu.Unlock()
+				}
+			}})
+		done <- result{sum, err}
+	}()
+	time.Sleep(time.Second) // a restart in the middle of the run, not before it
+	node.Stop(t)
+	node.Start(t)
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("produce did not finish within 2 minutes of the restart")
+	}
+	if r.err != nil || r.sum.Confirmed != n {
+		t.Fatalf("produce = %+v, %v; want %d confirmed", r.sum, r.err, n)
+	}
+	mu.Lock()
+	if connected < 2 || r.sum.Reconnects < 1 {
+		t.Errorf("connected %d times, %d reconnects: the restart did not happen mid-run", connected, r.sum.Reconnects)
+	}
+	mu.Unlock()
+
+	// Every event is in the email queue at least once.
+	conn, err = amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err = conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for {
+		m, ok, err := ch.Get(Email, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		ids[m.MessageId] = true
+	}
+	if len(ids) != n {
+		t.Errorf("email queue holds %d distinct events, want %d", len(ids), n)
+	}
+}
