@@ -246,3 +246,12 @@ func TestRegistrationCommandsRejectBadFlags(t *testing.T) {
 	}
 }
 
+
+func TestConsumeWithoutItsQueueSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	res := runCLI(t, env.Environ(), "consume", "email", "--db", filepath.Join(t.TempDir(), "x.db"))
+	if res.Code != 1 || !strings.Contains(res.Stderr, "topology apply") {
+		t.Errorf("consume without the queue: exit %d, stderr %q; want 1 and a hint", res.Code, res.Stderr)
+	}
+}

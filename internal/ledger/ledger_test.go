@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -116,5 +117,32 @@ func TestOnceIsSafeUnderConcurrentRedelivery(t *testing.T) {
 	}
 	if n := effects(t, l); n != 1 {
 		t.Errorf("effects = %d, want exactly 1", n)
+	}
+}
+
+// BenchmarkOnce measures a side effect plus its ledger entry, one
+// transaction each, on a file database (WAL, synchronous=NORMAL).
+func BenchmarkOnce(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	l, err := New(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE effects (key TEXT)`); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		key := strconv.Itoa(i)
+		if _, err := l.Once(ctx, "email", key, func(tx *sql.Tx) error {
+			_, err := tx.Exec(`INSERT INTO effects VALUES (?)`, key)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

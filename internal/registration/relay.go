@@ -77,6 +77,10 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func (r *Relay) session(ctx context.Context, conn *amqp.Connection) (progressed bool, err error) {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	if err := checkExchange(conn); err != nil {
+		// Keep trying: the topology may be applied while we wait.
+		return false, err
+	}
 	pub, err := broker.NewPublisher(conn, r.Batch)
 	if err != nil {
 		return false, err
