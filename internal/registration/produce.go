@@ -39,7 +39,7 @@ type ProduceSummary struct {
 // mandatory, republishing whatever was not positively confirmed (after a
 // reconnect when the connection was lost). It returns when all are
 // confirmed or ctx ends; the summary says how far it got either way.
-func Produce(ctx context.Context, o ProduceOptions) (ProduceSummary, error) {
+func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err error) {
 	if o.Window <= 0 {
 		o.Window = 256
 	}
@@ -49,7 +49,7 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceSummary, error) {
 	if o.OnEvent == nil {
 		o.OnEvent = func(RelayEvent) {}
 	}
-	sum := ProduceSummary{Requested: o.Count}
+	sum.Requested = o.Count
 	start := time.Now()
 	defer func() {
 		sum.Seconds = time.Since(start).Seconds()

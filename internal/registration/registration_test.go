@@ -377,7 +377,7 @@ func TestProducePublishesEveryEventConfirmed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Confirmed != 500 || env.QueueDepth(t, Email) != 500 || env.QueueDepth(t, Coupon) != sum.VIP {
+	if sum.Confirmed != 500 || sum.Seconds <= 0 || sum.Rate <= 0 || env.QueueDepth(t, Email) != 500 || env.QueueDepth(t, Coupon) != sum.VIP {
 		t.Errorf("summary %+v; email holds %d, coupon %d", sum, env.QueueDepth(t, Email), env.QueueDepth(t, Coupon))
 	}
 }
