@@ -90,10 +90,8 @@ queues) and <queue>.dlx.`,
 			if opts.MaxAttempts < 1 {
 				return fail.Usagef("--max-attempts %d: want at least 1", opts.MaxAttempts)
 			}
-			for _, d := range opts.Backoff {
-				if d <= 0 {
-					return fail.Usagef("--backoff %v: every wait must be positive", d)
-				}
+			if err := checkBackoff(opts.Backoff); err != nil {
+				return err
 			}
 			if opts.Queue == "" {
 				opts.Queue = opts.Effect
@@ -226,4 +224,14 @@ func workerLog(log *lineLog, e worker.Event, verbose bool) {
 			log.Printf("%s", e.Kind)
 		}
 	}
+}
+
+// checkBackoff refuses a --backoff list with a wait that is not positive.
+func checkBackoff(ds []time.Duration) error {
+	for _, d := range ds {
+		if d <= 0 {
+			return fail.Usagef("--backoff %v: every wait must be positive", d)
+		}
+	}
+	return nil
 }

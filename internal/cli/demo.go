@@ -72,10 +72,8 @@ Least permissions: the administrator tag (it creates and deletes a vhost).`,
 			if opts.MaxAttempts < 2 {
 				return fail.Usagef("--max-attempts %d: want at least 2, so the demo shows a retry", opts.MaxAttempts)
 			}
-			for _, d := range opts.Backoff {
-				if d <= 0 {
-					return fail.Usagef("--backoff %v: every wait must be positive", d)
-				}
+			if err := checkBackoff(opts.Backoff); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)

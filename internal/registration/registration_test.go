@@ -190,6 +190,15 @@ func (a *app) register(t *testing.T, i int, vip bool) string {
 }
 
 
+// waitExactlyOnce waits until every user has exactly the side effects due.
+func (a *app) waitExactlyOnce(t *testing.T, users map[string]bool, what string, within time.Duration) {
+	t.Helper()
+	brokertest.WaitFor(t, what, within, func() bool {
+		tally, _ := a.fx.Count(context.Background())
+		return len(exactlyOnce(tally, users)) == 0
+	})
+}
+
 // exactlyOnce checks every user got one e-mail and one points grant, and
 // VIPs (only) one coupon; it returns the problems.
 func exactlyOnce(tally Tally, users map[string]bool) []string {
@@ -248,11 +257,7 @@ func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 		}
 	}
 
-	var tally Tally
-	brokertest.WaitFor(t, "every side effect", 60*time.Second, func() bool {
-		tally, _ = a.fx.Count(context.Background())
-		return len(exactlyOnce(tally, users)) == 0
-	})
+	a.waitExactlyOnce(t, users, "every side effect", 60*time.Second)
 	// Let duplicates and retries settle, then check nothing happened twice.
 	brokertest.WaitFor(t, "queues drained", 30*time.Second, func() bool {
 		for _, q := range []string{"email", "points", "coupon", "email.retry.1"} {
@@ -263,7 +268,7 @@ func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 		return true
 	})
 	a.stop()
-	tally, _ = a.fx.Count(context.Background())
+	tally, _ := a.fx.Count(context.Background())
 	for _, p := range exactlyOnce(tally, users) {
 		t.Error(p)
 	}
@@ -427,17 +432,13 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	}
 	node.Start(t)
 
-	var tally Tally
-	brokertest.WaitFor(t, "every side effect after the restart", 90*time.Second, func() bool {
-		tally, _ = a.fx.Count(context.Background())
-		return len(exactlyOnce(tally, users)) == 0
-	})
+	a.waitExactlyOnce(t, users, "every side effect after the restart", 90*time.Second)
 	brokertest.WaitFor(t, "the outbox drained", 30*time.Second, func() bool {
 		st, _ := a.store.Stats(context.Background())
 		return st.Pending == 0
 	})
 	a.stop()
-	tally, _ = a.fx.Count(context.Background())
+	tally, _ := a.fx.Count(context.Background())
 	for _, p := range exactlyOnce(tally, users) {
 		t.Error(p)
 	}
