@@ -62,8 +62,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func startMqctl(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
@@ -94,7 +98,6 @@ func (p *proc) wait(t *testing.T) int {
 	}
 	return p.cmd.ProcessState.ExitCode()
 }
-
 
 func declareRegistration(t *testing.T, env *brokertest.Env) {
 	t.Helper()
@@ -245,7 +248,6 @@ func TestRegistrationCommandsRejectBadFlags(t *testing.T) {
 		}
 	}
 }
-
 
 func TestConsumeWithoutItsQueueSaysWhatToDo(t *testing.T) {
 	t.Parallel()

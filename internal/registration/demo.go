@@ -148,7 +148,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 		wg.Wait()
 	}()
 	goRun(func() error { return srv.Serve(ln) })
-	goRun(func() error { return (&Relay{Store: store, Dialer: cfg.Dialer, Poll: 200 * time.Millisecond}).Run(runCtx) })
+	goRun(func() error {
+		return (&Relay{Store: store, Dialer: cfg.Dialer, Poll: 200 * time.Millisecond}).Run(runCtx)
+	})
 	providers := map[string]*Provider{
 		Email:  NewProvider(cfg.EmailLatency, 0, false),
 		Points: NewProvider(cfg.EmailLatency/3, 0, false),

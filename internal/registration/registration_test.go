@@ -189,7 +189,6 @@ func (a *app) register(t *testing.T, i int, vip bool) string {
 	return out.UserID
 }
 
-
 // waitExactlyOnce waits until every user has exactly the side effects due.
 func (a *app) waitExactlyOnce(t *testing.T, users map[string]bool, what string, within time.Duration) {
 	t.Helper()

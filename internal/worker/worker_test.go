@@ -138,7 +138,6 @@ func start(t *testing.T, cfg Config) (stop func() error) {
 	return stop
 }
 
-
 type recorder struct {
 	mu       sync.Mutex
 	attempts map[string][]int
