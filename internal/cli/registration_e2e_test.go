@@ -257,3 +257,35 @@ func TestConsumeWithoutItsQueueSaysWhatToDo(t *testing.T) {
 		t.Errorf("consume without the queue: exit %d, stderr %q; want 1 and a hint", res.Code, res.Stderr)
 	}
 }
+
+func TestConsumeFailRateOneDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	declareRegistration(t, env) // max_attempts 3, backoff 200ms,400ms
+	const n = 20
+	if res := runCLI(t, env.Environ(), "produce", "--count", fmt.Sprint(n), "--vip-ratio", "0.5"); res.Code != 0 {
+		t.Fatalf("produce: %d %s", res.Code, res.Stderr)
+	}
+	c := startMqctl(t, env.Environ(), "consume", "email", "--fail-rate", "1", "--max-attempts", "3",
+		"--backoff", "200ms,400ms", "--db", filepath.Join(t.TempDir(), "fx.db"), "-o", "json")
+	brokertest.WaitFor(t, "every e-mail in email.dlq", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == n })
+	c.signal(syscall.SIGTERM)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("consume exited %d; stderr:\n%s", code, c.stderr.String())
+	}
+	var sum consumeSummary
+	if err := json.Unmarshal(c.stdout.Bytes(), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.DeadLettered != n || sum.Retried != 2*n || sum.Acked != 0 {
+		t.Errorf("summary %+v; want %d dead-lettered after %d retries, none acked", sum, n, 2*n)
+	}
+	for q, want := range map[string]int{"email": 0, "email.retry.1": 0, "email.retry.2": 0, "email.dlq": n, "points.dlq": 0, "coupon.dlq": 0} {
+		if got := env.QueueDepth(t, q); got != want {
+			t.Errorf("%s holds %d, want %d", q, got, want)
+		}
+	}
+	if !strings.Contains(c.stderr.String(), "attempt 3 of") || !strings.Contains(c.stderr.String(), "dead-lettered") {
+		t.Errorf("stderr does not tell the story:\n%s", c.stderr.String())
+	}
+}
