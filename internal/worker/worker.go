@@ -165,7 +165,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if errors.Is(err, ErrQueueMissing) {
 			return err
 		}
-		cfg.OnEvent(Event{Kind: Disconnected, Err: err})
+		if !w.reported {
+			cfg.OnEvent(Event{Kind: Disconnected, Err: err})
+		}
+		w.reported = false
 		cfg.Dialer.Failover()
 		t := time.NewTimer(cfg.Reconnect.Delay(0))
 		select {
@@ -180,6 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 type worker struct {
 	cfg             Config
 	onPublisherLost func()
+	reported        bool // the session already reported its disconnect
 }
 
 // session consumes on one connection until ctx ends (nil) or the
@@ -251,9 +255,12 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		result = errors.New("retry publishing channel closed")
 	}
 	// Close the channel when the session ends for a failure, so that the
-	// consumer stops and its deliveries are requeued by the broker.
+	// consumer stops and its deliveries are requeued by the broker. Report
+	// the loss now: handlers in hand may still take a while to finish.
 	if result != nil {
 		_ = ch.Close()
+		cfg.OnEvent(Event{Kind: Disconnected, Err: result})
+		w.reported = true
 	}
 	wg.Wait()
 	_ = ch.Close()
