@@ -234,7 +234,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 	rep.Latency = append(rep.Latency, lat)
 	say.Say("sign-up latency: p50 %.1f ms, p95 %.1f ms, max %.1f ms (a synchronous chain of the three providers would add at least %s each)",
 		lat.P50ms, lat.P95ms, lat.MaxMs, cfg.EmailLatency+2*(cfg.EmailLatency/3))
-	if err := waitEffects("the welcome e-mails", time.Minute, func(t Tally) bool { return allHave(t, ids, Email) }); err != nil {
+	if err := waitEffects("the side effects of the first sign-ups", time.Minute, func(t Tally) bool {
+		vips := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !users[id] })
+		return allHave(t, ids, Email) && allHave(t, ids, Points) && allHave(t, vips, Coupon)
+	}); err != nil {
 		return rep, err
 	}
 	say.Say("all %d welcome e-mails sent, points granted, VIP coupons issued", len(ids))
