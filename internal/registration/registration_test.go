@@ -401,17 +401,9 @@ func TestProduceFailsFastWithoutTheExchange(t *testing.T) {
 func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
-	conn, err := amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := node.Channel(t)
 	slow := func() *Provider { return NewProvider(20*time.Millisecond, 0, false) }
 	a := startAppOn(t, node.Settings(t), ch, map[string]*Provider{Email: slow(), Points: slow(), Coupon: slow()})
-	conn.Close()
 
 	users := map[string]bool{}
 	for i := range 40 {
@@ -443,38 +435,21 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	}
 	// Nothing is left behind: with the workers stopped, every queue is
 	// empty (unacked deliveries would be back in the ready count).
-	conn, err = amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	for _, q := range []string{"email", "points", "coupon", "email.dlq", "points.dlq", "coupon.dlq"} {
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		st, err := node.Channel(t).QueueDeclarePassive(q, true, false, false, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st.Messages != 0 {
 			t.Errorf("%s holds %d messages after the run, want 0", q, st.Messages)
 		}
-		ch.Close()
 	}
 }
 
 func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
-	conn, err := amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := node.Channel(t)
 	policies := map[string]pattern.Retry{}
 	for _, e := range SideEffects {
 		policies[e] = shortRetry(e)
@@ -482,7 +457,6 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	if err := DeclareTopology(ch, policies); err != nil {
 		t.Fatal(err)
 	}
-	conn.Close()
 
 	const n = 1500
 	d, err := broker.NewDialer(node.Settings(t), "produce restart test")
@@ -526,15 +500,7 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	mu.Unlock()
 
 	// Every event is in the email queue at least once.
-	conn, err = amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err = conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch = node.Channel(t)
 	ids := map[string]bool{}
 	for {
 		m, ok, err := ch.Get(Email, true)
