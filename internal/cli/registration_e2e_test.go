@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -32,8 +33,11 @@ var (
 func mqctlBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mqctl-bin-")
-		if err != nil {
+		// One fixed place per checkout, overwritten by each run, so runs
+		// don't pile up binaries in the temp directory.
+		wd, _ := os.Getwd()
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("mqctl-e2e-%x", sha256.Sum256([]byte(wd)))[:24])
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			binErr = err
 			return
 		}
