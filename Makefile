@@ -35,9 +35,10 @@ test-unit:
 vet:
 	$(GO) vet ./...
 
-## demo: the main job against the local broker.
+## demo: the registration story against the local broker, in its own vhost.
 demo: broker build
 	$(BIN) doctor
+	$(BIN) demo
 
 ## completions: regenerate completions/ (a test fails when they are stale).
 completions:

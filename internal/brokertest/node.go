@@ -1,0 +1,216 @@
+package brokertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/config"
+)
+
+// Node is a private RabbitMQ node for tests that stop, kill or restart the
+// broker: its own name, free ports, data directory and cookie, so the
+// shared broker on 5672 is never touched. It needs the rabbitmq-server
+// package and root (or a user that may run it).
+type Node struct {
+	Name string
+	Port int
+
+	dir  string
+	env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+const (
+	nodeServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+	nodeCtl    = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+)
+
+// StartNode boots a private node (about 10 s) and stops it, removing its
+// data, when t ends. It skips the test where that is impossible.
+func StartNode(t testing.TB) *Node {
+	t.Helper()
+	if os.Getenv("MQCTL_SKIP_INTEGRATION") == "1" {
+		t.Skip("MQCTL_SKIP_INTEGRATION=1: integration test skipped")
+	}
+	if _, err := os.Stat(nodeServer); err != nil {
+		t.Skipf("no %s: a private RabbitMQ node needs the rabbitmq-server package", nodeServer)
+	}
+	dir, err := os.MkdirTemp("", "mqctl-node-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	n := &Node{Name: "mqctltest" + hex.EncodeToString(b) + "@localhost", Port: freePort(t), dir: dir}
+	dist := freePort(t)
+	for _, d := range []string{"home", "mnesia", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cookie := filepath.Join(dir, "home", ".erlang.cookie")
+	if err := os.WriteFile(cookie, []byte("mqctltest"+hex.EncodeToString(b)), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("listeners.tcp.default = %d\nloopback_users = none\n", n.Port)
+	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[].\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.env = []string{
+		"HOME=" + filepath.Join(dir, "home"),
+		"RABBITMQ_NODENAME=" + n.Name,
+		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", n.Port),
+		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", dist),
+		"RABBITMQ_MNESIA_BASE=" + filepath.Join(dir, "mnesia"),
+		"RABBITMQ_LOG_BASE=" + filepath.Join(dir, "log"),
+		"RABBITMQ_CONFIG_FILE=" + filepath.Join(dir, "rabbitmq.conf"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE=" + filepath.Join(dir, "enabled_plugins"),
+		"RABBITMQ_CONF_ENV_FILE=/dev/null",
+		"PATH=" + os.Getenv("PATH"),
+	}
+	t.Cleanup(func() {
+		n.Kill(t)
+		_ = os.RemoveAll(dir)
+	})
+	n.Start(t)
+	return n
+}
+
+// URL is the node's AMQP URL (guest, default vhost).
+func (n *Node) URL() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.Port) }
+
+// Settings are connection settings for the node, as from flags.
+func (n *Node) Settings(t testing.TB) config.Settings {
+	t.Helper()
+	s, err := config.Resolve(config.Flags{URLs: []string{n.URL()}, Timeout: 5 * time.Second}, func(string) (string, bool) { return "", false }, nil)
+	if err != nil {
+		t.Fatalf("settings: %v", err)
+	}
+	return s
+}
+
+// Start boots the node (again) and waits until AMQP answers.
+func (n *Node) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(nodeServer)
+	cmd.Env = n.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.OpenFile(filepath.Join(n.dir, "server.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start private node: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	n.cmd, n.done = cmd, done
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		conn, err := amqp.DialConfig(n.URL(), amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+		if err == nil {
+			_ = conn.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("private node %s exited during boot; see %s", n.Name, n.log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("private node %s did not answer within 90s: %v; %s", n.Name, err, n.log())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// Stop shuts the node down cleanly (rabbitmqctl stop) and waits for it.
+func (n *Node) Stop(t testing.TB) {
+	t.Helper()
+	if n.cmd == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ctl := exec.CommandContext(ctx, nodeCtl, "-n", n.Name, "stop")
+	ctl.Env = n.env
+	if out, err := ctl.CombinedOutput(); err != nil {
+		t.Logf("rabbitmqctl stop %s: %v: %s; killing it", n.Name, err, out)
+		n.Kill(t)
+		return
+	}
+	select {
+	case <-n.done:
+	case <-ctx.Done():
+		n.Kill(t)
+	}
+	n.cmd = nil
+}
+
+// Kill ends the node at once (SIGKILL to its process group), as a crash.
+func (n *Node) Kill(t testing.TB) {
+	t.Helper()
+	if n.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("private node %s did not die within 30s of SIGKILL", n.Name)
+	}
+	n.cmd = nil
+}
+
+func (n *Node) log() string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "server.out"))
+	s := string(b)
+	if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	return strings.TrimSpace(s)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Channel opens a channel on a fresh connection to the node; the
+// connection is closed when t ends.
+func (n *Node) Channel(t testing.TB) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.DialConfig(n.URL(), amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)})
+	if err != nil {
+		t.Fatalf("dial private node: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel on private node: %v", err)
+	}
+	return ch
+}

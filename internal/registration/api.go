@@ -1,0 +1,76 @@
+package registration
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/mail"
+	"strings"
+)
+
+// RegisterRequest is the body of POST /register.
+type RegisterRequest struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	VIP   bool   `json:"vip"`
+}
+
+// RegisterResponse is the body of a 201 answer.
+type RegisterResponse struct {
+	UserID  string `json:"user_id"`
+	EventID string `json:"event_id"`
+}
+
+// Handler serves POST /register and GET /healthz. Registration touches
+// only the local database, never the broker, so it stays fast when the
+// broker or a provider is slow or down.
+func Handler(store *Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
+		var req RegisterRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be JSON {\"name\",\"email\",\"vip\"}: " + err.Error()})
+			return
+		}
+		req.Name = strings.TrimSpace(req.Name)
+		if req.Name == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name is required"})
+			return
+		}
+		addr, err := mail.ParseAddress(req.Email)
+		if err != nil || addr.Address != strings.TrimSpace(req.Email) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "email must be a plain e-mail address like ada@example.com"})
+			return
+		}
+		e, err := store.Register(r.Context(), req.Name, addr.Address, req.VIP)
+		if errors.Is(err, ErrDuplicateEmail) {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "could not store the registration"})
+			return
+		}
+		writeJSON(w, http.StatusCreated, RegisterResponse{UserID: e.UserID, EventID: e.EventID})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		st, err := store.Stats(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Status string `json:"status"`
+			OutboxStats
+		}{"ok", st})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

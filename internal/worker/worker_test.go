@@ -1,0 +1,344 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/pattern"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want int
+	}{
+		{nil, 1}, {int32(3), 3}, {int64(2), 2}, {int8(4), 4}, {"5", 5}, {int32(0), 1}, {"x", 1}, {-2, 1},
+	} {
+		h := amqp.Table{}
+		if tc.v != nil {
+			h[pattern.HeaderAttempt] = tc.v
+		}
+		if got := Attempt(h); got != tc.want {
+			t.Errorf("Attempt(%#v) = %d, want %d", tc.v, got, tc.want)
+		}
+	}
+}
+
+func TestRepublishStampsTheContractHeaders(t *testing.T) {
+	first := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	later := first.Add(time.Minute)
+	r := pattern.Retry{Queue: "email", MaxAttempts: 3, Backoff: []time.Duration{time.Second}, DLQ: "email.dlq"}
+	d := amqp.Delivery{MessageId: "m1", Body: []byte("{}"), Expiration: "100", UserId: "someone",
+		Headers: amqp.Table{"custom": "kept"}}
+
+	retry := Republish(d, r.AfterFailure(1), "email", 1, errors.New("smtp 451"), first)
+	if retry.Headers[pattern.HeaderAttempt] != int32(2) {
+		t.Errorf("retry attempt header = %v, want 2", retry.Headers[pattern.HeaderAttempt])
+	}
+	for k, want := range map[string]any{
+		pattern.HeaderFailureReason: "smtp 451", pattern.HeaderOriginQueue: "email",
+		pattern.HeaderFirstFailedAt: first.Format(time.RFC3339), pattern.HeaderFailedAt: first.Format(time.RFC3339),
+		"custom": "kept",
+	} {
+		if retry.Headers[k] != want {
+			t.Errorf("retry header %s = %v, want %v", k, retry.Headers[k], want)
+		}
+	}
+	if retry.Expiration != "" || retry.UserId != "" || retry.MessageId != "m1" || retry.DeliveryMode != amqp.Persistent {
+		t.Errorf("retry properties: expiration %q user %q id %q mode %d", retry.Expiration, retry.UserId, retry.MessageId, retry.DeliveryMode)
+	}
+
+	d.Headers = retry.Headers
+	dead := Republish(d, r.AfterFailure(3), "email", 3, errors.New("smtp 550"), later)
+	if dead.Headers[pattern.HeaderAttempt] != int32(3) {
+		t.Errorf("dead letter attempt header = %v, want the last attempt 3", dead.Headers[pattern.HeaderAttempt])
+	}
+	if dead.Headers[pattern.HeaderFirstFailedAt] != first.Format(time.RFC3339) || dead.Headers[pattern.HeaderFailedAt] != later.Format(time.RFC3339) {
+		t.Errorf("failure times = first %v last %v", dead.Headers[pattern.HeaderFirstFailedAt], dead.Headers[pattern.HeaderFailedAt])
+	}
+	if dead.Headers[pattern.HeaderFailureReason] != "smtp 550" {
+		t.Errorf("reason = %v", dead.Headers[pattern.HeaderFailureReason])
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	err := fmt.Errorf("decode: %w", Permanent(errors.New("bad json")))
+	if !IsPermanent(err) || IsPermanent(errors.New("x")) {
+		t.Error("IsPermanent does not see through wrapping, or sees what is not there")
+	}
+}
+
+// setup declares a retry queue in a fresh vhost and returns the env and a
+// publish function onto the work queue.
+func setup(t *testing.T, r pattern.Retry) (*brokertest.Env, func(id, body string)) {
+	t.Helper()
+	env := brokertest.New(t)
+	ch := env.Channel(t)
+	if err := DeclareRetryQueue(ch, r); err != nil {
+		t.Fatal(err)
+	}
+	conn := env.Dial(t)
+	pub, err := broker.NewPublisher(conn, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	return env, func(id, body string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := pub.PublishAndWait(ctx, "", r.Queue, amqp.Publishing{MessageId: id, DeliveryMode: amqp.Persistent, Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func dialer(t *testing.T, env *brokertest.Env) *broker.Dialer {
+	t.Helper()
+	d, err := broker.NewDialer(env.Settings(t), "worker test "+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// start runs a worker until the test ends and waits for it to stop.
+func start(t *testing.T, cfg Config) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				err = errors.New("worker did not stop within 30s")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+type recorder struct {
+	mu       sync.Mutex
+	attempts map[string][]int
+	times    map[string][]time.Time
+	events   map[EventKind]int
+}
+
+func newRecorder() *recorder {
+	return &recorder{attempts: map[string][]int{}, times: map[string][]time.Time{}, events: map[EventKind]int{}}
+}
+
+func (r *recorder) handler(fail func(d Delivery) error) Handler {
+	return func(ctx context.Context, d Delivery) error {
+		r.mu.Lock()
+		r.attempts[d.MessageID] = append(r.attempts[d.MessageID], d.Attempt)
+		r.times[d.MessageID] = append(r.times[d.MessageID], time.Now())
+		r.mu.Unlock()
+		return fail(d)
+	}
+}
+
+func (r *recorder) event(e Event) {
+	r.mu.Lock()
+	r.events[e.Kind]++
+	r.mu.Unlock()
+}
+
+func (r *recorder) count(k EventKind) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.events[k]
+}
+
+func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
+	t.Parallel()
+	backoff := []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}
+	r := pattern.Retry{Queue: "email", MaxAttempts: 4, Backoff: backoff, DLQ: "email.dlq"}
+	env, publish := setup(t, r)
+	const n = 5
+	for i := range n {
+		publish(fmt.Sprintf("m%d", i), "{}")
+	}
+	rec := newRecorder()
+	stop := start(t, Config{Queue: "email", Retry: r, Prefetch: 3, Dialer: dialer(t, env), OnEvent: rec.event,
+		Handler: rec.handler(func(Delivery) error { return errors.New("provider down") })})
+	brokertest.WaitFor(t, "every message in the DLQ", 30*time.Second, func() bool { return env.QueueDepth(t, "email.dlq") == n })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range n {
+		id := fmt.Sprintf("m%d", i)
+		got := rec.attempts[id]
+		if fmt.Sprint(got) != "[1 2 3 4]" {
+			t.Errorf("%s attempts = %v, want [1 2 3 4]", id, got)
+		}
+		ts := rec.times[id]
+		// Waits before attempts 2, 3, 4: 300ms, 600ms, 600ms (the last repeats).
+		for j, want := range []time.Duration{300, 600, 600} {
+			if gap := ts[j+1].Sub(ts[j]); gap < want*time.Millisecond {
+				t.Errorf("%s waited %s before attempt %d, want at least %dms", id, gap, j+2, want)
+			}
+		}
+	}
+	for _, q := range []string{"email", "email.retry.1", "email.retry.2"} {
+		if d := env.QueueDepth(t, q); d != 0 {
+			t.Errorf("%s holds %d messages, want 0", q, d)
+		}
+	}
+	// The dead letters carry the failure.
+	ch := env.Channel(t)
+	m, ok, err := ch.Get("email.dlq", false)
+	if err != nil || !ok {
+		t.Fatalf("get from DLQ: %v %v", ok, err)
+	}
+	if m.Headers[pattern.HeaderFailureReason] != "provider down" || m.Headers[pattern.HeaderOriginQueue] != "email" || Attempt(m.Headers) != 4 {
+		t.Errorf("dead letter headers = %v", m.Headers)
+	}
+	if rec.count(DeadLettered) != n || rec.count(Retried) != 3*n {
+		t.Errorf("events: %d dead-lettered, %d retried; want %d and %d", rec.count(DeadLettered), rec.count(Retried), n, 3*n)
+	}
+}
+
+func TestWorkerDeadLettersPermanentFailuresAtOnce(t *testing.T) {
+	t.Parallel()
+	r := pattern.Retry{Queue: "points", MaxAttempts: 4, Backoff: []time.Duration{time.Hour}, DLQ: "points.dlq"}
+	env, publish := setup(t, r)
+	publish("bad", "not json")
+	publish("good", "{}")
+	rec := newRecorder()
+	start(t, Config{Queue: "points", Retry: r, Dialer: dialer(t, env),
+		Handler: rec.handler(func(d Delivery) error {
+			if d.MessageID == "bad" {
+				return Permanent(errors.New("body is not JSON"))
+			}
+			if d.MessageID == "good" {
+				panic("handler bug")
+			}
+			return nil
+		})})
+	brokertest.WaitFor(t, "bad in the DLQ, good in the delay queue", 20*time.Second, func() bool {
+		return env.QueueDepth(t, "points.dlq") == 1 && env.QueueDepth(t, "points.retry.1") == 1
+	})
+	if got := rec.attempts["bad"]; len(got) != 1 {
+		t.Errorf("permanent failure was attempted %v times, want once", got)
+	}
+}
+
+func TestWorkerProcessesEveryMessageAcrossAConnectionLoss(t *testing.T) {
+	t.Parallel()
+	r := pattern.Retry{Queue: "coupon", MaxAttempts: 3, Backoff: []time.Duration{100 * time.Millisecond}, DLQ: "coupon.dlq"}
+	env, publish := setup(t, r)
+	const n = 200
+	for i := range n {
+		publish(fmt.Sprintf("m%d", i), "{}")
+	}
+	var mu sync.Mutex
+	done := map[string]bool{}
+	var killed atomic.Bool
+	rec := newRecorder()
+	name := "worker test " + t.Name()
+	start(t, Config{Queue: "coupon", Retry: r, Prefetch: 4, Dialer: dialer(t, env), OnEvent: rec.event,
+		Handler: func(ctx context.Context, d Delivery) error {
+			mu.Lock()
+			progress := len(done)
+			mu.Unlock()
+			// After some progress, hold the work until the worker saw its
+			// connection die, so the rest must be done after the reconnect.
+			for progress >= 20 && !killed.Load() && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			mu.Lock()
+			done[d.MessageID] = true
+			mu.Unlock()
+			return nil
+		}})
+	brokertest.WaitFor(t, "some progress", 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(done) >= 20 })
+	// Kill the worker's connection from the broker side. The management
+	// API lists a new connection only after its next stats sample.
+	brokertest.WaitFor(t, "the worker's connection closed through the management API", 30*time.Second, func() bool {
+		conns, err := env.Mgmt.ListConnections()
+		if err != nil {
+			return false
+		}
+		closed := false
+		for _, c := range conns {
+			if c.Vhost == env.Vhost && c.ClientProperties["connection_name"] == name {
+				if _, err := env.Mgmt.CloseConnection(c.Name); err == nil {
+					closed = true
+				}
+			}
+		}
+		return closed
+	})
+	brokertest.WaitFor(t, "the worker to see the close", 20*time.Second, func() bool { return rec.count(Disconnected) >= 1 })
+	// Let the handlers in hand finish (their acks go nowhere: the broker
+	// redelivers those messages on the new connection).
+	killed.Store(true)
+	brokertest.WaitFor(t, "a reconnect", 20*time.Second, func() bool { return rec.count(Connected) >= 2 })
+	brokertest.WaitFor(t, "every message processed", 60*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(done) == n })
+	brokertest.WaitFor(t, "the queue drained", 20*time.Second, func() bool { return env.QueueDepth(t, "coupon") == 0 })
+	if d := env.QueueDepth(t, "coupon.dlq"); d != 0 {
+		t.Errorf("DLQ holds %d, want 0", d)
+	}
+}
+
+func TestWorkerStopFinishesInFlightWork(t *testing.T) {
+	t.Parallel()
+	r := pattern.Retry{Queue: "email", MaxAttempts: 2, Backoff: []time.Duration{time.Second}, DLQ: "email.dlq"}
+	env, publish := setup(t, r)
+	for i := range 3 {
+		publish(fmt.Sprintf("m%d", i), "{}")
+	}
+	started := make(chan struct{}, 3)
+	var mu sync.Mutex
+	finished := 0
+	stop := start(t, Config{Queue: "email", Retry: r, Prefetch: 1, Dialer: dialer(t, env),
+		Handler: func(ctx context.Context, d Delivery) error {
+			started <- struct{}{}
+			time.Sleep(500 * time.Millisecond)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			mu.Lock()
+			finished++
+			mu.Unlock()
+			return nil
+		}})
+	<-started
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := finished
+	mu.Unlock()
+	if got < 1 {
+		t.Fatalf("the delivery in hand at stop was not finished")
+	}
+	// Whatever was finished was acked; the rest is back in the queue.
+	if d := env.QueueDepth(t, "email"); d != 3-got {
+		t.Errorf("queue holds %d after stop with %d finished, want %d", d, got, 3-got)
+	}
+}
