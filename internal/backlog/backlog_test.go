@@ -35,7 +35,9 @@ func (f *fakeSource) QueuePage(ctx context.Context, vhost string, page, size int
 	return Page{Queues: f.snap.Queues[lo:hi], PageCount: pc}, nil
 }
 
-func (f *fakeSource) Bindings(context.Context, string) ([]Binding, error) { return f.snap.Bindings, nil }
+func (f *fakeSource) Bindings(context.Context, string) ([]Binding, error) {
+	return f.snap.Bindings, nil
+}
 func (f *fakeSource) Exchanges(context.Context, string) ([]Exchange, error) {
 	return f.snap.Exchanges, nil
 }
