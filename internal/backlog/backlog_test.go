@@ -336,7 +336,7 @@ func TestHistoryTrend(t *testing.T) {
 	if h.Delta(r) != 4 || h.Arrow(r) != "↑" {
 		t.Errorf("delta %d arrow %s", h.Delta(r), h.Arrow(r))
 	}
-	if s := h.Sparkline(r); s != "▄█▂▆" {
+	if s := h.Sparkline(r); s != "▃█▁▅" {
 		t.Errorf("sparkline %q", s)
 	}
 	h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: 1}}})
@@ -405,5 +405,23 @@ func TestParseSort(t *testing.T) {
 	}
 	if _, err := ParseSort("size"); err == nil || !strings.Contains(err.Error(), "publish_rate") {
 		t.Error(err)
+	}
+}
+
+func TestUnroutableDeadLetters(t *testing.T) {
+	snap := Snapshot{
+		Queues: []QueueStat{
+			{Vhost: "v", Name: "lost", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": "nowhere"}},
+			{Vhost: "v", Name: "back", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": ""}},
+		},
+	}
+	rep := Build(snap, "v", NewMatcher(nil), SortName)
+	if w := row(t, rep, "lost").Warnings; !reflect.DeepEqual(w, []Warning{WarnNoDLQ}) {
+		t.Errorf("lost: %v", w)
+	}
+	// Dead-lettering back through the default exchange under the
+	// message's own key names no DLQ and is not a warning.
+	if r := row(t, rep, "back"); r.DeadLetter != nil || len(r.Warnings) != 0 {
+		t.Errorf("back: %+v", r)
 	}
 }

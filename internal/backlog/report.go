@@ -20,6 +20,10 @@ const (
 	WarnDLQNotEmpty Warning = "dlq_not_empty"
 	// WarnBelowQuorum: fewer quorum queue members online than a majority.
 	WarnBelowQuorum Warning = "below_quorum"
+	// WarnNoDLQ: the queue dead-letters to an exchange that routes to no
+	// queue, so its dead letters are dropped (exchange-to-exchange bindings
+	// are not followed).
+	WarnNoDLQ Warning = "dead_letters_unroutable"
 	// WarnNotRunning: the broker reports the queue in a state other than
 	// running or idle (down, crashed, stopped…).
 	WarnNotRunning Warning = "not_running"
@@ -264,6 +268,9 @@ func warnings(r Row) []Warning {
 	}
 	if r.DLQMessages > 0 || (r.Role == RoleDLQ && r.Messages > 0) {
 		w = append(w, WarnDLQNotEmpty)
+	}
+	if r.DeadLetter != nil && len(r.DeadLetter.Queues) == 0 {
+		w = append(w, WarnNoDLQ)
 	}
 	if r.BelowQuorum() {
 		w = append(w, WarnBelowQuorum)

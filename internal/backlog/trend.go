@@ -51,19 +51,22 @@ func (h *History) Arrow(r Row) string {
 
 var sparks = []rune("▁▂▃▄▅▆▇█")
 
-// Sparkline draws the remembered ready counts, scaled from zero to their
-// maximum.
+// Sparkline draws the remembered ready counts scaled between their
+// minimum and maximum, so a small change on a deep queue still shows.
 func (h *History) Sparkline(r Row) string {
 	s := h.seen[qkey{r.Vhost, r.Name}]
-	hi := 0
+	if len(s) == 0 {
+		return ""
+	}
+	lo, hi := s[0], s[0]
 	for _, v := range s {
-		hi = max(hi, v)
+		lo, hi = min(lo, v), max(hi, v)
 	}
 	var b strings.Builder
 	for _, v := range s {
 		i := 0
-		if hi > 0 {
-			i = v * (len(sparks) - 1) / hi
+		if hi > lo {
+			i = (v - lo) * (len(sparks) - 1) / (hi - lo)
 		}
 		b.WriteRune(sparks[i])
 	}
