@@ -357,7 +357,8 @@ func (g fakeGetter) GetJSON(_ context.Context, path string, q url.Values, v any)
 	if !ok {
 		return fmt.Errorf("unexpected path %s", path)
 	}
-	if path == "queues/a%2Fb" && (q.Get("page_size") != "500" || !strings.Contains(q.Get("columns"), "head_message_timestamp")) {
+	if path == "queues/a%2Fb" && (q.Get("page_size") != "500" || !strings.Contains(q.Get("columns"), "head_message_timestamp") ||
+		!strings.Contains(q.Get("columns"), "message_stats.ack_details.rate")) {
 		return fmt.Errorf("bad query %v", q)
 	}
 	return json.Unmarshal([]byte(body), v)
@@ -398,6 +399,24 @@ func TestHTTPSourceDecodes(t *testing.T) {
 		t.Error("all vhosts: expected the fake to refuse unknown paths")
 	}
 }
+
+func TestHTTPSourceNoRatesAsksForFewerColumns(t *testing.T) {
+	var asked string
+	g := getterFunc(func(q url.Values, v any) error {
+		asked = q.Get("columns")
+		return json.Unmarshal([]byte(`{"page_count":1,"items":[]}`), v)
+	})
+	if _, err := (HTTPSource{API: g, NoRates: true}).QueuePage(context.Background(), "v", 1, 500); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(asked, "message_stats") || !strings.Contains(asked, "consumers") {
+		t.Errorf("columns %q", asked)
+	}
+}
+
+type getterFunc func(url.Values, any) error
+
+func (f getterFunc) GetJSON(_ context.Context, _ string, q url.Values, v any) error { return f(q, v) }
 
 func TestParseSort(t *testing.T) {
 	if k, err := ParseSort("dlq"); err != nil || k != SortDLQ {

@@ -17,17 +17,32 @@ type Getter interface {
 
 // HTTPSource is the Source over the management HTTP API. It asks only for
 // the columns backlog reads, which keeps a page of 500 queues small.
-type HTTPSource struct{ API Getter }
+type HTTPSource struct {
+	API Getter
+	// NoRates leaves out the message rates (backlog check needs none),
+	// sparing the broker that part of its per-queue statistics work.
+	NoRates bool
+}
 
 // queueColumns are the columns backlog reads; nested ones use the API's
 // dotted form.
-var queueColumns = strings.Join([]string{
+var queueColumns = []string{
 	"vhost", "name", "type", "state", "arguments", "effective_policy_definition",
-	"messages_ready", "messages_unacknowledged", "consumers",
-	"message_stats.publish_details.rate", "message_stats.deliver_get_details.rate",
-	"message_stats.ack_details.rate", "head_message_timestamp",
+	"messages_ready", "messages_unacknowledged", "consumers", "head_message_timestamp",
 	"leader", "members", "online",
-}, ",")
+}
+
+var rateColumns = []string{
+	"message_stats.publish_details.rate", "message_stats.deliver_get_details.rate",
+	"message_stats.ack_details.rate",
+}
+
+func (s HTTPSource) columns() string {
+	if s.NoRates {
+		return strings.Join(queueColumns, ",")
+	}
+	return strings.Join(append(queueColumns[:len(queueColumns):len(queueColumns)], rateColumns...), ",")
+}
 
 type apiRate struct {
 	Rate float64 `json:"rate"`
@@ -71,7 +86,7 @@ func (s HTTPSource) QueuePage(ctx context.Context, vhost string, page, size int)
 	q := url.Values{
 		"page":      {strconv.Itoa(page)},
 		"page_size": {strconv.Itoa(size)},
-		"columns":   {queueColumns},
+		"columns":   {s.columns()},
 	}
 	var ap apiPage
 	if err := s.API.GetJSON(ctx, vhostPath("queues", vhost), q, &ap); err != nil {

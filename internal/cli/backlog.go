@@ -28,13 +28,15 @@ type backlogTarget struct {
 // backlogQuery is what `backlog` and `backlog check` share: where to read
 // and which queues.
 type backlogQuery struct {
-	Connect   func() (backlogTarget, error)
+	Connect func() (backlogTarget, error)
+	// NoRates: the command shows no message rates (check).
+	NoRates   bool
 	AllVhosts bool
 	PageSize  int
 	Globs     []string
 }
 
-func defaultBacklogConnect(f *Factory) func() (backlogTarget, error) {
+func defaultBacklogConnect(f *Factory, q *backlogQuery) func() (backlogTarget, error) {
 	return func() (backlogTarget, error) {
 		s, err := f.Settings()
 		if err != nil {
@@ -45,7 +47,7 @@ func defaultBacklogConnect(f *Factory) func() (backlogTarget, error) {
 			return backlogTarget{}, err
 		}
 		return backlogTarget{
-			Source:  backlog.HTTPSource{API: api},
+			Source:  backlog.HTTPSource{API: api, NoRates: q.NoRates},
 			Vhost:   s.Vhost,
 			Explain: func(what string, err error) error { return broker.MgmtError(s, what, err) },
 		}, nil
@@ -101,7 +103,8 @@ const defaultWatch = 5 * time.Second
 // NewCmdBacklog builds `mqctl backlog` and its `check` subcommand; runF
 // replaces the work in tests.
 func NewCmdBacklog(f *Factory, runF func(*BacklogOptions) error) *cobra.Command {
-	q := &backlogQuery{Connect: defaultBacklogConnect(f)}
+	q := &backlogQuery{}
+	q.Connect = defaultBacklogConnect(f, q)
 	opts := &BacklogOptions{IO: f.IO, Query: q}
 	var sortKey, watch string
 	cmd := &cobra.Command{

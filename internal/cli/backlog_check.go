@@ -101,6 +101,7 @@ read access to the vhost).`,
 				return fail.Usagef("--require-age needs --max-age")
 			}
 			q.Globs = args
+			q.NoRates = true
 			if runF != nil {
 				return runF(opts)
 			}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Benchmark of `mqctl backlog` at scale: creates QUEUES queues (default
+# 5,000: half work queues dead-lettering through their own Q.dlx exchange
+# to Q.dlq, half those DLQs) in a private vhost with one definitions import,
+# then times `mqctl backlog -o json` and `mqctl backlog check` RUNS times
+# each and prints the median wall time and peak RSS. The vhost is deleted
+# on exit. Not part of `go test`; run it by hand against a local broker:
+#
+#   bench/backlog.sh                 # 5,000 queues, 5 runs
+#   QUEUES=10000 RUNS=7 bench/backlog.sh
+#
+# Environment: MGMT (default http://localhost:15672), AMQP
+# (default amqp://guest:guest@localhost:5672), USERPASS (default guest:guest).
+set -euo pipefail
+
+QUEUES=${QUEUES:-5000}
+RUNS=${RUNS:-5}
+MGMT=${MGMT:-http://localhost:15672}
+AMQP=${AMQP:-amqp://guest:guest@localhost:5672}
+USERPASS=${USERPASS:-guest:guest}
+VHOST=${VHOST:-"mqctl-bench-backlog-$$"}
+KEEP=${KEEP:-0} # 1: keep the vhost (and reuse it when it exists)
+WORK=$(mktemp -d)
+BIN="$WORK/mqctl"
+
+cleanup() {
+	[[ $KEEP == 1 ]] || curl -fsS -u "$USERPASS" -X DELETE "$MGMT/api/vhosts/$VHOST" >/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cd "$(dirname "$0")/.."
+go build -o "$BIN" ./cmd/mqctl
+
+curl -fsS -u "$USERPASS" -X PUT "$MGMT/api/vhosts/$VHOST" >/dev/null
+user=${USERPASS%%:*}
+curl -fsS -u "$USERPASS" -X PUT -H 'content-type: application/json' \
+	-d '{"configure":".*","write":".*","read":".*"}' "$MGMT/api/permissions/$VHOST/$user" >/dev/null
+
+# One definitions document: QUEUES/2 work queues with x-dead-letter-*
+# arguments, their Q.dlx exchanges, their Q.dlq queues and bindings.
+pairs=$((QUEUES / 2))
+{
+	printf '{"queues":['
+	for ((i = 0; i < pairs; i++)); do
+		((i > 0)) && printf ','
+		printf '{"name":"work.%d","vhost":"%s","durable":true,"auto_delete":false,"arguments":{"x-dead-letter-exchange":"work.%d.dlx","x-dead-letter-routing-key":"work.%d"}},' "$i" "$VHOST" "$i" "$i"
+		printf '{"name":"work.%d.dlq","vhost":"%s","durable":true,"auto_delete":false,"arguments":{}}' "$i" "$VHOST"
+	done
+	printf '],"exchanges":['
+	for ((i = 0; i < pairs; i++)); do
+		((i > 0)) && printf ','
+		printf '{"name":"work.%d.dlx","vhost":"%s","type":"direct","durable":true,"auto_delete":false,"internal":false,"arguments":{}}' "$i" "$VHOST"
+	done
+	printf '],"bindings":['
+	for ((i = 0; i < pairs; i++)); do
+		((i > 0)) && printf ','
+		printf '{"source":"work.%d.dlx","vhost":"%s","destination":"work.%d.dlq","destination_type":"queue","routing_key":"work.%d","arguments":{}}' "$i" "$VHOST" "$i" "$i"
+	done
+	printf ']}'
+} >"$WORK/defs.json"
+
+start=$(date +%s.%N)
+curl -fsS -u "$USERPASS" -X POST -H 'content-type: application/json' \
+	--data-binary @"$WORK/defs.json" "$MGMT/api/definitions/$VHOST" >/dev/null
+echo "imported $((pairs * 2)) queues, $pairs exchanges, $pairs bindings in $(echo "$(date +%s.%N) - $start" | bc) s"
+
+export MQCTL_URL="$AMQP/$VHOST" MQCTL_MGMT_URL="$MGMT" MQCTL_CONFIG="$WORK/none.yaml"
+# Check the listing is complete before timing it.
+n=$("$BIN" backlog -o json | grep -c '"role":' || true)
+echo "mqctl backlog lists $n queues"
+[[ $n -eq $((pairs * 2)) ]] || { echo "expected $((pairs * 2)) queues" >&2; exit 1; }
+
+# measure NAME CMD…: RUNS runs after one warm-up; median wall s and peak RSS MB.
+measure() {
+	local name=$1
+	shift
+	"$@" >/dev/null 2>&1 || true
+	local walls=() rss=()
+	for ((r = 0; r < RUNS; r++)); do
+		/usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>&1 || true
+		read -r w m < <(tail -1 "$WORK/time")
+		walls+=("$w")
+		rss+=("$m")
+	done
+	local mw mr
+	mw=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")
+	mr=$(printf '%s\n' "${rss[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")
+	local maxr
+	maxr=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+	printf '%-28s median %6.2f s  (runs: %s)  peak RSS median %5.1f MB, max %5.1f MB\n' \
+		"$name" "$mw" "${walls[*]}" "$(echo "$mr / 1024" | bc -l)" "$(echo "$maxr / 1024" | bc -l)"
+}
+
+measure "backlog -o json" "$BIN" backlog -o json
+measure "backlog (table)" "$BIN" backlog
+measure "backlog check" "$BIN" backlog check --max-ready 1000 --max-unacked 1000 --max-dlq 0 --min-consumers 0 --max-age 1h
