@@ -209,12 +209,14 @@ func backlogRun(ctx context.Context, opts *BacklogOptions) error {
 }
 
 // backlogWatch refreshes until ctx ends (Ctrl-C: a clean stop, exit 0) or
-// Count refreshes were shown.
+// Count refreshes were shown. A failed first read ends it; later
+// operational failures are reported on stderr and retried.
 func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) error {
 	hist := backlog.NewHistory(20)
 	inPlace := opts.Format == output.Table && opts.IO.IsStdoutTTY()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	shown := 0
 	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -226,14 +228,21 @@ func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) er
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			// A slow or restarting broker should not end a watch; refused
+			// credentials will not get better by retrying.
+			if k, _ := fail.KindOf(err); k == fail.Auth || k == fail.Usage || n == 1 {
+				return err
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "%s refresh failed, retrying in %s: %v\n", time.Now().UTC().Format(time.RFC3339), opts.Watch, err)
+			timer.Reset(opts.Watch)
+			continue
 		}
 		hist.Record(rep)
 		view := backlogView{Report: rep, History: hist, Fancy: opts.IO.ColorEnabled()}
 		if err := writeWatchFrame(opts.IO, opts.Format, inPlace, opts.Watch, view); err != nil {
 			return err
 		}
-		if opts.Count > 0 && n >= opts.Count {
+		if shown++; opts.Count > 0 && shown >= opts.Count {
 			return nil
 		}
 		timer.Reset(opts.Watch)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
@@ -280,5 +282,41 @@ func TestBacklogCheckRendering(t *testing.T) {
 		if !strings.Contains(errOut.String(), "note: email: --max-age not checked: quorum queues") {
 			t.Errorf("tty=%v: the unknown age must be said: %q", tty, errOut)
 		}
+	}
+}
+
+// flakySource fails the reads listed in fail (1-based).
+type flakySource struct {
+	*staticSource
+	fail  map[int]error
+	calls int
+}
+
+func (f *flakySource) QueuePage(ctx context.Context, v string, p, n int) (backlog.Page, error) {
+	f.calls++
+	if err := f.fail[f.calls]; err != nil {
+		return backlog.Page{}, err
+	}
+	return f.staticSource.QueuePage(ctx, v, p, n)
+}
+
+func TestBacklogWatchSurvivesAFailedRefresh(t *testing.T) {
+	ios, _, out, errOut := iostreams.Test()
+	src := &flakySource{staticSource: fakeBacklog(), fail: map[int]error{2: errors.New("timeout")}}
+	opts := fakeBacklogOpts(ios, output.Table, src)
+	opts.Watch, opts.Count = time.Millisecond, 3
+	if err := backlogRun(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "QUEUE"); n != 3 || !strings.Contains(errOut.String(), "refresh failed, retrying") {
+		t.Errorf("want 3 frames and a retry note, got %d frames, stderr %q", n, errOut)
+	}
+	// Refused credentials end the watch.
+	ios, _, _, _ = iostreams.Test()
+	src = &flakySource{staticSource: fakeBacklog(), fail: map[int]error{2: fail.Authf("401")}}
+	opts = fakeBacklogOpts(ios, output.Table, src)
+	opts.Watch = time.Millisecond
+	if err := backlogRun(context.Background(), opts); ExitCode(context.Background(), err, true) != ExitAuth {
+		t.Errorf("auth failure: %v", err)
 	}
 }
