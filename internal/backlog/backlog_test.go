@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // fakeSource serves a fixed snapshot in pages and counts calls.
@@ -43,6 +45,7 @@ func (f *fakeSource) Exchanges(context.Context, string) ([]Exchange, error) {
 }
 
 func TestFetchReadsEveryPageOnce(t *testing.T) {
+	defer goleak.VerifyNone(t) // page readers end, also after a failed page
 	var qs []QueueStat
 	for i := range 1234 {
 		qs = append(qs, QueueStat{Vhost: "v", Name: fmt.Sprintf("q%04d", i)})
