@@ -2,35 +2,90 @@
 # Benchmark of `mqctl backlog` at scale: creates QUEUES queues (default
 # 5,000: half work queues dead-lettering through their own Q.dlx exchange
 # to Q.dlq, half those DLQs) in a private vhost with one definitions import,
-# then times `mqctl backlog -o json` and `mqctl backlog check` RUNS times
-# each and prints the median wall time and peak RSS. The vhost is deleted
-# on exit. Not part of `go test`; run it by hand against a local broker:
+# then times `mqctl backlog -o json`, the table and `mqctl backlog check`
+# RUNS times each and prints the median wall time and peak RSS. Not part of
+# `go test`; run it by hand:
 #
-#   bench/backlog.sh                 # 5,000 queues, 5 runs
+#   bench/backlog.sh                 # private node, 5,000 queues, 5 runs
 #   QUEUES=10000 RUNS=7 bench/backlog.sh
+#   SHARED=1 bench/backlog.sh        # use the broker at MGMT/AMQP instead
 #
-# Environment: MGMT (default http://localhost:15672), AMQP
-# (default amqp://guest:guest@localhost:5672), USERPASS (default guest:guest).
+# By default it starts a private RabbitMQ node on free ports (its own data
+# directory and the open-files limit raised to the hard limit) and stops it afterwards:
+# thousands of classic queues on a node limited to 1,024 file descriptors
+# exhaust its file handle cache when they are deleted (queues crash, new
+# vhosts fail to start), which must not happen to a broker others use.
+#
+# Environment: SETTLE (seconds to wait after the import, default 20), PORT (private AMQP port, default 5699; management PORT+10000),
+# SHARED=1 with MGMT (default http://localhost:15672), AMQP (default
+# amqp://guest:guest@localhost:5672), USERPASS (default guest:guest).
 set -euo pipefail
 
 QUEUES=${QUEUES:-5000}
 RUNS=${RUNS:-5}
-MGMT=${MGMT:-http://localhost:15672}
-AMQP=${AMQP:-amqp://guest:guest@localhost:5672}
+SHARED=${SHARED:-0}
 USERPASS=${USERPASS:-guest:guest}
 VHOST=${VHOST:-"mqctl-bench-backlog-$$"}
-KEEP=${KEEP:-0} # 1: keep the vhost (and reuse it when it exists)
+KEEP=${KEEP:-0} # 1: keep the vhost (shared broker only)
 WORK=$(mktemp -d)
 BIN="$WORK/mqctl"
+NODE=""
+
+if [[ $SHARED == 1 ]]; then
+	MGMT=${MGMT:-http://localhost:15672}
+	AMQP=${AMQP:-amqp://guest:guest@localhost:5672}
+else
+	PORT=${PORT:-5699}
+	MPORT=$((PORT + 10000))
+	NODE="mqctl-bench-backlog-$$@localhost"
+	MGMT="http://localhost:$MPORT"
+	AMQP="amqp://guest:guest@localhost:$PORT"
+	KEEP=0
+fi
+
+# rabbitmqctl for the private node, with its own cookie.
+pctl() {
+	HOME="$WORK" RABBITMQ_NODENAME="$NODE" /usr/lib/rabbitmq/bin/rabbitmqctl -n "$NODE" "$@"
+}
+
+start_node() {
+	mkdir -p "$WORK/node/log" "$WORK/node/mnesia"
+	printf 'mqctl-bench-backlog-cookie' >"$WORK/.erlang.cookie"
+	chmod 400 "$WORK/.erlang.cookie"
+	printf 'listeners.tcp.default = %d\nmanagement.tcp.port = %d\n' "$PORT" "$MPORT" >"$WORK/node/rabbitmq.conf"
+	printf '[rabbitmq_management].\n' >"$WORK/node/enabled_plugins"
+	(
+		ulimit -n "$(ulimit -Hn)"
+		HOME="$WORK" RABBITMQ_NODENAME="$NODE" RABBITMQ_NODE_PORT="$PORT" \
+			RABBITMQ_DIST_PORT=$((PORT + 20000)) RABBITMQ_MNESIA_BASE="$WORK/node/mnesia" \
+			RABBITMQ_LOG_BASE="$WORK/node/log" RABBITMQ_CONFIG_FILE="$WORK/node/rabbitmq.conf" \
+			RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/node/enabled_plugins" RABBITMQ_CONF_ENV_FILE=/dev/null \
+			/usr/lib/rabbitmq/bin/rabbitmq-server -detached
+	)
+	for _ in $(seq 1 90); do
+		curl -fsS -m 2 -u "$USERPASS" "$MGMT/api/overview" >/dev/null 2>&1 && return 0
+		sleep 1
+	done
+	echo "private node did not start; see $WORK/node/log" >&2
+	return 1
+}
 
 cleanup() {
-	[[ $KEEP == 1 ]] || curl -fsS -u "$USERPASS" -X DELETE "$MGMT/api/vhosts/$VHOST" >/dev/null || true
+	if [[ -n $NODE ]]; then
+		pctl stop >/dev/null 2>&1 || true
+	elif [[ $KEEP != 1 ]]; then
+		curl -fsS -m 300 -u "$USERPASS" -X DELETE "$MGMT/api/vhosts/$VHOST" >/dev/null || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 cd "$(dirname "$0")/.."
 go build -o "$BIN" ./cmd/mqctl
+if [[ -n $NODE ]]; then
+	start_node
+	echo "private node $NODE: AMQP $PORT, management $MPORT"
+fi
 
 curl -fsS -u "$USERPASS" -X PUT "$MGMT/api/vhosts/$VHOST" >/dev/null
 user=${USERPASS%%:*}
@@ -64,6 +119,10 @@ start=$(date +%s.%N)
 curl -fsS -u "$USERPASS" -X POST -H 'content-type: application/json' \
 	--data-binary @"$WORK/defs.json" "$MGMT/api/definitions/$VHOST" >/dev/null
 echo "imported $((pairs * 2)) queues, $pairs exchanges, $pairs bindings in $(echo "$(date +%s.%N) - $start" | bc) s"
+
+# A node that just created thousands of queues is busy with their first
+# statistics for a while; measure the steady state an operator sees.
+sleep "${SETTLE:-20}"
 
 export MQCTL_URL="$AMQP/$VHOST" MQCTL_MGMT_URL="$MGMT" MQCTL_CONFIG="$WORK/none.yaml"
 # Check the listing is complete before timing it.
