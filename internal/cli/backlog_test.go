@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,8 +182,28 @@ func TestBacklogWatchJSONStreamsDocuments(t *testing.T) {
 	}
 }
 
+// lockedBuffer lets a test read what a running command has written so far.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestBacklogWatchStopsOnCancel(t *testing.T) {
-	ios, _, out, _ := iostreams.Test()
+	ios, _, _, _ := iostreams.Test()
+	out := &lockedBuffer{}
+	ios.Out = out
 	opts := fakeBacklogOpts(ios, output.Table, fakeBacklog())
 	opts.Watch = time.Hour // only cancellation can end it
 	ctx, cancel := context.WithCancel(context.Background())
