@@ -16,7 +16,7 @@
 # exhaust its file handle cache when they are deleted (queues crash, new
 # vhosts fail to start), which must not happen to a broker others use.
 #
-# Environment: SETTLE (seconds to wait after the import, default 20), PORT (private AMQP port, default 5699; management PORT+10000),
+# Environment: SETTLE (seconds to wait after the import, default 60), PORT (private AMQP port, default 5699; management PORT+10000),
 # SHARED=1 with MGMT (default http://localhost:15672), AMQP (default
 # amqp://guest:guest@localhost:5672), USERPASS (default guest:guest).
 set -euo pipefail
@@ -122,7 +122,7 @@ echo "imported $((pairs * 2)) queues, $pairs exchanges, $pairs bindings in $(ech
 
 # A node that just created thousands of queues is busy with their first
 # statistics for a while; measure the steady state an operator sees.
-sleep "${SETTLE:-20}"
+sleep "${SETTLE:-60}"
 
 export MQCTL_URL="$AMQP/$VHOST" MQCTL_MGMT_URL="$MGMT" MQCTL_CONFIG="$WORK/none.yaml"
 # Check the listing is complete before timing it.
@@ -130,27 +130,32 @@ n=$("$BIN" backlog -o json | grep -c '"role":' || true)
 echo "mqctl backlog lists $n queues"
 [[ $n -eq $((pairs * 2)) ]] || { echo "expected $((pairs * 2)) queues" >&2; exit 1; }
 
-# measure NAME CMD…: RUNS runs after one warm-up; median wall s and peak RSS MB.
+# measure NAME CMD…: RUNS runs after one warm-up; median wall time, median
+# CPU time of mqctl itself (user+sys: the client's share) and peak RSS.
+median() { sort -g | sed -n "$(((RUNS + 1) / 2))p"; }
 measure() {
 	local name=$1
 	shift
 	"$@" >/dev/null 2>&1 || true
-	local walls=() rss=()
+	local walls=() cpus=() rss=()
 	for ((r = 0; r < RUNS; r++)); do
-		/usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>&1 || true
-		read -r w m < <(tail -1 "$WORK/time")
+		/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >/dev/null 2>&1 || true
+		read -r w u s m < <(tail -1 "$WORK/time")
 		walls+=("$w")
+		cpus+=("$(echo "$u + $s" | bc)")
 		rss+=("$m")
 	done
-	local mw mr
-	mw=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")
-	mr=$(printf '%s\n' "${rss[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")
-	local maxr
+	local mw mc mr maxr
+	mw=$(printf '%s\n' "${walls[@]}" | median)
+	mc=$(printf '%s\n' "${cpus[@]}" | median)
+	mr=$(printf '%s\n' "${rss[@]}" | median)
 	maxr=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
-	printf '%-28s median %6.2f s  (runs: %s)  peak RSS median %5.1f MB, max %5.1f MB\n' \
-		"$name" "$mw" "${walls[*]}" "$(echo "$mr / 1024" | bc -l)" "$(echo "$maxr / 1024" | bc -l)"
+	printf '%-16s wall median %5.2f s (runs: %s)  mqctl CPU median %4.2f s  peak RSS median %4.1f MB, max %4.1f MB\n' \
+		"$name" "$mw" "${walls[*]}" "$mc" "$(echo "$mr / 1024" | bc -l)" "$(echo "$maxr / 1024" | bc -l)"
 }
 
+echo "load average before timing: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 measure "backlog -o json" "$BIN" backlog -o json
 measure "backlog (table)" "$BIN" backlog
 measure "backlog check" "$BIN" backlog check --max-ready 1000 --max-unacked 1000 --max-dlq 0 --min-consumers 0 --max-age 1h
+echo "load average after timing: $(cut -d' ' -f1-3 /proc/loadavg)"
