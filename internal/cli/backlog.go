@@ -166,6 +166,9 @@ read access to the vhost).`,
 			if opts.Count < 0 {
 				return fail.Usagef("--count must not be negative")
 			}
+			if opts.Count > 0 && opts.Watch == 0 {
+				return fail.Usagef("--count needs --watch")
+			}
 			q.Globs = args
 			if runF != nil {
 				return runF(opts)

@@ -265,6 +265,7 @@ func TestBacklogUsageErrorsExit2(t *testing.T) {
 		{"backlog", "--watch=-1s"},
 		{"backlog", "--watch=soon"},
 		{"backlog", "--count", "-1"},
+		{"backlog", "--count", "2"},
 		{"backlog", "check"},
 		{"backlog", "check", "--max-ready", "-1"},
 		{"backlog", "check", "--max-age", "0s"},
