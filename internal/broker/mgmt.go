@@ -16,6 +16,21 @@ import (
 // TLS. Its errors are typed: an unreachable API is operational with a hint,
 // 401/403 are fail.Auth.
 func NewMgmt(s config.Settings) (*rabbithole.Client, error) {
+	rt, err := mgmtTransport(s)
+	if err != nil {
+		return nil, err
+	}
+	c, err := rabbithole.NewTLSClient(s.MgmtURL, s.MgmtUser, s.MgmtPassword, rt)
+	if err != nil {
+		return nil, fail.Usagef("invalid management URL: %v", err)
+	}
+	c.SetTimeout(s.Timeout)
+	return c, nil
+}
+
+// mgmtTransport is the HTTP transport every management API client shares:
+// the settings' TLS, and 401 typed as fail.Auth.
+func mgmtTransport(s config.Settings) (http.RoundTripper, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	if strings.HasPrefix(s.MgmtURL, "https://") {
 		c, err := TLSConfig(s.TLS)
@@ -24,13 +39,7 @@ func NewMgmt(s config.Settings) (*rabbithole.Client, error) {
 		}
 		base.TLSClientConfig = c
 	}
-	rt := &classifyingTransport{base: base, redactor: s.Redactor}
-	c, err := rabbithole.NewTLSClient(s.MgmtURL, s.MgmtUser, s.MgmtPassword, rt)
-	if err != nil {
-		return nil, fail.Usagef("invalid management URL: %v", err)
-	}
-	c.SetTimeout(s.Timeout)
-	return c, nil
+	return &classifyingTransport{base: base, redactor: s.Redactor}, nil
 }
 
 // AuthError is returned by the management client on HTTP 401.

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Benchmark of `mqctl backlog` at scale: creates QUEUES queues (default
+# 5,000: half work queues dead-lettering through their own Q.dlx exchange
+# to Q.dlq, half those DLQs) in a private vhost with one definitions import,
+# then times `mqctl backlog -o json`, the table and `mqctl backlog check`
+# RUNS times each and prints the median wall time and peak RSS. Not part of
+# `go test`; run it by hand:
+#
+#   bench/backlog.sh                 # private node, 5,000 queues, 5 runs
+#   QUEUES=10000 RUNS=7 bench/backlog.sh
+#   SHARED=1 bench/backlog.sh        # use the broker at MGMT/AMQP instead
+#
+# By default it starts a private RabbitMQ node on free ports (its own data
+# directory and the open-files limit raised to the hard limit) and stops it afterwards:
+# thousands of classic queues on a node limited to 1,024 file descriptors
+# exhaust its file handle cache when they are deleted (queues crash, new
+# vhosts fail to start), which must not happen to a broker others use.
+#
+# Environment: SETTLE (seconds to wait after the import, default 60), PORT (private AMQP port, default 5699; management PORT+10000),
+# SHARED=1 with MGMT (default http://localhost:15672), AMQP (default
+# amqp://guest:guest@localhost:5672), USERPASS (default guest:guest).
+set -euo pipefail
+
+QUEUES=${QUEUES:-5000}
+RUNS=${RUNS:-5}
+SHARED=${SHARED:-0}
+USERPASS=${USERPASS:-guest:guest}
+VHOST=${VHOST:-"mqctl-bench-backlog-$$"}
+KEEP=${KEEP:-0} # 1: keep the vhost (shared broker only)
+WORK=$(mktemp -d)
+BIN="$WORK/mqctl"
+NODE=""
+
+if [[ $SHARED == 1 ]]; then
+	MGMT=${MGMT:-http://localhost:15672}
+	AMQP=${AMQP:-amqp://guest:guest@localhost:5672}
+else
+	PORT=${PORT:-5699}
+	MPORT=$((PORT + 10000))
+	NODE="mqctl-bench-backlog-$$@localhost"
+	MGMT="http://localhost:$MPORT"
+	AMQP="amqp://guest:guest@localhost:$PORT"
+	KEEP=0
+fi
+
+# rabbitmqctl for the private node, with its own cookie.
+pctl() {
+	HOME="$WORK" RABBITMQ_NODENAME="$NODE" /usr/lib/rabbitmq/bin/rabbitmqctl -n "$NODE" "$@"
+}
+
+start_node() {
+	mkdir -p "$WORK/node/log" "$WORK/node/mnesia"
+	printf 'mqctl-bench-backlog-cookie' >"$WORK/.erlang.cookie"
+	chmod 400 "$WORK/.erlang.cookie"
+	printf 'listeners.tcp.default = %d\nmanagement.tcp.port = %d\n' "$PORT" "$MPORT" >"$WORK/node/rabbitmq.conf"
+	printf '[rabbitmq_management].\n' >"$WORK/node/enabled_plugins"
+	(
+		ulimit -n "$(ulimit -Hn)"
+		HOME="$WORK" RABBITMQ_NODENAME="$NODE" RABBITMQ_NODE_PORT="$PORT" \
+			RABBITMQ_DIST_PORT=$((PORT + 20000)) RABBITMQ_MNESIA_BASE="$WORK/node/mnesia" \
+			RABBITMQ_LOG_BASE="$WORK/node/log" RABBITMQ_CONFIG_FILE="$WORK/node/rabbitmq.conf" \
+			RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/node/enabled_plugins" RABBITMQ_CONF_ENV_FILE=/dev/null \
+			/usr/lib/rabbitmq/bin/rabbitmq-server -detached
+	)
+	for _ in $(seq 1 90); do
+		curl -fsS -m 2 -u "$USERPASS" "$MGMT/api/overview" >/dev/null 2>&1 && return 0
+		sleep 1
+	done
+	echo "private node did not start; see $WORK/node/log" >&2
+	return 1
+}
+
+cleanup() {
+	if [[ -n $NODE ]]; then
+		pctl stop >/dev/null 2>&1 || true
+	elif [[ $KEEP != 1 ]]; then
+		curl -fsS -m 300 -u "$USERPASS" -X DELETE "$MGMT/api/vhosts/$VHOST" >/dev/null || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cd "$(dirname "$0")/.."
+go build -o "$BIN" ./cmd/mqctl
+if [[ -n $NODE ]]; then
+	start_node
+	echo "private node $NODE: AMQP $PORT, management $MPORT"
+fi
+
+curl -fsS -u "$USERPASS" -X PUT "$MGMT/api/vhosts/$VHOST" >/dev/null
+user=${USERPASS%%:*}
+curl -fsS -u "$USERPASS" -X PUT -H 'content-type: application/json' \
+	-d '{"configure":".*","write":".*","read":".*"}' "$MGMT/api/permissions/$VHOST/$user" >/dev/null
+
+# One definitions document: QUEUES/2 work queues with x-dead-letter-*
+# arguments, their Q.dlx exchanges, their Q.dlq queues and bindings.
+pairs=$((QUEUES / 2))
+{
+	printf '{"queues":['
+	for ((i = 0; i < pairs; i++)); do
+		((i > 0)) && printf ','
+		printf '{"name":"work.%d","vhost":"%s","durable":true,"auto_delete":false,"arguments":{"x-dead-letter-exchange":"work.%d.dlx","x-dead-letter-routing-key":"work.%d"}},' "$i" "$VHOST" "$i" "$i"
+		printf '{"name":"work.%d.dlq","vhost":"%s","durable":true,"auto_delete":false,"arguments":{}}' "$i" "$VHOST"
+	done
+	printf '],"exchanges":['
+	for ((i = 0; i < pairs; i++)); do
+		((i > 0)) && printf ','
+		printf '{"name":"work.%d.dlx","vhost":"%s","type":"direct","durable":true,"auto_delete":false,"internal":false,"arguments":{}}' "$i" "$VHOST"
+	done
+	printf '],"bindings":['
+	for ((i = 0; i < pairs; i++)); do
+		((i > 0)) && printf ','
+		printf '{"source":"work.%d.dlx","vhost":"%s","destination":"work.%d.dlq","destination_type":"queue","routing_key":"work.%d","arguments":{}}' "$i" "$VHOST" "$i" "$i"
+	done
+	printf ']}'
+} >"$WORK/defs.json"
+
+start=$(date +%s.%N)
+curl -fsS -u "$USERPASS" -X POST -H 'content-type: application/json' \
+	--data-binary @"$WORK/defs.json" "$MGMT/api/definitions/$VHOST" >/dev/null
+echo "imported $((pairs * 2)) queues, $pairs exchanges, $pairs bindings in $(echo "$(date +%s.%N) - $start" | bc) s"
+
+# A node that just created thousands of queues is busy with their first
+# statistics for a while; measure the steady state an operator sees.
+sleep "${SETTLE:-60}"
+
+export MQCTL_URL="$AMQP/$VHOST" MQCTL_MGMT_URL="$MGMT" MQCTL_CONFIG="$WORK/none.yaml"
+# Check the listing is complete before timing it.
+n=$("$BIN" backlog -o json | grep -c '"role":' || true)
+echo "mqctl backlog lists $n queues"
+[[ $n -eq $((pairs * 2)) ]] || { echo "expected $((pairs * 2)) queues" >&2; exit 1; }
+
+# measure NAME CMD…: RUNS runs after one warm-up; median wall time, median
+# CPU time of mqctl itself (user+sys: the client's share) and peak RSS.
+median() { sort -g | sed -n "$(((RUNS + 1) / 2))p"; }
+measure() {
+	local name=$1
+	shift
+	"$@" >/dev/null 2>&1 || true
+	local walls=() cpus=() rss=()
+	for ((r = 0; r < RUNS; r++)); do
+		/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >/dev/null 2>&1 || true
+		read -r w u s m < <(tail -1 "$WORK/time")
+		walls+=("$w")
+		cpus+=("$(echo "$u + $s" | bc)")
+		rss+=("$m")
+	done
+	local mw mc mr maxr
+	mw=$(printf '%s\n' "${walls[@]}" | median)
+	mc=$(printf '%s\n' "${cpus[@]}" | median)
+	mr=$(printf '%s\n' "${rss[@]}" | median)
+	maxr=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+	printf '%-16s wall median %5.2f s (runs: %s)  mqctl CPU median %4.2f s  peak RSS median %4.1f MB, max %4.1f MB\n' \
+		"$name" "$mw" "${walls[*]}" "$mc" "$(echo "$mr / 1024" | bc -l)" "$(echo "$maxr / 1024" | bc -l)"
+}
+
+echo "load average before timing: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+measure "backlog -o json" "$BIN" backlog -o json
+measure "backlog (table)" "$BIN" backlog
+measure "backlog check" "$BIN" backlog check --max-ready 1000 --max-unacked 1000 --max-dlq 0 --min-consumers 0 --max-age 1h
+echo "load average after timing: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,449 @@
+package backlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// fakeSource serves a fixed snapshot in pages and counts calls.
+type fakeSource struct {
+	snap      Snapshot
+	mu        sync.Mutex
+	pageCalls []int
+	failPage  int
+}
+
+func (f *fakeSource) QueuePage(ctx context.Context, vhost string, page, size int) (Page, error) {
+	f.mu.Lock()
+	f.pageCalls = append(f.pageCalls, page)
+	f.mu.Unlock()
+	if page == f.failPage {
+		return Page{}, errors.New("boom")
+	}
+	n := len(f.snap.Queues)
+	pc := (n + size - 1) / size
+	lo, hi := min((page-1)*size, n), min(page*size, n)
+	return Page{Queues: f.snap.Queues[lo:hi], PageCount: pc}, nil
+}
+
+func (f *fakeSource) Bindings(context.Context, string) ([]Binding, error) {
+	return f.snap.Bindings, nil
+}
+func (f *fakeSource) Exchanges(context.Context, string) ([]Exchange, error) {
+	return f.snap.Exchanges, nil
+}
+
+func TestFetchReadsEveryPageOnce(t *testing.T) {
+	defer goleak.VerifyNone(t) // page readers end, also after a failed page
+	var qs []QueueStat
+	for i := range 1234 {
+		qs = append(qs, QueueStat{Vhost: "v", Name: fmt.Sprintf("q%04d", i)})
+	}
+	src := &fakeSource{snap: Snapshot{Queues: qs}}
+	snap, err := Fetch(context.Background(), src, "v", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Queues) != 1234 {
+		t.Fatalf("got %d queues, want 1234", len(snap.Queues))
+	}
+	for i, q := range snap.Queues {
+		if q.Name != fmt.Sprintf("q%04d", i) {
+			t.Fatalf("queue %d is %s: pages out of order", i, q.Name)
+		}
+	}
+	slices.Sort(src.pageCalls)
+	if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}; !reflect.DeepEqual(src.pageCalls, want) {
+		t.Errorf("pages read %v, want %v", src.pageCalls, want)
+	}
+
+	src = &fakeSource{snap: Snapshot{Queues: qs}, failPage: 7}
+	if _, err := Fetch(context.Background(), src, "v", 100); err == nil || !strings.Contains(err.Error(), "page 7") {
+		t.Errorf("failing page: err = %v", err)
+	}
+	// Out-of-range page sizes fall back to the API's maximum.
+	src = &fakeSource{snap: Snapshot{Queues: qs}}
+	if _, err := Fetch(context.Background(), src, "v", 5000); err != nil || len(src.pageCalls) != 3 {
+		t.Errorf("page size 5000: %v, %d calls", err, len(src.pageCalls))
+	}
+}
+
+func TestFetchDeduplicatesShiftedPages(t *testing.T) {
+	// A queue created between two page reads pushes the last item of page
+	// 1 onto page 2.
+	src := &shiftingSource{}
+	snap, err := Fetch(context.Background(), src, "v", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range snap.Queues {
+		names = append(names, q.Name)
+	}
+	if want := []string{"a", "b", "c"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("names %v, want %v", names, want)
+	}
+}
+
+type shiftingSource struct{ fakeSource }
+
+func (s *shiftingSource) QueuePage(_ context.Context, _ string, page, _ int) (Page, error) {
+	if page == 1 {
+		return Page{Queues: []QueueStat{{Vhost: "v", Name: "a"}, {Vhost: "v", Name: "b"}}, PageCount: 2}, nil
+	}
+	return Page{Queues: []QueueStat{{Vhost: "v", Name: "b"}, {Vhost: "v", Name: "c"}}, PageCount: 2}, nil
+}
+
+// topology: the retry pattern for email, a policy DLX for points, a
+// hand-made pattern for coupon, a topic DLX for audit, a quorum queue
+// below quorum.
+func testSnapshot() Snapshot {
+	ts := time.Date(2026, 1, 1, 11, 59, 0, 0, time.UTC)
+	return Snapshot{
+		Taken: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
+		Queues: []QueueStat{
+			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: 5, Unacked: 2, Consumers: 0,
+				Arguments: map[string]any{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"},
+				Leader:    "n1", Members: []string{"n1", "n2", "n3"}, Online: []string{"n1"}},
+			{Vhost: "v", Name: "email.retry.1", Type: "quorum", Ready: 3,
+				Arguments: map[string]any{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "email"}},
+			{Vhost: "v", Name: "email.dlq", Type: "classic", Ready: 4},
+			{Vhost: "v", Name: "points", Type: "classic", Ready: 10, Consumers: 2, HeadStamp: &ts, Publish: 1.5, Deliver: 2.5,
+				Policy: map[string]any{"dead-letter-exchange": "graveyard"}},
+			{Vhost: "v", Name: "points.dead", Type: "classic"},
+			{Vhost: "v", Name: "coupon", Type: "classic", Ready: 0, Consumers: 1},
+			{Vhost: "v", Name: "coupon.dlq", Type: "classic", Ready: 0},
+			{Vhost: "v", Name: "audit", Type: "classic", Ready: 1, Consumers: 1,
+				Arguments: map[string]any{"x-dead-letter-exchange": "dead.topic", "x-dead-letter-routing-key": "audit.failed"}},
+			{Vhost: "v", Name: "audit.failures", Type: "classic", Ready: 7},
+			{Vhost: "v", Name: "other.failures", Type: "classic", Ready: 100},
+		},
+		Exchanges: []Exchange{{"v", "email.dlx", "direct"}, {"v", "graveyard", "fanout"}, {"v", "dead.topic", "topic"}},
+		Bindings: []Binding{
+			{"v", "email.dlx", "email.dlq", "email"},
+			{"v", "email.dlx", "other.failures", "not-email"},
+			{"v", "graveyard", "points.dead", "whatever"},
+			{"v", "dead.topic", "audit.failures", "audit.#"},
+			{"v", "dead.topic", "other.failures", "billing.*"},
+		},
+	}
+}
+
+func row(t *testing.T, rep Report, name string) Row {
+	t.Helper()
+	for _, r := range rep.Queues {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no row %s", name)
+	return Row{}
+}
+
+func TestBuildLinksDLQs(t *testing.T) {
+	rep := Build(testSnapshot(), "v", NewMatcher(nil), SortReady)
+	cases := []struct {
+		queue  string
+		link   *Link
+		role   Role
+		dlqMsg int
+	}{
+		{"email", &Link{LinkArguments, "email.dlx", "email", []string{"email.dlq"}}, RoleWork, 4},
+		{"email.retry.1", nil, RoleRetry, 0},
+		{"email.dlq", nil, RoleDLQ, 0},
+		{"points", &Link{LinkPolicy, "graveyard", "", []string{"points.dead"}}, RoleWork, 0},
+		{"points.dead", nil, RoleDLQ, 0},
+		{"coupon", &Link{LinkPattern, "coupon.dlx", "coupon", []string{"coupon.dlq"}}, RoleWork, 0},
+		{"audit", &Link{LinkArguments, "dead.topic", "audit.failed", []string{"audit.failures"}}, RoleWork, 7},
+		{"other.failures", nil, RoleWork, 0},
+	}
+	for _, c := range cases {
+		r := row(t, rep, c.queue)
+		if !reflect.DeepEqual(r.DeadLetter, c.link) || r.Role != c.role || r.DLQMessages != c.dlqMsg {
+			t.Errorf("%s: link %+v role %s dlq %d; want %+v %s %d", c.queue, r.DeadLetter, r.Role, r.DLQMessages, c.link, c.role, c.dlqMsg)
+		}
+	}
+	if d := row(t, rep, "email").DLQs; !reflect.DeepEqual(d, []DLQ{{"email.dlq", 4}}) {
+		t.Errorf("email dlqs %v", d)
+	}
+}
+
+func TestBuildWarningsSortAndSummary(t *testing.T) {
+	rep := Build(testSnapshot(), "v", NewMatcher(nil), SortReady)
+	var order []string
+	for _, r := range rep.Queues {
+		order = append(order, r.Name)
+	}
+	want := []string{"other.failures", "points", "audit.failures", "email", "email.dlq", "email.retry.1", "audit", "coupon", "coupon.dlq", "points.dead"}
+	if !reflect.DeepEqual(order, want) {
+		t.Errorf("order %v\nwant  %v", order, want)
+	}
+	warn := map[string][]Warning{
+		"email":          {WarnNoConsumer, WarnDLQNotEmpty, WarnBelowQuorum},
+		"email.dlq":      {WarnDLQNotEmpty},
+		"email.retry.1":  {}, // no consumer by design
+		"other.failures": {WarnNoConsumer},
+		"points":         {},
+		"audit":          {WarnDLQNotEmpty},
+		"audit.failures": {WarnDLQNotEmpty},
+	}
+	for q, w := range warn {
+		if got := row(t, rep, q).Warnings; !reflect.DeepEqual(got, w) {
+			t.Errorf("%s warnings %v, want %v", q, got, w)
+		}
+	}
+	// email.dlq 4 + points.dead 0 + coupon.dlq 0 + audit.failures 7, each once.
+	wantSum := Summary{Queues: 10, Messages: 132, Ready: 130, Unacked: 2, DLQMessages: 11, Warnings: 5}
+	if rep.Summary != wantSum {
+		t.Errorf("summary %+v, want %+v", rep.Summary, wantSum)
+	}
+	p := row(t, rep, "points")
+	if p.OldestMessageAgeSeconds == nil || *p.OldestMessageAgeSeconds != 60 || p.PublishRate != 1.5 || p.DeliverRate != 2.5 {
+		t.Errorf("points age/rates: %+v", p)
+	}
+	if e := row(t, rep, "email"); e.MembersOnline != 1 || e.Leader != "n1" || len(e.Members) != 3 {
+		t.Errorf("email quorum fields %+v", e)
+	}
+
+	rep = Build(testSnapshot(), "v", NewMatcher([]string{"email*", "coup?n"}), SortName)
+	order = nil
+	for _, r := range rep.Queues {
+		order = append(order, r.Name)
+	}
+	if want := []string{"coupon", "email", "email.dlq", "email.retry.1"}; !reflect.DeepEqual(order, want) {
+		t.Errorf("globbed %v, want %v", order, want)
+	}
+	if rep.Summary.DLQMessages != 4 {
+		t.Errorf("globbed dlq messages %d, want 4 (email.dlq once)", rep.Summary.DLQMessages)
+	}
+}
+
+func TestJSONFieldsAlwaysPresent(t *testing.T) {
+	rep := Build(Snapshot{Queues: []QueueStat{{Vhost: "v", Name: "q", Type: "classic"}}}, "v", NewMatcher(nil), SortReady)
+	b, _ := json.Marshal(rep.Queues[0])
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for _, k := range []string{"vhost", "name", "type", "state", "role", "ready", "unacked", "messages", "consumers",
+		"publish_rate", "deliver_rate", "ack_rate", "oldest_message_at", "oldest_message_age_seconds",
+		"dead_letter", "dlqs", "dlq_messages", "leader", "members", "online", "members_online", "warnings"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("field %s missing: %s", k, b)
+		}
+	}
+	for _, k := range []string{"dlqs", "members", "online", "warnings"} {
+		if m[k] == nil {
+			t.Errorf("%s is null, want []", k)
+		}
+	}
+}
+
+func TestTopicMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, k string
+		ok   bool
+	}{
+		{"a.#", "a", true}, {"a.#", "a.b.c", true}, {"#", "", true}, {"*.b", "a.b", true},
+		{"*.b", "a.c", false}, {"a.*", "a", false}, {"#.c", "a.b.c", true}, {"a.#.c", "a.c", true}, {"a", "b", false},
+	} {
+		if got := topicMatch(c.p, c.k); got != c.ok {
+			t.Errorf("topicMatch(%q, %q) = %v", c.p, c.k, got)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestEvaluateEveryGateBothWays(t *testing.T) {
+	rep := Build(testSnapshot(), "v", NewMatcher([]string{"points", "email"}), SortReady)
+	// points: 10 ready, 0 unacked, 2 consumers, oldest 60 s, DLQ empty.
+	// email: 5 ready, 2 unacked, 0 consumers, quorum (no age), DLQ 4.
+	cases := []struct {
+		name   string
+		limits Limits
+		want   []string // queue/check of each violation
+	}{
+		{"ready holds", Limits{MaxReady: ptr(10)}, nil},
+		{"ready violated", Limits{MaxReady: ptr(9)}, []string{"points/max_ready"}},
+		{"unacked holds", Limits{MaxUnacked: ptr(2)}, nil},
+		{"unacked violated", Limits{MaxUnacked: ptr(1)}, []string{"email/max_unacked"}},
+		{"dlq holds", Limits{MaxDLQ: ptr(4)}, nil},
+		{"dlq violated", Limits{MaxDLQ: ptr(3)}, []string{"email/max_dlq"}},
+		{"consumers hold", Limits{MinConsumers: ptr(0)}, nil},
+		{"consumers violated", Limits{MinConsumers: ptr(1)}, []string{"email/min_consumers"}},
+		{"age holds", Limits{MaxAge: ptr(time.Minute)}, nil},
+		{"age violated", Limits{MaxAge: ptr(59 * time.Second)}, []string{"points/max_age"}},
+		{"age required", Limits{MaxAge: ptr(time.Hour), RequireAge: true}, []string{"email/max_age"}},
+	}
+	for _, c := range cases {
+		v := Evaluate(rep, c.limits, nil)
+		var got []string
+		for _, x := range v.Violations {
+			got = append(got, x.Queue+"/"+string(x.Check))
+		}
+		if !reflect.DeepEqual(got, c.want) || v.OK != (len(c.want) == 0) || v.Checked != 2 {
+			t.Errorf("%s: violations %v ok %v checked %d, want %v", c.name, got, v.OK, v.Checked, c.want)
+		}
+	}
+	v := Evaluate(rep, Limits{MaxAge: ptr(time.Hour)}, nil)
+	if len(v.Unchecked) != 1 || v.Unchecked[0].Queue != "email" || !strings.Contains(v.Unchecked[0].Reason, "quorum") {
+		t.Errorf("unknown age should be reported as unchecked: %+v", v.Unchecked)
+	}
+	v = Evaluate(rep, Limits{MaxDLQ: ptr(3)}, nil)
+	if x := v.Violations[0]; x.Actual != 4 || x.Limit != 3 || !strings.Contains(x.Message, "email.dlq holds 4") {
+		t.Errorf("dlq violation %+v", x)
+	}
+	v = Evaluate(rep, Limits{}, []string{"emial"})
+	if v.OK || v.Violations[0].Check != CheckMatch {
+		t.Errorf("unmatched glob: %+v", v)
+	}
+	// A matched DLQ is gated by --max-dlq, once, even when its origin is
+	// matched too.
+	rep = Build(testSnapshot(), "v", NewMatcher([]string{"email*"}), SortReady)
+	v = Evaluate(rep, Limits{MaxDLQ: ptr(0), MaxReady: ptr(0), MinConsumers: ptr(1)}, nil)
+	var got []string
+	for _, x := range v.Violations {
+		got = append(got, x.Queue+"/"+string(x.Check))
+	}
+	if want := []string{"email/max_dlq", "email/max_ready", "email/min_consumers"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("email*: %v, want %v", got, want)
+	}
+}
+
+func TestMatcherUnmatched(t *testing.T) {
+	m := NewMatcher([]string{"a.*", "b?", "[x]"})
+	if !m.Match("a.b/c") || !m.Match("bc") || m.Match("b") || !m.Match("[x]") {
+		t.Error("match semantics")
+	}
+	if got := m.Unmatched([]string{"a.1"}); !reflect.DeepEqual(got, []string{"b?", "[x]"}) {
+		t.Errorf("unmatched %v", got)
+	}
+}
+
+func TestHistoryTrend(t *testing.T) {
+	h := NewHistory(4)
+	for _, n := range []int{0, 4, 8, 2, 6} {
+		h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: n}}})
+	}
+	r := Row{Vhost: "v", Name: "q"}
+	if h.Delta(r) != 4 || h.Arrow(r) != "↑" {
+		t.Errorf("delta %d arrow %s", h.Delta(r), h.Arrow(r))
+	}
+	if s := h.Sparkline(r); s != "▃█▁▅" {
+		t.Errorf("sparkline %q", s)
+	}
+	h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: 1}}})
+	if h.Arrow(r) != "↓" {
+		t.Error("want ↓")
+	}
+	h.Record(Report{})
+	if h.Arrow(r) != "→" || h.Sparkline(r) != "" {
+		t.Error("a queue gone from the report should be forgotten")
+	}
+}
+
+// fakeGetter returns canned JSON per path.
+type fakeGetter map[string]string
+
+func (g fakeGetter) GetJSON(_ context.Context, path string, q url.Values, v any) error {
+	body, ok := g[path]
+	if !ok {
+		return fmt.Errorf("unexpected path %s", path)
+	}
+	if path == "queues/a%2Fb" && (q.Get("page_size") != "500" || !strings.Contains(q.Get("columns"), "head_message_timestamp") ||
+		!strings.Contains(q.Get("columns"), "message_stats.ack_details.rate")) {
+		return fmt.Errorf("bad query %v", q)
+	}
+	return json.Unmarshal([]byte(body), v)
+}
+
+func TestHTTPSourceDecodes(t *testing.T) {
+	g := fakeGetter{
+		"queues/a%2Fb": `{"page_count":1,"items":[
+			{"vhost":"a/b","name":"c","type":"classic","state":"running","arguments":[],"effective_policy_definition":{"dead-letter-exchange":"d"},
+			 "messages_ready":3,"messages_unacknowledged":1,"consumers":2,"head_message_timestamp":1700000000,
+			 "message_stats":{"publish_details":{"rate":1.5},"deliver_get_details":{"rate":2},"ack_details":{"rate":0.5}}},
+			{"vhost":"a/b","name":"q","type":"quorum","arguments":{"x-queue-type":"quorum"},"effective_policy_definition":[],
+			 "head_message_timestamp":"","leader":"n1","members":["n1","n2"],"online":["n1"]}]}`,
+		"bindings/a%2Fb":  `[{"vhost":"a/b","source":"","destination":"c","destination_type":"queue","routing_key":"c"},{"vhost":"a/b","source":"d","destination":"c","destination_type":"queue","routing_key":"k"},{"vhost":"a/b","source":"d","destination":"e","destination_type":"exchange","routing_key":"k"}]`,
+		"exchanges/a%2Fb": `[{"vhost":"a/b","name":"d","type":"fanout"}]`,
+	}
+	snap, err := Fetch(context.Background(), HTTPSource{API: g}, "a/b", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Unix(1700000000, 0).UTC()
+	want := []QueueStat{
+		{Vhost: "a/b", Name: "c", Type: "classic", State: "running", Policy: map[string]any{"dead-letter-exchange": "d"},
+			Ready: 3, Unacked: 1, Consumers: 2, Publish: 1.5, Deliver: 2, Ack: 0.5, HeadStamp: &ts},
+		{Vhost: "a/b", Name: "q", Type: "quorum", Arguments: map[string]any{"x-queue-type": "quorum"},
+			Leader: "n1", Members: []string{"n1", "n2"}, Online: []string{"n1"}},
+	}
+	if !reflect.DeepEqual(snap.Queues, want) {
+		t.Errorf("queues\n%+v\nwant\n%+v", snap.Queues, want)
+	}
+	if want := []Binding{{"a/b", "d", "c", "k"}}; !reflect.DeepEqual(snap.Bindings, want) {
+		t.Errorf("bindings %+v", snap.Bindings)
+	}
+	if want := []Exchange{{"a/b", "d", "fanout"}}; !reflect.DeepEqual(snap.Exchanges, want) {
+		t.Errorf("exchanges %+v", snap.Exchanges)
+	}
+	if _, err := Fetch(context.Background(), HTTPSource{API: fakeGetter{}}, "", 0); err == nil {
+		t.Error("all vhosts: expected the fake to refuse unknown paths")
+	}
+}
+
+func TestHTTPSourceNoRatesAsksForFewerColumns(t *testing.T) {
+	var asked string
+	g := getterFunc(func(q url.Values, v any) error {
+		asked = q.Get("columns")
+		return json.Unmarshal([]byte(`{"page_count":1,"items":[]}`), v)
+	})
+	if _, err := (HTTPSource{API: g, NoRates: true}).QueuePage(context.Background(), "v", 1, 500); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(asked, "message_stats") || !strings.Contains(asked, "consumers") {
+		t.Errorf("columns %q", asked)
+	}
+}
+
+type getterFunc func(url.Values, any) error
+
+func (f getterFunc) GetJSON(_ context.Context, _ string, q url.Values, v any) error { return f(q, v) }
+
+func TestParseSort(t *testing.T) {
+	if k, err := ParseSort("dlq"); err != nil || k != SortDLQ {
+		t.Error(k, err)
+	}
+	if _, err := ParseSort("size"); err == nil || !strings.Contains(err.Error(), "publish_rate") {
+		t.Error(err)
+	}
+}
+
+func TestUnroutableDeadLetters(t *testing.T) {
+	snap := Snapshot{
+		Queues: []QueueStat{
+			{Vhost: "v", Name: "lost", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": "nowhere"}},
+			{Vhost: "v", Name: "back", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": ""}},
+		},
+	}
+	rep := Build(snap, "v", NewMatcher(nil), SortName)
+	if w := row(t, rep, "lost").Warnings; !reflect.DeepEqual(w, []Warning{WarnNoDLQ}) {
+		t.Errorf("lost: %v", w)
+	}
+	// Dead-lettering back through the default exchange under the
+	// message's own key names no DLQ and is not a warning.
+	if r := row(t, rep, "back"); r.DeadLetter != nil || len(r.Warnings) != 0 {
+		t.Errorf("back: %+v", r)
+	}
+}

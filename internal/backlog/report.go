@@ -1,0 +1,313 @@
+package backlog
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Warning names a condition an operator should look at.
+type Warning string
+
+// Warnings a row can carry.
+const (
+	// WarnNoConsumer: a work queue has ready messages and no consumer.
+	WarnNoConsumer Warning = "no_consumer"
+	// WarnDLQNotEmpty: the queue's DLQ (or the DLQ itself) holds messages.
+	WarnDLQNotEmpty Warning = "dlq_not_empty"
+	// WarnBelowQuorum: fewer quorum queue members online than a majority.
+	WarnBelowQuorum Warning = "below_quorum"
+	// WarnNoDLQ: the queue dead-letters to an exchange that routes to no
+	// queue, so its dead letters are dropped (exchange-to-exchange bindings
+	// are not followed).
+	WarnNoDLQ Warning = "dead_letters_unroutable"
+	// WarnNotRunning: the broker reports the queue in a state other than
+	// running or idle (down, crashed, stopped…).
+	WarnNotRunning Warning = "not_running"
+)
+
+// DLQ is a dead-letter queue and its depth.
+type DLQ struct {
+	Name     string `json:"name"`
+	Messages int    `json:"messages"`
+}
+
+// Row is one queue in the backlog report. Every field is always present
+// in JSON; the names are part of mqctl's contract.
+type Row struct {
+	Vhost     string `json:"vhost"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	State     string `json:"state"`
+	Role      Role   `json:"role"`
+	Ready     int    `json:"ready"`
+	Unacked   int    `json:"unacked"`
+	Messages  int    `json:"messages"` // ready + unacked
+	Consumers int    `json:"consumers"`
+	// Rates in messages per second over the management API's last sample.
+	PublishRate float64 `json:"publish_rate"`
+	DeliverRate float64 `json:"deliver_rate"`
+	AckRate     float64 `json:"ack_rate"`
+	// OldestMessageAt is the timestamp property of the message at the head
+	// of the queue, when the broker reports it (classic queues, messages
+	// published with a timestamp); null otherwise.
+	OldestMessageAt *time.Time `json:"oldest_message_at"`
+	// OldestMessageAgeSeconds is now minus OldestMessageAt; null when unknown.
+	OldestMessageAgeSeconds *float64 `json:"oldest_message_age_seconds"`
+	// DeadLetter is how the queue dead-letters and where; null when it
+	// does not.
+	DeadLetter  *Link `json:"dead_letter"`
+	DLQs        []DLQ `json:"dlqs"`
+	DLQMessages int   `json:"dlq_messages"`
+	// Quorum queues: the leader node, all members, the members online.
+	Leader        string    `json:"leader"`
+	Members       []string  `json:"members"`
+	Online        []string  `json:"online"`
+	MembersOnline int       `json:"members_online"`
+	Warnings      []Warning `json:"warnings"`
+}
+
+// Summary totals the rows of a report.
+type Summary struct {
+	Queues   int `json:"queues"`
+	Messages int `json:"messages"`
+	Ready    int `json:"ready"`
+	Unacked  int `json:"unacked"`
+	// DLQMessages is the depth of every distinct DLQ linked from a row or
+	// shown as a row, each counted once.
+	DLQMessages int `json:"dlq_messages"`
+	Warnings    int `json:"warnings"` // rows with at least one warning
+}
+
+// Report is the backlog at one moment.
+type Report struct {
+	Taken   time.Time `json:"taken"`
+	Vhost   string    `json:"vhost"` // "" with --all-vhosts
+	Sort    SortKey   `json:"sort"`
+	Queues  []Row     `json:"queues"`
+	Summary Summary   `json:"summary"`
+}
+
+// SortKey orders the report.
+type SortKey string
+
+// Sort keys; numbers sort largest first, name alphabetically.
+const (
+	SortReady     SortKey = "ready"
+	SortUnacked   SortKey = "unacked"
+	SortMessages  SortKey = "messages"
+	SortConsumers SortKey = "consumers"
+	SortPublish   SortKey = "publish_rate"
+	SortDeliver   SortKey = "deliver_rate"
+	SortDLQ       SortKey = "dlq"
+	SortName      SortKey = "name"
+)
+
+// SortKeys lists the accepted sort keys, for help and validation.
+var SortKeys = []SortKey{SortReady, SortUnacked, SortMessages, SortConsumers, SortPublish, SortDeliver, SortDLQ, SortName}
+
+// ParseSort validates a sort key.
+func ParseSort(s string) (SortKey, error) {
+	for _, k := range SortKeys {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	names := make([]string, len(SortKeys))
+	for i, k := range SortKeys {
+		names[i] = string(k)
+	}
+	return "", fmt.Errorf("unknown sort key %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// Matcher selects queues by name with shell-style globs: * any run of
+// characters (dots and slashes included), ? one character. No globs match
+// everything.
+type Matcher struct {
+	globs []string
+	res   []*regexp.Regexp
+}
+
+// NewMatcher compiles globs.
+func NewMatcher(globs []string) Matcher {
+	m := Matcher{globs: globs}
+	for _, g := range globs {
+		var b strings.Builder
+		b.WriteString("^")
+		for _, r := range g {
+			switch r {
+			case '*':
+				b.WriteString(".*")
+			case '?':
+				b.WriteString(".")
+			default:
+				b.WriteString(regexp.QuoteMeta(string(r)))
+			}
+		}
+		b.WriteString("$")
+		m.res = append(m.res, regexp.MustCompile(b.String()))
+	}
+	return m
+}
+
+// Match reports whether name matches any glob (or there are none).
+func (m Matcher) Match(name string) bool {
+	if len(m.res) == 0 {
+		return true
+	}
+	for _, re := range m.res {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Unmatched returns the globs that match none of names.
+func (m Matcher) Unmatched(names []string) []string {
+	var out []string
+	for i, re := range m.res {
+		if !slices.ContainsFunc(names, re.MatchString) {
+			out = append(out, m.globs[i])
+		}
+	}
+	return out
+}
+
+// Build turns a snapshot into a report of the queues matching m, sorted by
+// key, with DLQ links, roles and warnings.
+func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
+	ix := newIndex(s)
+	links := make([]*Link, len(s.Queues))
+	roles := make([]Role, len(s.Queues))
+	isDLQ := map[qkey]bool{}
+	for i := range s.Queues {
+		q := &s.Queues[i]
+		links[i], roles[i] = ix.link(q)
+		if links[i] != nil {
+			for _, d := range links[i].Queues {
+				isDLQ[qkey{q.Vhost, d}] = true
+			}
+		}
+	}
+	rep := Report{Taken: s.Taken, Vhost: vhost, Sort: key, Queues: []Row{}}
+	dlqCounted := map[qkey]bool{}
+	countDLQ := func(k qkey, n int) {
+		if !dlqCounted[k] {
+			dlqCounted[k] = true
+			rep.Summary.DLQMessages += n
+		}
+	}
+	for i := range s.Queues {
+		q := &s.Queues[i]
+		if !m.Match(q.Name) {
+			continue
+		}
+		role := roles[i]
+		if isDLQ[qkey{q.Vhost, q.Name}] {
+			role = RoleDLQ
+		}
+		r := Row{
+			Vhost: q.Vhost, Name: q.Name, Type: q.Type, State: q.State, Role: role,
+			Ready: q.Ready, Unacked: q.Unacked, Messages: q.Ready + q.Unacked, Consumers: q.Consumers,
+			PublishRate: q.Publish, DeliverRate: q.Deliver, AckRate: q.Ack,
+			DeadLetter: links[i], DLQs: []DLQ{},
+			Leader: q.Leader, Members: nonNil(q.Members), Online: nonNil(q.Online), MembersOnline: len(q.Online),
+			Warnings: []Warning{},
+		}
+		if q.HeadStamp != nil && r.Ready > 0 {
+			t := *q.HeadStamp
+			age := max(s.Taken.Sub(t).Seconds(), 0)
+			r.OldestMessageAt, r.OldestMessageAgeSeconds = &t, &age
+		}
+		if links[i] != nil {
+			for _, d := range links[i].Queues {
+				dq := ix.queues[qkey{q.Vhost, d}]
+				r.DLQs = append(r.DLQs, DLQ{Name: d, Messages: dq.Ready + dq.Unacked})
+				r.DLQMessages += dq.Ready + dq.Unacked
+				countDLQ(qkey{q.Vhost, d}, dq.Ready+dq.Unacked)
+			}
+		}
+		if role == RoleDLQ {
+			countDLQ(qkey{q.Vhost, q.Name}, r.Messages)
+		}
+		r.Warnings = warnings(r)
+		rep.Queues = append(rep.Queues, r)
+		rep.Summary.Queues++
+		rep.Summary.Messages += r.Messages
+		rep.Summary.Ready += r.Ready
+		rep.Summary.Unacked += r.Unacked
+		if len(r.Warnings) > 0 {
+			rep.Summary.Warnings++
+		}
+	}
+	sortRows(rep.Queues, key)
+	return rep
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// BelowQuorum reports whether a quorum queue has fewer members online than
+// a majority of its members.
+func (r Row) BelowQuorum() bool {
+	return r.Type == "quorum" && len(r.Members) > 0 && r.MembersOnline < len(r.Members)/2+1
+}
+
+func warnings(r Row) []Warning {
+	w := []Warning{}
+	if r.Role == RoleWork && r.Ready > 0 && r.Consumers == 0 {
+		w = append(w, WarnNoConsumer)
+	}
+	if r.DLQMessages > 0 || (r.Role == RoleDLQ && r.Messages > 0) {
+		w = append(w, WarnDLQNotEmpty)
+	}
+	if r.DeadLetter != nil && len(r.DeadLetter.Queues) == 0 {
+		w = append(w, WarnNoDLQ)
+	}
+	if r.BelowQuorum() {
+		w = append(w, WarnBelowQuorum)
+	}
+	if r.State != "" && r.State != "running" && r.State != "idle" {
+		w = append(w, WarnNotRunning)
+	}
+	return w
+}
+
+func sortRows(rows []Row, key SortKey) {
+	num := func(r Row) float64 {
+		switch key {
+		case SortUnacked:
+			return float64(r.Unacked)
+		case SortMessages:
+			return float64(r.Messages)
+		case SortConsumers:
+			return float64(r.Consumers)
+		case SortPublish:
+			return r.PublishRate
+		case SortDeliver:
+			return r.DeliverRate
+		case SortDLQ:
+			return float64(r.DLQMessages)
+		}
+		return float64(r.Ready)
+	}
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		if key != SortName {
+			if c := cmp.Compare(num(b), num(a)); c != 0 {
+				return c
+			}
+		}
+		if c := cmp.Compare(a.Vhost, b.Vhost); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+}

@@ -1,0 +1,172 @@
+// Package backlog answers "what is piling up, and where": it reads queue
+// figures, bindings and exchanges from the management API through a small
+// Source, links every queue to its dead-letter queue, builds a sorted
+// report with warnings, and evaluates CI gates (Check). It never prints.
+package backlog
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// MaxPageSize is the largest page the management API serves.
+const MaxPageSize = 500
+
+// QueueStat is one queue as the management API reports it, reduced to what
+// backlog reads.
+type QueueStat struct {
+	Vhost, Name string
+	Type        string // classic, quorum, stream
+	State       string // running, idle, down…; "" when not reported
+	Arguments   map[string]any
+	// Policy is effective_policy_definition: the policy keys applied.
+	Policy    map[string]any
+	Ready     int
+	Unacked   int
+	Consumers int
+	Publish   float64 // messages/s published into the queue
+	Deliver   float64 // messages/s delivered or fetched (deliver_get)
+	Ack       float64 // messages/s acknowledged
+	HeadStamp *time.Time
+	Leader    string
+	Members   []string
+	Online    []string
+}
+
+// Binding is a binding whose destination is a queue.
+type Binding struct {
+	Vhost, Source, Queue, RoutingKey string
+}
+
+// Exchange is an exchange's name and type.
+type Exchange struct {
+	Vhost, Name, Type string
+}
+
+// Page is one page of queues.
+type Page struct {
+	Queues    []QueueStat
+	PageCount int
+}
+
+// Source reads the management API. vhost "" means every vhost.
+type Source interface {
+	// QueuePage returns page (1-based) of the queue list, sorted by name.
+	QueuePage(ctx context.Context, vhost string, page, size int) (Page, error)
+	// Bindings returns every binding to a queue.
+	Bindings(ctx context.Context, vhost string) ([]Binding, error)
+	// Exchanges returns every exchange.
+	Exchanges(ctx context.Context, vhost string) ([]Exchange, error)
+}
+
+// Snapshot is everything backlog needs, read at one moment.
+type Snapshot struct {
+	Taken     time.Time
+	Queues    []QueueStat
+	Bindings  []Binding
+	Exchanges []Exchange
+}
+
+// fetchParallel bounds concurrent page reads: enough to overlap the
+// server's work with decoding, few enough not to load a busy broker.
+const fetchParallel = 3
+
+// Fetch reads all queues page by page (pageSize ≤ MaxPageSize; pages after
+// the first are read concurrently) plus one bindings and one exchanges read,
+// so the cost does not grow with per-queue calls.
+func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapshot, error) {
+	if pageSize <= 0 || pageSize > MaxPageSize {
+		pageSize = MaxPageSize
+	}
+	snap := Snapshot{Taken: time.Now()}
+	var (
+		wg             sync.WaitGroup
+		bindErr, exErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		snap.Bindings, bindErr = src.Bindings(ctx, vhost)
+		if bindErr == nil {
+			snap.Exchanges, exErr = src.Exchanges(ctx, vhost)
+		}
+	}()
+	queues, err := fetchQueues(ctx, src, vhost, pageSize)
+	wg.Wait()
+	switch {
+	case err != nil:
+		return Snapshot{}, err
+	case bindErr != nil:
+		return Snapshot{}, fmt.Errorf("list bindings: %w", bindErr)
+	case exErr != nil:
+		return Snapshot{}, fmt.Errorf("list exchanges: %w", exErr)
+	}
+	snap.Queues = queues
+	return snap, nil
+}
+
+func fetchQueues(ctx context.Context, src Source, vhost string, size int) ([]QueueStat, error) {
+	first, err := src.QueuePage(ctx, vhost, 1, size)
+	if err != nil {
+		return nil, fmt.Errorf("list queues (page 1): %w", err)
+	}
+	if first.PageCount <= 1 {
+		return first.Queues, nil
+	}
+	pages := make([][]QueueStat, first.PageCount+1)
+	pages[1] = first.Queues
+	errs := make([]error, first.PageCount+1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(fetchParallel, first.PageCount-1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				pg, err := src.QueuePage(ctx, vhost, p, size)
+				if err != nil {
+					errs[p] = fmt.Errorf("list queues (page %d): %w", p, err)
+					cancel()
+					continue
+				}
+				pages[p] = pg.Queues
+			}
+		}()
+	}
+feed:
+	for p := 2; p <= first.PageCount; p++ {
+		select {
+		case next <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return nil, e
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Queues created or deleted between page reads shift the pages; keep
+	// each queue once.
+	seen := make(map[[2]string]bool, len(first.Queues)*first.PageCount)
+	var all []QueueStat
+	for _, pg := range pages {
+		for _, q := range pg {
+			k := [2]string{q.Vhost, q.Name}
+			if !seen[k] {
+				seen[k] = true
+				all = append(all, q)
+			}
+		}
+	}
+	return all, nil
+}

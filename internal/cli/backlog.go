@@ -1,0 +1,422 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/output"
+)
+
+// backlogTarget is where backlog reads from.
+type backlogTarget struct {
+	Source backlog.Source
+	// Vhost is the settings' vhost, used unless --all-vhosts.
+	Vhost string
+	// Explain turns an API error into one for humans; nil keeps it.
+	Explain func(what string, err error) error
+}
+
+// backlogQuery is what `backlog` and `backlog check` share: where to read
+// and which queues.
+type backlogQuery struct {
+	Connect func() (backlogTarget, error)
+	// NoRates: the command shows no message rates (check).
+	NoRates   bool
+	AllVhosts bool
+	PageSize  int
+	Globs     []string
+}
+
+func defaultBacklogConnect(f *Factory, q *backlogQuery) func() (backlogTarget, error) {
+	return func() (backlogTarget, error) {
+		s, err := f.Settings()
+		if err != nil {
+			return backlogTarget{}, err
+		}
+		api, err := broker.NewMgmtReader(s)
+		if err != nil {
+			return backlogTarget{}, err
+		}
+		return backlogTarget{
+			Source:  backlog.HTTPSource{API: api, NoRates: q.NoRates},
+			Vhost:   s.Vhost,
+			Explain: func(what string, err error) error { return broker.MgmtError(s, what, err) },
+		}, nil
+	}
+}
+
+// read fetches one snapshot and builds the report; it also returns the
+// globs that matched no queue.
+func (q *backlogQuery) read(ctx context.Context, t backlogTarget, key backlog.SortKey) (backlog.Report, []string, error) {
+	vhost := t.Vhost
+	if q.AllVhosts {
+		vhost = ""
+	}
+	snap, err := backlog.Fetch(ctx, t.Source, vhost, q.PageSize)
+	if err != nil {
+		if ctx.Err() != nil {
+			return backlog.Report{}, nil, ctx.Err()
+		}
+		if t.Explain != nil {
+			where := "vhost " + strconv.Quote(vhost)
+			if vhost == "" {
+				where = "all vhosts"
+			}
+			err = t.Explain("read the backlog of "+where, err)
+		}
+		return backlog.Report{}, nil, err
+	}
+	m := backlog.NewMatcher(q.Globs)
+	rep := backlog.Build(snap, vhost, m, key)
+	names := make([]string, len(snap.Queues))
+	for i, s := range snap.Queues {
+		names[i] = s.Name
+	}
+	return rep, m.Unmatched(names), nil
+}
+
+// BacklogOptions is what `mqctl backlog` needs.
+type BacklogOptions struct {
+	IO     *iostreams.IOStreams
+	Format output.Format
+	Query  *backlogQuery
+	Sort   backlog.SortKey
+	// Watch is the refresh interval; 0 prints once.
+	Watch time.Duration
+	// Count stops a watch after that many refreshes; 0 runs until interrupted.
+	Count int
+}
+
+// defaultWatch is the refresh interval of a bare --watch: the management
+// API's own sampling interval, so every refresh can show new figures.
+const defaultWatch = 5 * time.Second
+
+// NewCmdBacklog builds `mqctl backlog` and its `check` subcommand; runF
+// replaces the work in tests.
+func NewCmdBacklog(f *Factory, runF func(*BacklogOptions) error) *cobra.Command {
+	q := &backlogQuery{}
+	q.Connect = defaultBacklogConnect(f, q)
+	opts := &BacklogOptions{IO: f.IO, Query: q}
+	var sortKey, watch string
+	cmd := &cobra.Command{
+		Use:   "backlog [GLOB…]",
+		Short: "Show what is piling up: depth, consumers, rates and DLQ per queue",
+		Long: `Show every queue of the vhost (or of all vhosts) whose name matches a GLOB
+(* any characters, ? one; no GLOB = all): type, ready and unacknowledged
+messages, consumers, publish and deliver rates, the age of the oldest ready
+message where the broker reports it, the depth of its dead-letter queue, and
+for quorum queues the leader and members online. Sorted by ready messages
+(--sort). The summary line counts queues, messages and DLQ messages.
+
+A queue's DLQ is found through its x-dead-letter-exchange and
+x-dead-letter-routing-key arguments (or a policy's dead-letter-exchange),
+following the bindings of that exchange; without them, through mqctl's
+pattern (Q.dlx bound to a queue with key Q, or a queue named Q.dlq). Retry
+delay queues (Q.retry.N) are shown with role "retry" and no DLQ.
+
+Warnings: a work queue with ready messages and no consumer, a non-empty DLQ,
+a quorum queue with fewer members online than a majority, a queue not running.
+
+Figures come from the management API, which samples every 5 seconds.
+--watch [INTERVAL] refreshes (default 5s) until Ctrl-C: in place with trend
+arrows and sparklines of ready messages on a terminal, as repeated snapshots
+otherwise (-o json prints one document per refresh). Write --watch=10s, or
+--watch 10s as the first argument.
+
+Reads /api/queues in pages of up to 500 with column selection, plus one
+bindings and one exchanges read, so thousands of queues stay fast.
+
+Least permissions: a user with the monitoring tag (or management tag and
+read access to the vhost).`,
+		Example: `  mqctl backlog
+  mqctl backlog 'email*' 'points*' --sort unacked
+  mqctl backlog --all-vhosts -o json
+  mqctl backlog --watch 2s
+  mqctl backlog check --max-ready 1000 --max-dlq 0 --min-consumers 1`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.Format, err = f.Format(); err != nil {
+				return err
+			}
+			if opts.Sort, err = backlog.ParseSort(sortKey); err != nil {
+				return fail.Usagef("--sort: %v", err)
+			}
+			if cmd.Flags().Changed("watch") {
+				// `--watch 10s`: pflag cannot give an optional value after a
+				// space, so the interval arrives as the first argument.
+				if watch == defaultWatch.String() && len(args) > 0 {
+					if d, err := time.ParseDuration(args[0]); err == nil {
+						watch, args = d.String(), args[1:]
+					}
+				}
+				if opts.Watch, err = time.ParseDuration(watch); err != nil || opts.Watch <= 0 {
+					return fail.Usagef("--watch %q: want a positive duration such as 5s", watch)
+				}
+			}
+			if opts.Count < 0 {
+				return fail.Usagef("--count must not be negative")
+			}
+			if opts.Count > 0 && opts.Watch == 0 {
+				return fail.Usagef("--count needs --watch")
+			}
+			q.Globs = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return backlogRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&sortKey, "sort", string(backlog.SortReady), "sort by ready, unacked, messages, consumers, publish_rate, deliver_rate, dlq or name")
+	fl.StringVar(&watch, "watch", "", "refresh every INTERVAL until interrupted (bare --watch: 5s)")
+	fl.Lookup("watch").NoOptDefVal = defaultWatch.String()
+	fl.IntVar(&opts.Count, "count", 0, "with --watch, stop after this many refreshes (0: until interrupted)")
+	pf := cmd.PersistentFlags()
+	pf.BoolVar(&q.AllVhosts, "all-vhosts", false, "every vhost the user can see, not just the configured one")
+	pf.IntVar(&q.PageSize, "page-size", backlog.MaxPageSize, "queues per management API page (1-500)")
+	_ = pf.MarkHidden("page-size")
+	_ = cmd.RegisterFlagCompletionFunc("sort", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		keys := make([]string, len(backlog.SortKeys))
+		for i, k := range backlog.SortKeys {
+			keys[i] = string(k)
+		}
+		return keys, cobra.ShellCompDirectiveNoFileComp
+	})
+	cmd.AddCommand(NewCmdBacklogCheck(f, q, nil))
+	return cmd
+}
+
+func backlogRun(ctx context.Context, opts *BacklogOptions) error {
+	t, err := opts.Query.Connect()
+	if err != nil {
+		return err
+	}
+	if opts.Watch == 0 {
+		rep, _, err := opts.Query.read(ctx, t, opts.Sort)
+		if err != nil {
+			return err
+		}
+		return output.Print(opts.IO, opts.Format, backlogView{Report: rep})
+	}
+	return backlogWatch(ctx, opts, t)
+}
+
+// backlogWatch refreshes until ctx ends (Ctrl-C: a clean stop, exit 0) or
+// Count refreshes were shown. A failed first read ends it; later
+// operational failures are reported on stderr and retried.
+func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) error {
+	hist := backlog.NewHistory(20)
+	inPlace := opts.Format == output.Table && opts.IO.IsStdoutTTY()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	shown := 0
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		rep, _, err := opts.Query.read(ctx, t, opts.Sort)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// A slow or restarting broker should not end a watch; refused
+			// credentials will not get better by retrying.
+			if k, _ := fail.KindOf(err); k == fail.Auth || k == fail.Usage || n == 1 {
+				return err
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "%s refresh failed, retrying in %s: %v\n", time.Now().UTC().Format(time.RFC3339), opts.Watch, err)
+			timer.Reset(opts.Watch)
+			continue
+		}
+		hist.Record(rep)
+		view := backlogView{Report: rep, History: hist, Fancy: opts.IO.ColorEnabled()}
+		if err := writeWatchFrame(opts.IO, opts.Format, inPlace, opts.Watch, view); err != nil {
+			return err
+		}
+		if shown++; opts.Count > 0 && shown >= opts.Count {
+			return nil
+		}
+		timer.Reset(opts.Watch)
+	}
+}
+
+func writeWatchFrame(ios *iostreams.IOStreams, f output.Format, inPlace bool, every time.Duration, v backlogView) error {
+	if f != output.Table {
+		return output.Print(ios, f, v)
+	}
+	stamp := v.Report.Taken.UTC().Format(time.RFC3339)
+	if inPlace {
+		// Home the cursor and clear the screen: a plain redraw.
+		s := output.NewStyles(ios, ios.Out)
+		fmt.Fprint(ios.Out, "\x1b[H\x1b[2J")
+		fmt.Fprintln(ios.Out, s.Title.Render("mqctl backlog")+s.Muted.Render(fmt.Sprintf(" · every %s · %s · Ctrl-C to stop", every, stamp)))
+	} else {
+		fmt.Fprintf(ios.Out, "# %s\n", stamp)
+	}
+	if err := output.Print(ios, f, v); err != nil {
+		return err
+	}
+	if !inPlace {
+		fmt.Fprintln(ios.Out)
+	}
+	return nil
+}
+
+// backlogView renders a report; with a History it adds a trend column.
+// Its JSON is the report's, field for field.
+type backlogView struct {
+	backlog.Report
+	History *backlog.History `json:"-"`
+	// Fancy allows arrows and sparklines (a colour terminal); plain output
+	// shows the signed change instead.
+	Fancy bool `json:"-"`
+}
+
+func (v backlogView) Table() output.TableData {
+	headers := []string{"queue", "type", "ready"}
+	if v.History != nil {
+		headers = append(headers, "trend")
+	}
+	headers = append(headers, "unacked", "consumers", "pub/s", "deliver/s", "oldest", "dlq", "quorum", "warnings")
+	rows := make([][]string, len(v.Queues))
+	for i, r := range v.Queues {
+		name := r.Name
+		if v.Vhost == "" {
+			name = r.Vhost + "/" + r.Name
+		}
+		if r.Role != backlog.RoleWork {
+			name += " (" + string(r.Role) + ")"
+		}
+		row := []string{name, r.Type, strconv.Itoa(r.Ready)}
+		if v.History != nil {
+			row = append(row, v.trend(r))
+		}
+		row = append(row, strconv.Itoa(r.Unacked), strconv.Itoa(r.Consumers),
+			rate(r.PublishRate), rate(r.DeliverRate), age(r.OldestMessageAgeSeconds),
+			dlqCell(r), quorumCell(r), warningsCell(r.Warnings))
+		rows[i] = row
+	}
+	col := func(name string) int {
+		for i, h := range headers {
+			if h == name {
+				return i
+			}
+		}
+		return -1
+	}
+	ready, dlq, quorum, warn := col("ready"), col("dlq"), col("quorum"), col("warnings")
+	return output.TableData{
+		Headers: headers,
+		Rows:    rows,
+		Footer:  summaryLine(v.Summary),
+		CellLevel: func(row, c int) output.Level {
+			r := v.Queues[row]
+			switch {
+			case c == ready && hasWarning(r, backlog.WarnNoConsumer):
+				return output.LevelError
+			case c == dlq && hasWarning(r, backlog.WarnDLQNotEmpty):
+				return output.LevelWarn
+			case c == quorum && hasWarning(r, backlog.WarnBelowQuorum):
+				return output.LevelError
+			case c == warn && len(r.Warnings) > 0:
+				return output.LevelWarn
+			case c == 0 && len(r.Warnings) > 0:
+				return output.LevelWarn
+			case c == 0 && r.Role != backlog.RoleWork:
+				return output.LevelMuted
+			}
+			return output.LevelNone
+		},
+	}
+}
+
+func (v backlogView) trend(r backlog.Row) string {
+	if v.Fancy {
+		return v.History.Arrow(r) + " " + v.History.Sparkline(r)
+	}
+	return fmt.Sprintf("%+d", v.History.Delta(r))
+}
+
+func hasWarning(r backlog.Row, w backlog.Warning) bool {
+	for _, x := range r.Warnings {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
+
+func rate(r float64) string { return strconv.FormatFloat(r, 'f', 1, 64) }
+
+func age(sec *float64) string {
+	if sec == nil {
+		return "-"
+	}
+	d := time.Duration(*sec) * time.Second
+	switch {
+	case d < time.Hour:
+		return d.String()
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// plural is "1 queue", "2 queues".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func dlqCell(r backlog.Row) string {
+	if len(r.DLQs) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(r.DLQs))
+	for i, d := range r.DLQs {
+		parts[i] = fmt.Sprintf("%s %d", d.Name, d.Messages)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func quorumCell(r backlog.Row) string {
+	if r.Type != "quorum" {
+		return "-"
+	}
+	leader := r.Leader
+	if leader == "" {
+		leader = "no leader"
+	}
+	return fmt.Sprintf("%d/%d %s", r.MembersOnline, len(r.Members), leader)
+}
+
+func warningsCell(ws []backlog.Warning) string {
+	if len(ws) == 0 {
+		return ""
+	}
+	s := make([]string, len(ws))
+	for i, w := range ws {
+		s[i] = strings.ReplaceAll(string(w), "_", " ")
+	}
+	return strings.Join(s, ", ")
+}
+
+func summaryLine(s backlog.Summary) string {
+	return fmt.Sprintf("%s, %s (%d ready, %d unacked), %s, %s with warnings",
+		plural(s.Queues, "queue"), plural(s.Messages, "message"), s.Ready, s.Unacked,
+		plural(s.DLQMessages, "DLQ message"), plural(s.Warnings, "queue"))
+}

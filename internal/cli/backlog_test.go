@@ -1,0 +1,344 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/output"
+)
+
+// staticSource serves one snapshot, growing email's ready count by one
+// per read so a watch has a trend to show.
+type staticSource struct {
+	snap  backlog.Snapshot
+	reads int
+}
+
+func (s *staticSource) QueuePage(_ context.Context, _ string, _, _ int) (backlog.Page, error) {
+	s.reads++
+	qs := append([]backlog.QueueStat(nil), s.snap.Queues...)
+	qs[0].Ready += s.reads - 1
+	return backlog.Page{Queues: qs, PageCount: 1}, nil
+}
+func (s *staticSource) Bindings(context.Context, string) ([]backlog.Binding, error) {
+	return s.snap.Bindings, nil
+}
+func (s *staticSource) Exchanges(context.Context, string) ([]backlog.Exchange, error) {
+	return s.snap.Exchanges, nil
+}
+
+func fakeBacklog() *staticSource {
+	return &staticSource{snap: backlog.Snapshot{
+		Queues: []backlog.QueueStat{
+			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: 5, Unacked: 1,
+				Arguments: map[string]any{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"},
+				Leader:    "rabbit@a", Members: []string{"rabbit@a", "rabbit@b", "rabbit@c"}, Online: []string{"rabbit@a"}},
+			{Vhost: "v", Name: "email.dlq", Type: "classic", State: "running", Ready: 3},
+			{Vhost: "v", Name: "points", Type: "classic", State: "running", Ready: 0, Consumers: 2},
+		},
+		Exchanges: []backlog.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
+		Bindings:  []backlog.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
+	}}
+}
+
+func fakeBacklogOpts(ios *iostreams.IOStreams, f output.Format, src backlog.Source) *BacklogOptions {
+	return &BacklogOptions{IO: ios, Format: f, Sort: backlog.SortReady, Query: &backlogQuery{
+		Connect: func() (backlogTarget, error) { return backlogTarget{Source: src, Vhost: "v"}, nil },
+	}}
+}
+
+func TestBacklogTablePipedHasNoEscapeCodes(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	if err := backlogRun(context.Background(), fakeBacklogOpts(ios, output.Table, fakeBacklog())); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.Contains(got, "\x1b") {
+		t.Errorf("piped table has escape codes:\n%q", got)
+	}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want header, 3 rows, summary:\n%s", got)
+	}
+	for i, want := range [][]string{
+		{"QUEUE", "READY", "DLQ", "QUORUM", "WARNINGS"},
+		{"email", "quorum", "5", "1", "email.dlq 3", "1/3 rabbit@a", "no consumer, dlq not empty, below quorum"},
+		{"email.dlq (dlq)", "3", "dlq not empty"},
+		{"points", "classic", "0", "2"},
+		{"3 queues, 9 messages (8 ready, 1 unacked), 3 DLQ messages, 2 queues with warnings"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d lacks %q: %q", i, w, lines[i])
+			}
+		}
+	}
+}
+
+func TestBacklogTableStyledOnTerminal(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	ios.SetTTY(false, true, false)
+	if err := backlogRun(context.Background(), fakeBacklogOpts(ios, output.Table, fakeBacklog())); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\x1b[") || !strings.Contains(out.String(), "╭") {
+		t.Errorf("terminal table should be styled: %q", out.String())
+	}
+	// NO_COLOR on a terminal: plain again.
+	ios, _, out, _ = iostreams.Test()
+	ios.SetTTY(false, true, false)
+	ios.SetNoColor(true)
+	if err := backlogRun(context.Background(), fakeBacklogOpts(ios, output.Table, fakeBacklog())); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "\x1b") {
+		t.Errorf("NO_COLOR output has escape codes: %q", out.String())
+	}
+}
+
+func TestBacklogJSONIsTheReport(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	if err := backlogRun(context.Background(), fakeBacklogOpts(ios, output.JSON, fakeBacklog())); err != nil {
+		t.Fatal(err)
+	}
+	var rep backlog.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if rep.Vhost != "v" || len(rep.Queues) != 3 || rep.Queues[0].Name != "email" || rep.Summary.DLQMessages != 3 {
+		t.Errorf("report %+v", rep)
+	}
+	var raw map[string]any
+	_ = json.Unmarshal(out.Bytes(), &raw)
+	for _, k := range []string{"History", "Fancy", "history", "fancy"} {
+		if _, ok := raw[k]; ok {
+			t.Errorf("view field %s leaked into JSON", k)
+		}
+	}
+}
+
+func TestBacklogWatchPipedPrintsSnapshots(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	opts := fakeBacklogOpts(ios, output.Table, fakeBacklog())
+	opts.Watch, opts.Count = time.Millisecond, 3
+	if err := backlogRun(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.Contains(got, "\x1b") {
+		t.Errorf("piped watch has escape codes: %q", got)
+	}
+	if n := strings.Count(got, "\n# "); n != 2 || !strings.HasPrefix(got, "# ") {
+		t.Errorf("want 3 snapshots, each under a timestamp line:\n%s", got)
+	}
+	// email grows by one per read: +0 first, then +1.
+	if strings.Count(got, "+1") != 2 || !strings.Contains(got, "+0") || !strings.Contains(got, "TREND") {
+		t.Errorf("trend column missing or wrong:\n%s", got)
+	}
+}
+
+func TestBacklogWatchTerminalRedrawsInPlace(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	ios.SetTTY(false, true, false)
+	opts := fakeBacklogOpts(ios, output.Table, fakeBacklog())
+	opts.Watch, opts.Count = time.Millisecond, 3
+	if err := backlogRun(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if n := strings.Count(got, "\x1b[H\x1b[2J"); n != 3 {
+		t.Errorf("want 3 redraws, got %d", n)
+	}
+	if !strings.Contains(got, "↑") || !strings.Contains(got, "▁▄█") {
+		t.Errorf("want a rising arrow and sparkline for email:\n%s", got)
+	}
+}
+
+func TestBacklogWatchJSONStreamsDocuments(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	opts := fakeBacklogOpts(ios, output.JSON, fakeBacklog())
+	opts.Watch, opts.Count = time.Millisecond, 2
+	if err := backlogRun(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out.Bytes()))
+	for i := range 2 {
+		var rep backlog.Report
+		if err := dec.Decode(&rep); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		if rep.Queues[0].Ready != 5+i {
+			t.Errorf("document %d: email ready %d", i, rep.Queues[0].Ready)
+		}
+	}
+}
+
+// lockedBuffer lets a test read what a running command has written so far.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestBacklogWatchStopsOnCancel(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	out := &lockedBuffer{}
+	ios.Out = out
+	opts := fakeBacklogOpts(ios, output.Table, fakeBacklog())
+	opts.Watch = time.Hour // only cancellation can end it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- backlogRun(ctx, opts) }()
+	// Wait for the first frame, then interrupt.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "QUEUE"); {
+		if time.Now().After(deadline) {
+			t.Fatal("no first frame")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("interrupted watch returned %v, want a clean stop", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch did not stop on cancel")
+	}
+}
+
+func TestBacklogFlags(t *testing.T) {
+	cases := []struct {
+		args  []string
+		watch time.Duration
+		globs []string
+		sort  backlog.SortKey
+	}{
+		{[]string{}, 0, []string{}, backlog.SortReady},
+		{[]string{"--watch"}, 5 * time.Second, []string{}, backlog.SortReady},
+		{[]string{"--watch=2s", "e*"}, 2 * time.Second, []string{"e*"}, backlog.SortReady},
+		{[]string{"--watch", "2s", "e*"}, 2 * time.Second, []string{"e*"}, backlog.SortReady},
+		{[]string{"2s", "--sort", "name"}, 0, []string{"2s"}, backlog.SortName},
+	}
+	for _, c := range cases {
+		ios, _, _, _ := iostreams.Test()
+		f := &Factory{IO: ios}
+		var got *BacklogOptions
+		cmd := NewCmdBacklog(f, func(o *BacklogOptions) error { got = o; return nil })
+		cmd.SetArgs(c.args)
+		if err := cmd.Execute(); err != nil {
+			t.Errorf("%v: %v", c.args, err)
+			continue
+		}
+		if got.Watch != c.watch || strings.Join(got.Query.Globs, ",") != strings.Join(c.globs, ",") || got.Sort != c.sort {
+			t.Errorf("%v: watch %s globs %v sort %s", c.args, got.Watch, got.Query.Globs, got.Sort)
+		}
+	}
+}
+
+func TestBacklogUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 1: a usage error must come before any call.
+	env := map[string]string{"MQCTL_URL": "amqp://guest:guest@127.0.0.1:1/", "MQCTL_MGMT_URL": "http://127.0.0.1:1"}
+	for _, args := range [][]string{
+		{"backlog", "--sort", "size"},
+		{"backlog", "--watch=-1s"},
+		{"backlog", "--watch=soon"},
+		{"backlog", "--count", "-1"},
+		{"backlog", "--count", "2"},
+		{"backlog", "check"},
+		{"backlog", "check", "--max-ready", "-1"},
+		{"backlog", "check", "--max-age", "0s"},
+		{"backlog", "check", "--max-ready", "1", "--require-age"},
+		{"backlog", "check", "--max-ready", "x"},
+	} {
+		r := runCLI(t, env, args...)
+		if r.Code != ExitUsage {
+			t.Errorf("%v: exit %d, want 2\n%s%s", args, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	if r := runCLI(t, env, "backlog"); r.Code != ExitError || !strings.Contains(r.Stderr, "read the backlog") {
+		t.Errorf("unreachable API: exit %d, want 1\n%s", r.Code, r.Stderr)
+	}
+}
+
+func TestBacklogCheckRendering(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		ios, _, out, errOut := iostreams.Test()
+		ios.SetTTY(false, tty, false)
+		ready := 4
+		age := time.Minute
+		opts := &BacklogCheckOptions{IO: ios, Format: output.Table,
+			Query:  fakeBacklogOpts(ios, output.Table, fakeBacklog()).Query,
+			Limits: backlog.Limits{MaxReady: &ready, MaxAge: &age}}
+		err := backlogCheckRun(context.Background(), opts)
+		if code := ExitCode(context.Background(), err, true); code != ExitCondition {
+			t.Errorf("tty=%v: exit %d, want 3 (%v)", tty, code, err)
+		}
+		if got := strings.Count(out.String(), "\n"); got != 1 || !strings.Contains(out.String(), "email: 5 ready messages (max 4) [max_ready]") {
+			t.Errorf("tty=%v: want exactly one violation line:\n%q", tty, out)
+		}
+		if strings.Contains(out.String(), "\x1b") != tty {
+			t.Errorf("tty=%v: escape codes present = %v", tty, !tty)
+		}
+		if !strings.Contains(errOut.String(), "note: email: --max-age not checked: quorum queues") {
+			t.Errorf("tty=%v: the unknown age must be said: %q", tty, errOut)
+		}
+	}
+}
+
+// flakySource fails the reads listed in fail (1-based).
+type flakySource struct {
+	*staticSource
+	fail  map[int]error
+	calls int
+}
+
+func (f *flakySource) QueuePage(ctx context.Context, v string, p, n int) (backlog.Page, error) {
+	f.calls++
+	if err := f.fail[f.calls]; err != nil {
+		return backlog.Page{}, err
+	}
+	return f.staticSource.QueuePage(ctx, v, p, n)
+}
+
+func TestBacklogWatchSurvivesAFailedRefresh(t *testing.T) {
+	ios, _, out, errOut := iostreams.Test()
+	src := &flakySource{staticSource: fakeBacklog(), fail: map[int]error{2: errors.New("timeout")}}
+	opts := fakeBacklogOpts(ios, output.Table, src)
+	opts.Watch, opts.Count = time.Millisecond, 3
+	if err := backlogRun(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "QUEUE"); n != 3 || !strings.Contains(errOut.String(), "refresh failed, retrying") {
+		t.Errorf("want 3 frames and a retry note, got %d frames, stderr %q", n, errOut)
+	}
+	// Refused credentials end the watch.
+	ios, _, _, _ = iostreams.Test()
+	src = &flakySource{staticSource: fakeBacklog(), fail: map[int]error{2: fail.Authf("401")}}
+	opts = fakeBacklogOpts(ios, output.Table, src)
+	opts.Watch = time.Millisecond
+	if err := backlogRun(context.Background(), opts); ExitCode(context.Background(), err, true) != ExitAuth {
+		t.Errorf("auth failure: %v", err)
+	}
+}
