@@ -86,6 +86,7 @@ or permission refused, 130 interrupted.`,
 // group adds itself here.
 func commands(f *Factory) []*cobra.Command {
 	return []*cobra.Command{
+		inGroup(groupBench, NewCmdBench(f, nil)),
 		inGroup(groupSetup, NewCmdDoctor(f, nil)),
 		inGroup(groupSetup, NewCmdVersion(f)),
 		inGroup(groupSetup, NewCmdCompletion(f)),
