@@ -134,6 +134,11 @@ func (p *producer) run(ctx context.Context) error {
 		// buffer is reused for the next message.
 		if err := p.ch.PublishWithContext(ctx, "", p.queue, p.cfg.Mandatory, false, msg); err != nil {
 			if ctx.Err() != nil {
+				// amqp091 checks the context before sending anything:
+				// this message never left, so its slot is free again.
+				if p.sem != nil {
+					<-p.sem
+				}
 				return p.finish()
 			}
 			if p.isBlocked.Load() {
@@ -154,11 +159,11 @@ func (p *producer) finish() error {
 	}
 	wait := time.NewTimer(p.cfg.Timeout)
 	defer wait.Stop()
-	for range cap(p.sem) {
+	for taken := range cap(p.sem) {
 		select {
 		case p.sem <- struct{}{}:
 		case <-wait.C:
-			return fmt.Errorf("producer: %d publisher confirms still missing after %s", len(p.sem), p.cfg.Timeout)
+			return fmt.Errorf("producer: %d publisher confirms still missing after %s", cap(p.sem)-taken, p.cfg.Timeout)
 		case e, ok := <-p.closed:
 			if ok {
 				return fmt.Errorf("producer channel closed while waiting for confirms: %v", e)

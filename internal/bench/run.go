@@ -243,20 +243,13 @@ func Run(ctx context.Context, cfg Config, dial DialFunc, onInterval func(Interva
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 	finished := func() bool {
-		select {
-		case <-producersDone:
-		default:
-			return false
-		}
-		if len(consumers) == 0 {
+		consumed := len(consumers) == 0 || closedChan(consumersDone) ||
+			(target > 0 && counters.Received.Load() >= target)
+		if len(consumers) > 0 && closedChan(consumersDone) && cfg.ProducerCount == 0 {
+			// -D reached and the producers have no count of their own.
 			return true
 		}
-		select {
-		case <-consumersDone:
-			return true
-		default:
-		}
-		return target > 0 && counters.Received.Load() >= target
+		return closedChan(producersDone) && consumed
 	}
 window:
 	for {
@@ -409,4 +402,13 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func closedChan(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
