@@ -270,7 +270,7 @@ window:
 		}
 	}
 	end := time.Since(start)
-	if last := series.Samples[len(series.Samples)-1]; end-last.At > cfg.Interval/10 {
+	if last := series.Samples[len(series.Samples)-1]; end > last.At {
 		series.Add(end, counters.Snapshot())
 	}
 	stopRun() // producers stop publishing and wait for their confirms
