@@ -116,7 +116,7 @@ func TestBenchRegisterTable(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	r := runCLI(t, env.Environ(), "bench", "register", "--requests", "30", "--down-requests", "10", "--rate", "300",
-		"--concurrency", "10", "--provider-latency", "20ms", "--other-latency", "1ms", "--provider-timeout", "40ms", "--queue-type", "classic")
+		"--concurrency", "10", "--provider-latency", "20ms", "--other-latency", "1ms", "--provider-timeout", "1s", "--queue-type", "classic")
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
