@@ -23,6 +23,7 @@ type BenchOptions struct {
 	Seconds  int      // -z
 	Flags    []string // -f
 	Progress bool     // per-second lines even when stderr is not a terminal
+	Scenario string   // a named PerfTest command line
 }
 
 // NewCmdBench builds `mqctl bench` and its subcommands; runF replaces the
@@ -53,6 +54,9 @@ Each producer and consumer has its own connection. A producer keeps at most
 Without -u, the benchmark declares a durable queue of --queue-type named
 mqctl-bench-<random> and deletes it at the end, even when interrupted.
 Without -z, -C or -D it runs until interrupted (Ctrl-C prints the summary).
+--scenario cq-confirm is PerfTest's "-x 1 -y 1 -s 1000 -c 1000 -q 1000 -A 100
+-f persistent --queue-type classic -z 30", qq-confirm its quorum twin; flags
+given alongside win.
 
 Rates are given for the whole run and for the steady state, which leaves
 out the first --warmup seconds. Per-second lines go to stderr when it is a
@@ -62,8 +66,8 @@ Least permissions: configure (unless -u), write and read on the queue.`,
 		Example: `  # PerfTest's "cq-confirm" scenario, 30 seconds
   mqctl bench -x 1 -y 1 -s 1000 -c 1000 -q 1000 -A 100 -f persistent --queue-type classic -z 30
 
-  # the same on a quorum queue, as JSON
-  mqctl bench -x 1 -y 1 -s 1000 -c 1000 -q 1000 -A 100 -f persistent --queue-type quorum -z 30 -o json
+  # the same on a quorum queue, by its scenario name, for 60 seconds, as JSON
+  mqctl bench --scenario qq-confirm -z 60 -o json
 
   # 10,000 messages to an existing queue, rate-limited
   mqctl bench -u orders -C 10000 -r 500 -c 100`,
@@ -72,6 +76,11 @@ Least permissions: configure (unless -u), write and read on the queue.`,
 			var err error
 			if opts.Format, err = f.Format(); err != nil {
 				return err
+			}
+			if opts.Scenario != "" {
+				if err := applyScenario(cmd, opts); err != nil {
+					return err
+				}
 			}
 			c.Duration = time.Duration(opts.Seconds) * time.Second
 			if opts.Seconds < 0 {
@@ -116,10 +125,41 @@ Least permissions: configure (unless -u), write and read on the queue.`,
 	fl.BoolVar(&c.UseMillis, "use-millis", false, "write timestamps in milliseconds (for PerfTest consumers with --use-millis)")
 	fl.DurationVar(&c.Warmup, "warmup", 5*time.Second, "left out of the steady-state rates")
 	fl.BoolVar(&opts.Progress, "progress", false, "print per-second lines on stderr even when it is not a terminal")
+	fl.StringVar(&opts.Scenario, "scenario", "", "start from a named scenario: "+strings.Join(bench.ScenarioNames(), ", ")+" (flags given win)")
+	_ = cmd.RegisterFlagCompletionFunc("scenario", cobra.FixedCompletions(bench.ScenarioNames(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("queue-type", cobra.FixedCompletions([]string{bench.QueueClassic, bench.QueueQuorum}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("flag", cobra.FixedCompletions([]string{"persistent", "mandatory"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(NewCmdBenchRegister(f, nil))
 	return cmd
+}
+
+// applyScenario fills every flag the user did not give from the scenario.
+func applyScenario(cmd *cobra.Command, opts *BenchOptions) error {
+	sc, ok := bench.Scenarios[opts.Scenario]
+	if !ok {
+		return fail.Usagef("--scenario %q: want one of %s", opts.Scenario, strings.Join(bench.ScenarioNames(), ", "))
+	}
+	c := &opts.Config
+	fl := cmd.Flags()
+	for name, apply := range map[string]func(){
+		"producers":       func() { c.Producers = sc.Producers },
+		"consumers":       func() { c.Consumers = sc.Consumers },
+		"size":            func() { c.Size = sc.Size },
+		"confirm":         func() { c.ConfirmWindow = sc.ConfirmWindow },
+		"qos":             func() { c.Prefetch = sc.Prefetch },
+		"multi-ack-every": func() { c.MultiAckEvery = sc.MultiAckEvery },
+		"rate":            func() { c.Rate = sc.Rate },
+		"time":            func() { opts.Seconds = int(sc.Duration / time.Second) },
+		"pmessages":       func() { c.ProducerCount = sc.ProducerCount },
+		"cmessages":       func() { c.ConsumerCount = sc.ConsumerCount },
+		"flag":            func() { c.Persistent, c.Mandatory = sc.Persistent, sc.Mandatory },
+		"queue-type":      func() { c.QueueType = sc.QueueType },
+	} {
+		if !fl.Changed(name) {
+			apply()
+		}
+	}
+	return nil
 }
 
 // benchDial opens connections named for the management UI, each dial

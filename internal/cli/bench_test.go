@@ -41,6 +41,15 @@ func TestBenchFlagsArePerfTests(t *testing.T) {
 	}
 }
 
+func TestBenchScenario(t *testing.T) {
+	o := parseBench(t, "--scenario", "qq-confirm", "-z", "5", "-x", "2")
+	want := bench.Scenarios["qq-confirm"]
+	want.Duration, want.Producers, want.Warmup = 5*time.Second, 2, 5*time.Second
+	if o.Config != want {
+		t.Errorf("config = %+v\nwant     %+v", o.Config, want)
+	}
+}
+
 func TestBenchRefusesBadFlags(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
@@ -51,6 +60,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{"bench", "-x", "0", "-y", "0"},
 		{"bench", "-u", "orders", "--queue-type", "quorum"},
 		{"bench", "--queue-type", "stream"},
+		{"bench", "--scenario", "fastest"},
 		{"bench", "register", "--rate", "0"},
 		{"bench", "register", "--concurrency", "0"},
 	} {
