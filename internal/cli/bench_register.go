@@ -141,7 +141,7 @@ func (v registerView) RenderText(w io.Writer, s *output.Styles) error {
 			fmt.Fprintln(w, s.Muted.Render("sync with e-mail down: "+p.FirstError))
 		}
 	}
-	fmt.Fprintln(w, fmt.Sprintf("events waiting in queue %s: %d (no workers ran); outbox rows not yet confirmed: %d", r.Queue, r.QueueDepth, r.OutboxUnsent))
+	fmt.Fprintf(w, "events waiting in queue %s: %d (no workers ran); outbox rows not yet confirmed: %d\n", r.Queue, r.QueueDepth, r.OutboxUnsent)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, s.Title.Render("latency distribution, providers up (share of sign-ups)"))
 	writeLatencyChart(w, s, r.BucketBoundsMS, r.Up)
