@@ -94,6 +94,7 @@ func commands(f *Factory) []*cobra.Command {
 		inGroup(groupMessaging, NewCmdProduce(f, nil)),
 		inGroup(groupMessaging, NewCmdDemo(f, nil)),
 		inGroup(groupInspect, NewCmdBacklog(f, nil)),
+		inGroup(groupBench, NewCmdBench(f, nil)),
 		inGroup(groupSetup, NewCmdDoctor(f, nil)),
 		inGroup(groupSetup, NewCmdVersion(f)),
 		inGroup(groupSetup, NewCmdCompletion(f)),
