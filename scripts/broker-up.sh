@@ -100,6 +100,9 @@ if amqp_up; then
 fi
 
 log "starting rabbitmq-server"
+# A soft limit of 1024 open files runs out at a few thousand queues and
+# crashes the node's file-handle cache; take what the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # Enabling offline writes enabled_plugins before boot, so the node starts
 # with the API and no second step is needed.
 rabbitmq-plugins enable --offline rabbitmq_management >&2
