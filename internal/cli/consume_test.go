@@ -12,9 +12,7 @@ import (
 )
 
 func TestConsumeRetryPolicyFromFlags(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "topology.yaml")
-	if err := os.WriteFile(file, []byte(`apiVersion: mqctl/v1
+	file := writeTemp(t, "topology.yaml", `apiVersion: mqctl/v1
 queues:
   - name: email
     retry:
@@ -22,9 +20,7 @@ queues:
       backoff: [1s, 7s]
     dead_letter: graveyard
   - name: plain
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -67,25 +63,21 @@ queues:
 }
 
 func TestConsumeTopologyErrorsExit2(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte(`apiVersion: mqctl/v1
+	bad := writeTemp(t, "bad.yaml", `apiVersion: mqctl/v1
 queues:
   - name: email
     retry:
       max_attempts: 3
       backof: [1s]
     dead_letter: true
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	example := "../../examples/registration/topology.yaml"
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"consume", "email", "--topology", bad}, bad + ":6:7"},
-		{[]string{"consume", "email", "--topology", filepath.Join(dir, "missing.yaml")}, "missing.yaml"},
+		{[]string{"consume", "email", "--topology", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
 		{[]string{"consume", "email", "--queue", "nope", "--topology", example}, `declares no queue "nope"`},
 		{[]string{"consume", "email", "--topology", example, "--backoff", "1s"}, "--backoff and --topology"},
 		{[]string{"consume", "email", "--topology", example, "--max-attempts", "2"}, "--max-attempts and --topology"},
@@ -97,4 +89,14 @@ queues:
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, r.Code, r.Stderr, tc.want)
 		}
 	}
+}
+
+// writeTemp writes content to a file named name in a fresh temp directory.
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

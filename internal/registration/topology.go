@@ -98,7 +98,8 @@ func Bindings(effect string) []worker.Binding {
 //
 // A test helper over AMQP (the tests' policies differ per side effect);
 // `mqctl demo` applies the example file through the topology package
-// (ApplyTopology). Keep the two in agreement.
+// (ApplyTopology). TestDeclareTopologyAgreesWithTheAppliedFile keeps the
+// two in agreement.
 func DeclareTopology(ch *amqp.Channel, policies map[string]pattern.Retry) error {
 	if err := ch.ExchangeDeclare(Exchange, "topic", true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", Exchange, err)
