@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,7 @@ import (
 )
 
 func TestConsumeRetryPolicyFromFlags(t *testing.T) {
-	file := writeTemp(t, "topology.yaml", `apiVersion: mqctl/v1
+	file := writeFile(t, "topology.yaml", `apiVersion: mqctl/v1
 queues:
   - name: email
     retry:
@@ -31,7 +30,7 @@ queues:
 		// --topology: the file's policy, not the flags' defaults.
 		{[]string{"consume", "email", "--topology", file}, "{email 3 [1s 7s] graveyard}"},
 		{[]string{"consume", "points", "--queue", "plain", "--topology", file}, "{plain 1 [] }"},
-		{[]string{"consume", "coupon", "--topology", "../../examples/registration/topology.yaml"}, "{coupon 4 [5s 30s 2m0s] coupon.dlq}"},
+		{[]string{"consume", "coupon", "--topology", exampleTopology}, "{coupon 4 [5s 30s 2m0s] coupon.dlq}"},
 	} {
 		ios, _, _, _ := iostreams.Test()
 		f := NewFactory(ios, func(string) (string, bool) { return "", false })
@@ -63,7 +62,7 @@ queues:
 }
 
 func TestConsumeTopologyErrorsExit2(t *testing.T) {
-	bad := writeTemp(t, "bad.yaml", `apiVersion: mqctl/v1
+	bad := writeFile(t, "bad.yaml", `apiVersion: mqctl/v1
 queues:
   - name: email
     retry:
@@ -71,7 +70,7 @@ queues:
       backof: [1s]
     dead_letter: true
 `)
-	example := "../../examples/registration/topology.yaml"
+	example := exampleTopology
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -89,14 +88,4 @@ queues:
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, r.Code, r.Stderr, tc.want)
 		}
 	}
-}
-
-// writeTemp writes content to a file named name in a fresh temp directory.
-func writeTemp(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
