@@ -32,7 +32,12 @@ type ConsumeOptions struct {
 	MaxAttempts int
 	Backoff     []time.Duration
 	DLQ         string
+	Topology    string
 	DB          string
+
+	// Retry is the policy in effect: from --topology when given, else
+	// from the flags (set by consumeRetry).
+	Retry pattern.Retry
 }
 
 // NewCmdConsume builds `mqctl consume`; runF replaces the work in tests.
@@ -57,7 +62,10 @@ its DLQ) with the headers mqctl-failure-reason, mqctl-origin-queue,
 mqctl-failed-at and mqctl-first-failed-at. A body that is not a registration
 event goes to the DLQ at once. The retry settings must match the topology
 (the delay queues' TTLs do the waiting): the defaults match
-examples/registration/topology.yaml.
+examples/registration/topology.yaml. With --topology FILE the queue's retry
+(max_attempts, backoff) and dead_letter settings are read from that file
+instead, so they cannot drift; --max-attempts, --backoff and --dlq are then
+refused.
 
 Side effects and an idempotency ledger keyed by (side effect, event id) share
 one SQLite transaction in --db, so a redelivered message (after a crash, a
@@ -70,7 +78,8 @@ Least permissions: read on the queue, write on the default exchange (delay
 queues) and <queue>.dlx.`,
 		Example: `  mqctl consume email --latency 200ms --fail-rate 0.1
   mqctl consume coupon --prefetch 20 --db /var/lib/demo/effects.db
-  mqctl consume email --down --max-attempts 3 --backoff 1s,2s`,
+  mqctl consume email --down --max-attempts 3 --backoff 1s,2s
+  mqctl consume email --topology examples/registration/topology.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -96,6 +105,16 @@ queues) and <queue>.dlx.`,
 			if opts.Queue == "" {
 				opts.Queue = opts.Effect
 			}
+			if opts.Topology != "" {
+				for _, name := range []string{"max-attempts", "backoff", "dlq"} {
+					if cmd.Flags().Changed(name) {
+						return fail.Usagef("--%s and --topology: the retry policy comes from the topology file; drop --%s", name, name)
+					}
+				}
+			}
+			if opts.Retry, err = consumeRetry(opts); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -111,19 +130,35 @@ queues) and <queue>.dlx.`,
 	fl.IntVar(&opts.MaxAttempts, "max-attempts", registration.DefaultMaxAttempts, "processing attempts in all, the first included (the topology's retry.max_attempts)")
 	fl.DurationSliceVar(&opts.Backoff, "backoff", registration.DefaultBackoff, "waits before attempt 2, 3, …; the last repeats (the topology's retry.backoff)")
 	fl.StringVar(&opts.DLQ, "dlq", "", "dead-letter queue (default <queue>.dlq)")
+	fl.StringVar(&opts.Topology, "topology", "", "topology file to read the queue's retry and dead_letter settings from (instead of the flags)")
+	_ = cmd.MarkFlagFilename("topology", "yaml", "yml")
 	fl.StringVar(&opts.DB, "db", "mqctl-registration.db", "SQLite file for the idempotency ledger and the simulated side effects")
 	return cmd
 }
 
-// consumeRetry is the seam where the retry policy comes from: flags today;
-// once the topology package lands, `--topology FILE` reads the queue's
-// retry and dead_letter settings there instead.
-func consumeRetry(opts *ConsumeOptions) pattern.Retry {
+// consumeRetry returns the queue's retry policy: from the --topology file
+// (parsed and validated, like `mqctl topology validate`) when given, else
+// from the flags.
+func consumeRetry(opts *ConsumeOptions) (pattern.Retry, error) {
+	if opts.Topology != "" {
+		file, err := loadTopology(opts.Topology)
+		if err != nil {
+			return pattern.Retry{}, err
+		}
+		names := make([]string, 0, len(file.Queues))
+		for _, q := range file.Queues {
+			if q.Name == opts.Queue {
+				return file.RetryOf(q), nil
+			}
+			names = append(names, q.Name)
+		}
+		return pattern.Retry{}, fail.Usagef("--topology %s declares no queue %q (it declares %s); pass --queue", opts.Topology, opts.Queue, strings.Join(names, ", "))
+	}
 	dlq := opts.DLQ
 	if dlq == "" {
 		dlq = pattern.DefaultDLQ(opts.Queue)
 	}
-	return pattern.Retry{Queue: opts.Queue, MaxAttempts: opts.MaxAttempts, Backoff: opts.Backoff, DLQ: dlq}
+	return pattern.Retry{Queue: opts.Queue, MaxAttempts: opts.MaxAttempts, Backoff: opts.Backoff, DLQ: dlq}, nil
 }
 
 // consumeSummary is what a worker did before it stopped.
@@ -174,7 +209,7 @@ func consumeRun(ctx context.Context, opts *ConsumeOptions) error {
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "consume "+opts.Effect)
 	sum := consumeSummary{Queue: opts.Queue}
 	var mu sync.Mutex
-	retry := consumeRetry(opts)
+	retry := opts.Retry
 	log.Printf("consuming %s (prefetch %d, max attempts %d, backoff %v, DLQ %s)", opts.Queue, opts.Prefetch, retry.MaxAttempts, retry.Backoff, retry.DLQ)
 	err = worker.Run(ctx, worker.Config{
 		Queue: opts.Queue, Retry: retry, Prefetch: opts.Prefetch, Dialer: dialer, Handler: handler,

@@ -19,6 +19,7 @@ import (
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
+	"github.com/mqctl/mqctl/internal/topology"
 )
 
 // DemoOptions is what `mqctl demo` needs.
@@ -42,13 +43,16 @@ func NewCmdDemo(f *Factory, runF func(*DemoOptions) error) *cobra.Command {
 (mqctl-demo-<random>, created through the management API and deleted at the
 end unless --keep):
 
-  1. declare the topology (exchange user.events; queues email, points and
-     coupon with delay queues and DLQs)
+  1. apply examples/registration/topology.yaml (built in) the way
+     ` + "`mqctl topology apply`" + ` does, with the demo's --max-attempts and
+     --backoff: exchange user.events; queues email, points and coupon with
+     delay queues and DLQs
   2. start the sign-up API and the three workers in-process
   3. sign up --users users and show the sign-up latency
   4. break the e-mail provider, sign up as many again: the latency does not
      move while e-mails are retried and then dead-lettered to email.dlq
-  5. fix the provider, inspect email.dlq and replay it to the email queue
+  5. fix the provider, peek at email.dlq and replay it to the email queue
+     (as ` + "`mqctl dlq show`" + ` and ` + "`mqctl dlq replay`" + ` do)
   6. check that every user got exactly one e-mail and one points grant, and
      every VIP exactly one coupon
 
@@ -210,7 +214,7 @@ func demoRun(ctx context.Context, opts *DemoOptions) error {
 	say.Command(fmt.Sprintf("export MQCTL_URL=%s", s.Redactor.Redact(urls[0])))
 	start := time.Now()
 	rep, runErr := registration.RunDemo(ctx, registration.DemoConfig{
-		Dialer: dialer, Dir: dir, Users: opts.Users, EmailLatency: opts.EmailLatency,
+		Dialer: dialer, Vhost: vhost, Topology: &topology.MgmtBroker{Client: mgmt}, Dir: dir, Users: opts.Users, EmailLatency: opts.EmailLatency,
 		Retry: pattern.Retry{MaxAttempts: opts.MaxAttempts, Backoff: opts.Backoff},
 	}, say)
 	if rep.Users == nil && runErr != nil {

@@ -15,9 +15,12 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mqctl/mqctl/examples"
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/pattern"
+	"github.com/mqctl/mqctl/internal/topology"
 	"github.com/mqctl/mqctl/internal/worker"
 )
 
@@ -35,13 +38,18 @@ type Narrator interface {
 type DemoConfig struct {
 	// Dialer connects to the demo's vhost.
 	Dialer *broker.Dialer
+	// Vhost is the demo's vhost and Topology the management API the demo
+	// topology is applied through (as by `mqctl topology apply`).
+	Vhost    string
+	Topology topology.Broker
 	// Dir holds the demo's SQLite files.
 	Dir string
 	// Users is how many sign-ups per phase.
 	Users int
 	// EmailLatency is the healthy e-mail provider's latency.
 	EmailLatency time.Duration
-	// Retry is the demo's retry policy for every side effect (short backoffs).
+	// Retry is the demo's retry policy for every side effect (short
+	// backoffs): MaxAttempts and Backoff replace the example file's.
 	Retry pattern.Retry
 }
 
@@ -84,11 +92,13 @@ var ErrDemoCheckFailed = errors.New("some users did not get exactly one e-mail, 
 // exactly-once check.
 func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, error) {
 	var rep DemoReport
-	policies := map[string]pattern.Retry{}
-	for _, e := range SideEffects {
-		r := cfg.Retry
-		r.Queue, r.DLQ = e, pattern.DefaultDLQ(e)
-		policies[e] = r
+	file, err := Topology(cfg.Vhost, cfg.Retry)
+	if err != nil {
+		return rep, err
+	}
+	policies, err := Policies(file)
+	if err != nil {
+		return rep, err
 	}
 	backoff := make([]string, len(cfg.Retry.Backoff))
 	for i, d := range cfg.Retry.Backoff {
@@ -96,11 +106,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 	}
 
 	say.Step("Declare the topology: exchange user.events, queues email, points, coupon, each with delay queues and a DLQ")
-	if err := demoDeclare(ctx, cfg.Dialer, policies); err != nil {
+	applied, err := ApplyTopology(ctx, cfg.Topology, file)
+	if err != nil {
 		return rep, err
 	}
+	say.Say("applied %d objects from %s", applied.Applied, examples.RegistrationTopologyPath)
 	say.Say("retry: %d attempts, backoff %s (short, for the demo; the example file uses 5s,30s,2m)", cfg.Retry.MaxAttempts, strings.Join(backoff, ","))
-	say.Command("mqctl topology apply -f examples/registration/topology.yaml")
+	say.Command("mqctl topology apply -f " + examples.RegistrationTopologyPath)
 
 	say.Step("Start the sign-up API and the three workers")
 	db, err := ledger.Open(filepath.Join(cfg.Dir, "registration.db"))
@@ -179,7 +191,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 	base := "http://" + ln.Addr().String()
 	say.Say("API on %s; e-mail provider latency %s, points and coupon %s", base, cfg.EmailLatency, cfg.EmailLatency/3)
 	say.Command("mqctl serve --listen " + ln.Addr().String())
-	say.Command(fmt.Sprintf("mqctl consume email --latency %s --max-attempts %d --backoff %s", cfg.EmailLatency, cfg.Retry.MaxAttempts, strings.Join(backoff, ",")))
+	say.Command(fmt.Sprintf("mqctl consume email --latency %s --max-attempts %d --backoff %s", cfg.EmailLatency, policies[Email].MaxAttempts, strings.Join(backoff, ",")))
 	say.Command(fmt.Sprintf("mqctl consume points --latency %s", cfg.EmailLatency/3))
 	say.Command(fmt.Sprintf("mqctl consume coupon --latency %s", cfg.EmailLatency/3))
 
@@ -293,7 +305,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 	say.Step("Fix the provider, inspect the DLQ and replay it")
 	providers[Email].SetDown(false)
 	say.Command(fmt.Sprintf("mqctl consume email --latency %s", cfg.EmailLatency))
-	reasons, err := demoPeek(ctx, cfg.Dialer, "email.dlq")
+	reasons, err := demoPeek(ctx, cfg.Dialer, policies[Email].DLQ)
 	if err != nil {
 		return rep, err
 	}
@@ -301,7 +313,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 		say.Say("email.dlq: %d × %q", n, r)
 	}
 	say.Command("mqctl dlq show email.dlq")
-	rep.Replayed, err = demoReplay(ctx, cfg.Dialer, "email.dlq", Email)
+	rep.Replayed, err = demoReplay(ctx, cfg.Dialer, policies[Email].DLQ)
 	if err != nil {
 		return rep, err
 	}
@@ -385,14 +397,6 @@ func withChannel(ctx context.Context, d *broker.Dialer, f func(*amqp.Channel) er
 	return f(ch)
 }
 
-// demoDeclare is the demo's topology step.
-//
-// STAND-IN for `topology apply` of examples/registration/topology.yaml
-// (with the demo's short backoffs): replace with the topology package.
-func demoDeclare(ctx context.Context, d *broker.Dialer, policies map[string]pattern.Retry) error {
-	return withChannel(ctx, d, func(ch *amqp.Channel) error { return DeclareTopology(ch, policies) })
-}
-
 func demoDepth(ctx context.Context, d *broker.Dialer, queue string) (int, error) {
 	var n int
 	err := withChannel(ctx, d, func(ch *amqp.Channel) error {
@@ -432,85 +436,46 @@ func demoSettle(ctx context.Context, d *broker.Dialer) error {
 	}
 }
 
-// demoPeek reads a DLQ's failure reasons without removing anything.
-//
-// STAND-IN for `mqctl dlq show` (the dlq package is written in parallel).
-func demoPeek(ctx context.Context, d *broker.Dialer, dlq string) (map[string]int, error) {
-	reasons := map[string]int{}
-	err := withChannel(ctx, d, func(ch *amqp.Channel) error {
-		// Classic DLQ: get without ack, then the channel close requeues in order.
-		for {
-			m, ok, err := ch.Get(dlq, false)
-			if err != nil || !ok {
-				return err
-			}
-			reasons[fmt.Sprint(m.Headers[pattern.HeaderFailureReason])]++
-		}
-	})
-	return reasons, err
-}
-
-// demoReplay moves every message of dlq back to queue: published with
-// confirm + mandatory to the default exchange (routing key = the queue it
-// died in), its failure headers kept under mqctl-death-history, the
-// attempt counter reset and the replay counter incremented; the dead
-// letter is acked only after the confirm.
-//
-// STAND-IN for `mqctl dlq replay DLQ --all` (the dlq package is written in
-// parallel): replace with it once it lands.
-func demoReplay(ctx context.Context, d *broker.Dialer, dlq, queue string) (int, error) {
+// demoPeek counts a DLQ's failure reasons without removing anything
+// (dlq.Peek, as `mqctl dlq show` reads).
+func demoPeek(ctx context.Context, d *broker.Dialer, queue string) (map[string]int, error) {
 	conn, err := d.Dial(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
+	reasons := map[string]int{}
+	_, err = dlq.Peek(ctx, conn, queue, 0, func(r dlq.Record) error {
+		reasons[dlq.ReasonText(r.Death)]++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peek %s: %w", queue, err)
+	}
+	return reasons, nil
+}
+
+// demoReplay replays every message of queue to the queue it died in with
+// dlq.Replay, as `mqctl dlq replay QUEUE --all --yes` does: confirm +
+// mandatory publish, the dead letter acked only after its confirm, failure
+// headers kept in the death history and the replay counter incremented.
+func demoReplay(ctx context.Context, d *broker.Dialer, queue string) (int, error) {
+	src, err := d.Dial(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer ch.Close()
-	pub, err := broker.NewPublisher(conn, 64)
+	defer src.Close()
+	dst, err := d.Dial(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer pub.Close()
-	n := 0
-	for {
-		m, ok, err := ch.Get(dlq, false)
-		if err != nil {
-			return n, fmt.Errorf("read %s: %w", dlq, err)
-		}
-		if !ok {
-			return n, nil
-		}
-		h := amqp.Table{}
-		history := amqp.Table{}
-		for k, v := range m.Headers {
-			switch k {
-			case pattern.HeaderFailureReason, pattern.HeaderFailedAt, pattern.HeaderFirstFailedAt, pattern.HeaderOriginQueue, pattern.HeaderAttempt, "x-death":
-				history[k] = v
-			default:
-				h[k] = v
-			}
-		}
-		h[pattern.HeaderDeathHistory] = history
-		replays := worker.Attempt(amqp.Table{pattern.HeaderAttempt: m.Headers[pattern.HeaderReplayCount]})
-		if _, had := m.Headers[pattern.HeaderReplayCount]; had {
-			replays++
-		}
-		h[pattern.HeaderReplayCount] = int32(replays)
-		msg := amqp.Publishing{Headers: h, ContentType: m.ContentType, DeliveryMode: amqp.Persistent,
-			MessageId: m.MessageId, Timestamp: m.Timestamp, Type: m.Type, AppId: m.AppId, Body: m.Body}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = pub.PublishAndWait(pctx, "", queue, msg)
-		cancel()
-		if err != nil {
-			_ = m.Nack(false, true)
-			return n, fmt.Errorf("replay %s to %s: %w", m.MessageId, queue, err)
-		}
-		if err := m.Ack(false); err != nil {
-			return n, err
-		}
-		n++
+	defer dst.Close()
+	rep, err := dlq.Replay(ctx, src, dst, dlq.ReplayOptions{Queue: queue, Selection: dlq.SelectAll(), MaxReplays: 3, Window: 64})
+	if err != nil {
+		return 0, fmt.Errorf("replay %s: %w", queue, err)
 	}
+	if rep.Partial() {
+		return rep.Replayed, fmt.Errorf("replay %s: only %d of %d messages replayed (%d skipped, %d failed)", queue, rep.Replayed, rep.Scanned, rep.Skipped, rep.Failed)
+	}
+	return rep.Replayed, nil
 }

@@ -18,10 +18,11 @@ type Binding struct {
 // queues Q.retry.i, exchange Q.dlx, the classic durable DLQ bound to it,
 // and Q itself (quorum) with its dead-letter arguments, then binds Q.
 //
-// STAND-IN: this is what `mqctl topology apply` declares from a topology
-// file. It exists so the worker's tests and `mqctl demo` need not depend
-// on the topology package; replace calls with a topology apply once that
-// lands, and keep the two in agreement until then.
+// A test helper over AMQP (the worker's and the registration tests use it
+// with per-test policies); commands declare through the topology package
+// (`mqctl topology apply`, `mqctl demo`). It must declare exactly what
+// topology.Expand does: registration's
+// TestDeclareTopologyAgreesWithTheAppliedFile fails when they drift.
 func DeclareRetryQueue(ch *amqp.Channel, r pattern.Retry, bindings ...Binding) error {
 	q := r.Queue
 	for i := 1; i <= r.Steps(); i++ {
