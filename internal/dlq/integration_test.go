@@ -504,7 +504,7 @@ func TestFindDLQs(t *testing.T) {
 	// A delay queue routes back to its work queue: not a DLQ.
 	ch.QueueDeclare("email.retry.1", true, false, false, false, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "email"})
 	var found []dlq.DLQ
-	for range 50 {
+	for range 300 { // up to 30 s: a loaded machine applies policies slowly
 		var topo dlq.Topology
 		topo.Queues, _ = fx.env.Mgmt.ListQueuesIn(fx.env.Vhost)
 		topo.Exchanges, _ = fx.env.Mgmt.ListExchangesIn(fx.env.Vhost)
