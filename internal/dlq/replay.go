@@ -211,7 +211,7 @@ loop:
 			continue
 		}
 		rep.Scanned++
-		rec, err := FromDelivery(o.Queue, d)
+		rec, err := Summarize(o.Queue, d)
 		if err != nil {
 			// Unreadable headers: not selectable; leave it where it is.
 			if runErr = sc.hold(gen); runErr != nil {
