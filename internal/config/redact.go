@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -25,7 +26,7 @@ type Redactor struct {
 // would mangle ordinary words are still hidden inside URLs by RedactURL.
 func (r *Redactor) Add(secrets ...string) {
 	for _, s := range secrets {
-		if len(s) >= 3 && !contains(r.secrets, s) {
+		if len(s) >= 3 && !slices.Contains(r.secrets, s) {
 			r.secrets = append(r.secrets, s)
 		}
 	}
@@ -41,13 +42,4 @@ func (r *Redactor) Redact(s string) string {
 		s = strings.ReplaceAll(s, sec, Mask)
 	}
 	return s
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,10 +73,10 @@ func Find(t Topology) []DLQ {
 			}
 			byName[dlq] = d
 		}
-		if origin != "" && !contains(d.Origins, origin) {
+		if origin != "" && !slices.Contains(d.Origins, origin) {
 			d.Origins = append(d.Origins, origin)
 		}
-		if !contains(d.FoundBy, how) {
+		if !slices.Contains(d.FoundBy, how) {
 			d.FoundBy = append(d.FoundBy, how)
 		}
 	}
@@ -189,15 +190,6 @@ func topicMatch(pat, words []string) bool {
 		return len(words) > 0 && topicMatch(pat[1:], words[1:])
 	}
 	return len(words) > 0 && pat[0] == words[0] && topicMatch(pat[1:], words[1:])
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Summarise fills a DLQ's reasons and oldest death from peeked records.

@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -397,7 +398,7 @@ func queueConflictHint(want, have DefQueue, addable []string, messages *int) str
 		if k == "x-queue-type" || sameValue(want.Arguments[k], have.Arguments[k]) {
 			continue
 		}
-		if !contains(addable, k) || policyKeys[k] == "" {
+		if !slices.Contains(addable, k) || policyKeys[k] == "" {
 			onlyAddable = false
 		}
 	}
@@ -423,15 +424,6 @@ func union(a, b map[string]any) map[string]bool {
 		m[k] = true
 	}
 	return m
-}
-
-func contains(s []string, v string) bool {
-	for _, e := range s {
-		if e == v {
-			return true
-		}
-	}
-	return false
 }
 
 func policyDiffs(want, have DefPolicy) []string {
