@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 # Integration tests share one broker; each test has its own vhost.
 TESTFLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build broker broker-down test test-unit demo completions fmt vet
+.PHONY: all build broker broker-down test test-unit test-faults demo completions fmt vet
 
 all: build
 
@@ -24,9 +24,19 @@ broker:
 broker-down:
 	scripts/broker-down.sh
 
-## test: every test, unit and integration, against a real local broker.
+## test: every test, unit and integration, against a real local broker;
+## the fault suite last and alone, since its private nodes need both cores.
 test: broker vet
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /internal/faults)
+	$(MAKE) test-faults
+
+## test-faults: the reliability suite (private RabbitMQ nodes it breaks);
+## prints every scenario's figures at the end.
+FAULTS_REPORT ?= $(CURDIR)/faults-report.jsonl
+test-faults:
+	rm -f $(FAULTS_REPORT)
+	MQCTL_FAULTS_REPORT=$(FAULTS_REPORT) $(GO) test $(TESTFLAGS) ./internal/faults
+	@test ! -s $(FAULTS_REPORT) || { echo "fault suite figures:"; cat $(FAULTS_REPORT); }
 
 ## test-unit: only tests that need no broker.
 test-unit:

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,13 +25,27 @@ import (
 // shared broker on 5672 is never touched. It needs the rabbitmq-server
 // package and root (or a user that may run it).
 type Node struct {
-	Name string
-	Port int
+	Name     string
+	Port     int // AMQP
+	MgmtPort int // 0 unless NodeOptions.Management
+	DistPort int
 
 	dir  string
 	env  []string
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// NodeOptions change how a private node is set up.
+type NodeOptions struct {
+	// Management enables rabbitmq_management on a free port (MgmtPort).
+	Management bool
+	// Plugins are enabled besides management (e.g. rabbitmq_shovel).
+	Plugins []string
+	// Config holds extra rabbitmq.conf lines (TLS listeners, tick time…).
+	Config string
+	// Cookie is the Erlang cookie; nodes of one cluster share it.
+	Cookie string
 }
 
 const (
@@ -39,13 +54,33 @@ const (
 )
 
 // StartNode boots a private node (about 10 s) and stops it, removing its
-// data, when t ends. It skips the test where that is impossible.
+// data, when t ends.
 func StartNode(t testing.TB) *Node {
+	t.Helper()
+	return StartNodeWith(t, NodeOptions{})
+}
+
+// StartNodeWith boots a private node set up as opts says. Where no node can
+// be started (no rabbitmq-server package) the test is skipped, except in CI
+// (CI set), where that is a failure like any missing broker.
+func StartNodeWith(t testing.TB, opts NodeOptions) *Node {
+	t.Helper()
+	n := newNode(t, opts)
+	n.Start(t)
+	return n
+}
+
+// newNode prepares a node's directory, ports and environment without
+// starting it.
+func newNode(t testing.TB, opts NodeOptions) *Node {
 	t.Helper()
 	if os.Getenv("MQCTL_SKIP_INTEGRATION") == "1" {
 		t.Skip("MQCTL_SKIP_INTEGRATION=1: integration test skipped")
 	}
 	if _, err := os.Stat(nodeServer); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no %s: a private RabbitMQ node needs the rabbitmq-server package (run `make broker` as root)", nodeServer)
+		}
 		t.Skipf("no %s: a private RabbitMQ node needs the rabbitmq-server package", nodeServer)
 	}
 	dir, err := os.MkdirTemp("", "mqctl-node-")
@@ -54,29 +89,39 @@ func StartNode(t testing.TB) *Node {
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	n := &Node{Name: "mqctltest" + hex.EncodeToString(b) + "@localhost", Port: freePort(t), dir: dir}
-	dist := freePort(t)
+	n := &Node{Name: "mqctltest" + hex.EncodeToString(b) + "@localhost", Port: FreePort(t), DistPort: FreePort(t), dir: dir}
 	for _, d := range []string{"home", "mnesia", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cookie := filepath.Join(dir, "home", ".erlang.cookie")
-	if err := os.WriteFile(cookie, []byte("mqctltest"+hex.EncodeToString(b)), 0o400); err != nil {
+	cookie := opts.Cookie
+	if cookie == "" {
+		cookie = "mqctltest" + hex.EncodeToString(b)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "home", ".erlang.cookie"), []byte(cookie), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	conf := fmt.Sprintf("listeners.tcp.default = %d\nloopback_users = none\n", n.Port)
+	plugins := opts.Plugins
+	if opts.Management {
+		n.MgmtPort = FreePort(t)
+		conf += fmt.Sprintf("management.tcp.port = %d\n", n.MgmtPort)
+		plugins = append([]string{"rabbitmq_management"}, plugins...)
+	}
+	conf += opts.Config
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[].\n"), 0o600); err != nil {
+	enabled := "[" + strings.Join(plugins, ",") + "].\n"
+	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte(enabled), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.env = []string{
 		"HOME=" + filepath.Join(dir, "home"),
 		"RABBITMQ_NODENAME=" + n.Name,
 		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", n.Port),
-		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", dist),
+		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", n.DistPort),
 		"RABBITMQ_MNESIA_BASE=" + filepath.Join(dir, "mnesia"),
 		"RABBITMQ_LOG_BASE=" + filepath.Join(dir, "log"),
 		"RABBITMQ_CONFIG_FILE=" + filepath.Join(dir, "rabbitmq.conf"),
@@ -88,12 +133,26 @@ func StartNode(t testing.TB) *Node {
 		n.Kill(t)
 		_ = os.RemoveAll(dir)
 	})
-	n.Start(t)
 	return n
 }
 
 // URL is the node's AMQP URL (guest, default vhost).
 func (n *Node) URL() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.Port) }
+
+// MgmtURL is the node's management API base URL ("" without management).
+func (n *Node) MgmtURL() string {
+	if n.MgmtPort == 0 {
+		return ""
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", n.MgmtPort)
+}
+
+// Dir is the node's private directory (config, data, logs).
+func (n *Node) Dir() string { return n.dir }
+
+// Running reports whether the node's OS process is alive (it may still be
+// frozen by Pause).
+func (n *Node) Running() bool { return n.cmd != nil }
 
 // Settings are connection settings for the node, as from flags.
 func (n *Node) Settings(t testing.TB) config.Settings {
@@ -125,9 +184,8 @@ func (n *Node) Start(t testing.TB) {
 	n.cmd, n.done = cmd, done
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		conn, err := amqp.DialConfig(n.URL(), amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+		err := n.answers()
 		if err == nil {
-			_ = conn.Close()
 			return
 		}
 		select {
@@ -180,6 +238,90 @@ func (n *Node) Kill(t testing.TB) {
 	n.cmd = nil
 }
 
+// answers checks that AMQP (and the management API, when enabled) answer.
+func (n *Node) answers() error {
+	conn, err := amqp.DialConfig(n.URL(), amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
+	if n.MgmtPort == 0 {
+		return nil
+	}
+	req, _ := http.NewRequest(http.MethodGet, n.MgmtURL()+"/api/overview", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("management API: %s", resp.Status)
+	}
+	return nil
+}
+
+// Ctl runs rabbitmqctl against the node and returns its output, failing
+// the test when it fails.
+func (n *Node) Ctl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := n.TryCtl(args...)
+	if err != nil {
+		t.Fatalf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TryCtl runs rabbitmqctl against the node (bounded to 60 s).
+func (n *Node) TryCtl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ctl := exec.CommandContext(ctx, nodeCtl, append([]string{"-n", n.Name}, args...)...)
+	ctl.Env = n.env
+	out, err := ctl.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// Pause freezes the node's processes (SIGSTOP), as a VM that stops being
+// scheduled; Resume lets them run again.
+func (n *Node) Pause(t testing.TB) {
+	t.Helper()
+	if n.cmd != nil {
+		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGSTOP)
+	}
+}
+
+// Resume undoes Pause (SIGCONT).
+func (n *Node) Resume(t testing.TB) {
+	t.Helper()
+	if n.cmd != nil {
+		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGCONT)
+	}
+}
+
+// StartCluster boots size nodes sharing a cookie and joins the others to
+// the first. Boots run one after another: two cores cannot boot three
+// Erlang VMs at once much faster, and joins need the first node up.
+func StartCluster(t testing.TB, size int, opts NodeOptions) []*Node {
+	t.Helper()
+	if opts.Cookie == "" {
+		opts.Cookie = "mqctlcluster" + randHex(6)
+	}
+	nodes := make([]*Node, size)
+	for i := range nodes {
+		nodes[i] = newNode(t, opts)
+		nodes[i].Start(t)
+	}
+	for _, n := range nodes[1:] {
+		n.Ctl(t, "stop_app")
+		n.Ctl(t, "reset")
+		n.Ctl(t, "join_cluster", nodes[0].Name)
+		n.Ctl(t, "start_app")
+		n.Ctl(t, "await_startup")
+	}
+	return nodes
+}
+
 func (n *Node) log() string {
 	b, _ := os.ReadFile(filepath.Join(n.dir, "server.out"))
 	s := string(b)
@@ -189,7 +331,8 @@ func (n *Node) log() string {
 	return strings.TrimSpace(s)
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a TCP port nobody listens on right now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mqctl/mqctl/internal/backlog"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/mqctltest"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
@@ -182,27 +182,10 @@ func TestBacklogWatchJSONStreamsDocuments(t *testing.T) {
 	}
 }
 
-// lockedBuffer lets a test read what a running command has written so far.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestBacklogWatchStopsOnCancel(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
-	out := &lockedBuffer{}
+	out := &mqctltest.Buffer{}
 	ios.Out = out
 	opts := fakeBacklogOpts(ios, output.Table, fakeBacklog())
 	opts.Watch = time.Hour // only cancellation can end it

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/mqctltest"
 )
 
 // dlqFixture declares work queue "email" dead-lettering through email.dlx
@@ -274,11 +275,7 @@ func TestDLQReplayKilledMidRunLosesNothing(t *testing.T) {
 	const n, window = 3000, 50
 	env := dlqFixture(t, n)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mqctl")
-	build := exec.Command("go", "build", "-o", bin, "github.com/mqctl/mqctl/cmd/mqctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := mqctltest.Binary(t)
 	journal := filepath.Join(dir, "journal.jsonl")
 	cmdEnv := append(os.Environ(), "MQCTL_URL="+env.AMQPURL, "MQCTL_MGMT_URL="+env.MgmtURL, "MQCTL_CONFIG="+filepath.Join(dir, "none.yaml"))
 	args := []string{"dlq", "replay", "email.dlq", "--all", "--yes", "--window", fmt.Sprint(window), "--journal", journal, "-o", "json"}
