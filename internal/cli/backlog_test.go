@@ -182,7 +182,6 @@ func TestBacklogWatchJSONStreamsDocuments(t *testing.T) {
 	}
 }
 
-
 func TestBacklogWatchStopsOnCancel(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
 	out := &mqctltest.Buffer{}
