@@ -58,15 +58,22 @@ func Purge(ctx context.Context, conn *amqp.Connection, o PurgeOptions) (*Report,
 			}
 		}
 		for _, p := range batch {
-			if err := sc.ack(p.tag); err != nil {
-				return err
+			sc.ack(p.tag)
+		}
+		err := sc.flushAcks()
+		for _, p := range batch {
+			out := &rep.Outcomes[p.out]
+			if err != nil {
+				out.Status, out.Reason = StatusFailed, "archived, but the ack did not reach the broker: it stays in the queue"
+				rep.Failed++
+				continue
 			}
-			rep.Outcomes[p.out].Status = StatusPurged
+			out.Status = StatusPurged
 			rep.Purged++
 		}
 		o.Progress.Add(len(batch))
 		batch = batch[:0]
-		return nil
+		return err
 	}
 	// closed is always ready: next returns scanWoke when no delivery is
 	// waiting, which is when a batch is worth syncing.

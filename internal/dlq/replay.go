@@ -148,20 +148,39 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 	// A confirm is awaited even after an interrupt: settling what was
 	// published is what keeps an interrupted replay from duplicating.
 	wait := func(f flight) error {
+		select {
+		case <-f.conf.Done():
+			// Known already: no timer, and no cancelled ctx to lose it to.
+			return f.conf.Wait(context.Background())
+		default:
+		}
 		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		return f.conf.Wait(c)
+	}
+	// unacked are the outcomes settled as replayed whose acks are recorded
+	// but not yet sent.
+	var unacked []int
+	flushAcks := func() error {
+		err := sc.flushAcks()
+		if err != nil {
+			for _, i := range unacked {
+				out := &rep.Outcomes[i]
+				out.Status, out.Reason = StatusFailed, "published, but the dead letter could not be acked: it stays in the DLQ and the origin queue holds a copy"
+				rep.Replayed--
+				rep.Failed++
+			}
+		}
+		unacked = unacked[:0]
+		return err
 	}
 	settle := func(f flight, err error) error {
 		inflight = inflight[1:]
 		o.Progress.Add(1)
 		out := &rep.Outcomes[f.out]
 		if err == nil {
-			if aerr := sc.ack(f.tag); aerr != nil {
-				out.Status, out.Reason = StatusFailed, "published, but the dead letter could not be acked: it stays in the DLQ and the origin queue holds a copy"
-				rep.Failed++
-				return aerr
-			}
+			sc.ack(f.tag)
+			unacked = append(unacked, f.out)
 			out.Status = StatusReplayed
 			rep.Replayed++
 			return nil
@@ -173,6 +192,32 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 		}
 		return sc.hold(f.gen)
 	}
+	// settleConfirmed settles the oldest publish (waiting for its confirm
+	// when block) and every later one already confirmed, then sends their
+	// acks together. Confirms arrive in bursts, one per broker sync, so the
+	// acks of a burst go out as one cumulative ack where that is exact, and
+	// no ack waits while the loop publishes: published and not yet acked
+	// stays within the window.
+	settleConfirmed := func(block bool) error {
+		for len(inflight) > 0 {
+			f := inflight[0]
+			if !block {
+				select {
+				case <-f.conf.Done():
+				default:
+					return flushAcks()
+				}
+			}
+			block = false
+			if err := settle(f, wait(f)); err != nil {
+				if ferr := flushAcks(); ferr != nil {
+					return ferr
+				}
+				return err
+			}
+		}
+		return flushAcks()
+	}
 	taken := map[string]bool{}
 	selected := 0
 	pace := &pacer{rate: o.Rate}
@@ -181,8 +226,7 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 loop:
 	for {
 		if len(inflight) >= o.Window {
-			f := inflight[0]
-			if runErr = settle(f, wait(f)); runErr != nil {
+			if runErr = settleConfirmed(true); runErr != nil {
 				break
 			}
 			continue
@@ -204,8 +248,7 @@ loop:
 		case scanDone:
 			break loop
 		case scanWoke:
-			f := inflight[0]
-			if runErr = settle(f, wait(f)); runErr != nil {
+			if runErr = settleConfirmed(false); runErr != nil {
 				break loop
 			}
 			continue
@@ -276,9 +319,12 @@ loop:
 	// Every publish still in flight is settled before the channel closes,
 	// so no confirmed message is left unacked (and duplicated) needlessly.
 	for len(inflight) > 0 {
-		if err := settle(inflight[0], wait(inflight[0])); err != nil && runErr == nil {
+		if err := settleConfirmed(true); err != nil && runErr == nil {
 			runErr = err
 		}
+	}
+	if err := flushAcks(); err != nil && runErr == nil {
+		runErr = err
 	}
 	if scanned && runErr == nil {
 		rep.NotFound = o.Selection.Untaken(taken)

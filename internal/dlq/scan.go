@@ -22,6 +22,13 @@ import (
 // per-consumer prefetch against that consumer's own deliveries, and a
 // cancelled consumer's unacked messages stay with the channel. Memory stays
 // bounded by the prefetch whatever the queue length.
+//
+// Acks are recorded by ack and sent by flushAcks. While the caller has
+// acked every delivery so far, in order, one cumulative basic.ack
+// (multiple) settles the whole run: a cumulative ack takes every unacked
+// tag up to it, so it is exact only while none of them is held. After
+// the first gap acks go one by one. A per-message ack costs the source
+// queue about a third more work than a cumulative one.
 type scanner struct {
 	ch       *amqp.Channel
 	closed   chan *amqp.Error
@@ -40,6 +47,10 @@ type scanner struct {
 	tag        string
 	deliveries <-chan amqp.Delivery
 	backlog    []amqp.Delivery // delivered to a cancelled consumer, not yet returned
+
+	ackedTo uint64   // every tag up to here is acked, as far as the caller goes
+	sentTo  uint64   // … and sent: ackedTo > sentTo is a cumulative ack to send
+	singles []uint64 // acked after a gap, to send one by one
 }
 
 type scanStatus int
@@ -192,17 +203,46 @@ func (s *scanner) channelErr(err error) error {
 	return err
 }
 
-// ack removes one message from the queue for good.
-func (s *scanner) ack(tag uint64) error {
-	if err := s.ch.Ack(tag, false); err != nil {
-		return s.channelErr(fmt.Errorf("ack on %q: %w", s.queue, err))
+// ack records that the message with tag is to be removed from the queue
+// for good; flushAcks sends it.
+func (s *scanner) ack(tag uint64) {
+	if tag == s.ackedTo+1 && len(s.singles) == 0 {
+		s.ackedTo = tag
+		return
+	}
+	s.singles = append(s.singles, tag)
+}
+
+// unflushed is the number of acks recorded and not yet sent.
+func (s *scanner) unflushed() int { return int(s.ackedTo-s.sentTo) + len(s.singles) }
+
+// flushAcks sends every recorded ack. On an error none of them may have
+// reached the broker: the channel is gone, and its unacked messages
+// return to the queue.
+func (s *scanner) flushAcks() error {
+	if s.ackedTo > s.sentTo {
+		if err := s.ch.Ack(s.ackedTo, true); err != nil {
+			return s.channelErr(fmt.Errorf("ack on %q: %w", s.queue, err))
+		}
+		s.sentTo = s.ackedTo
+	}
+	for len(s.singles) > 0 {
+		if err := s.ch.Ack(s.singles[0], false); err != nil {
+			return s.channelErr(fmt.Errorf("ack on %q: %w", s.queue, err))
+		}
+		s.singles = s.singles[1:]
 	}
 	return nil
 }
 
 // close returns every unacked message to the queue. Acks sent before are
-// processed first: frames on a connection keep their order.
+// processed first: frames on a connection keep their order. Acks still
+// recorded are sent first; their error is close's.
 func (s *scanner) close() error {
+	if err := s.flushAcks(); err != nil {
+		s.ch.Close()
+		return err
+	}
 	err := s.ch.Close()
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
