@@ -1,10 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"slices"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -52,9 +53,17 @@ type Publisher struct {
 
 // Confirmation is the outcome of one publish, known once Done is closed.
 type Confirmation struct {
-	done     chan struct{}
-	err      error
-	identity string
+	done chan struct{}
+	err  error
+	// What a basic.return is matched against. The body is referenced, not
+	// copied or hashed: returns are rare, publishes are not.
+	exchange, key, messageID string
+	body                     []byte
+}
+
+// returnedBy reports whether r is the return of this publish.
+func (c *Confirmation) returnedBy(r amqp.Return) bool {
+	return r.Exchange == c.exchange && r.RoutingKey == c.key && r.MessageId == c.messageID && bytes.Equal(r.Body, c.body)
 }
 
 // Done is closed when the outcome is known.
@@ -97,11 +106,9 @@ func NewPublisher(conn *amqp.Connection, window int) (*Publisher, error) {
 // know whether that message was returned.
 func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
 	defer close(p.done)
-	returned := map[string][]amqp.Return{}
-	take := func(r amqp.Return) {
-		id := identity(r.Exchange, r.RoutingKey, r.MessageId, r.Body)
-		returned[id] = append(returned[id], r)
-	}
+	// Returns not yet matched to their ack, oldest first.
+	var returned []amqp.Return
+	take := func(r amqp.Return) { returned = append(returned, r) }
 	drain := func() {
 		for {
 			select {
@@ -137,16 +144,12 @@ func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confir
 			if conf == nil {
 				continue
 			}
-			switch rs := returned[conf.identity]; {
-			case !c.Ack:
+			if !c.Ack {
 				conf.err = ErrNacked
-			case len(rs) > 0:
-				conf.err = &ReturnedError{Exchange: rs[0].Exchange, RoutingKey: rs[0].RoutingKey, Code: rs[0].ReplyCode, Text: rs[0].ReplyText}
-				if len(rs) == 1 {
-					delete(returned, conf.identity)
-				} else {
-					returned[conf.identity] = rs[1:]
-				}
+			} else if i := slices.IndexFunc(returned, conf.returnedBy); i >= 0 {
+				r := returned[i]
+				conf.err = &ReturnedError{Exchange: r.Exchange, RoutingKey: r.RoutingKey, Code: r.ReplyCode, Text: r.ReplyText}
+				returned = slices.Delete(returned, i, i+1)
 			}
 			close(conf.done)
 		}
@@ -168,7 +171,7 @@ func (p *Publisher) failAll(err error) {
 func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) (*Confirmation, error) {
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
-	conf := &Confirmation{done: make(chan struct{}), identity: identity(exchange, key, msg.MessageId, msg.Body)}
+	conf := &Confirmation{done: make(chan struct{}), exchange: exchange, key: key, messageID: msg.MessageId, body: msg.Body}
 	p.mu.Lock()
 	if p.closed != nil {
 		p.mu.Unlock()
@@ -201,10 +204,4 @@ func (p *Publisher) Close() error {
 	err := p.ch.Close()
 	<-p.done
 	return err
-}
-
-func identity(exchange, key, messageID string, body []byte) string {
-	h := fnv.New64a()
-	h.Write(body)
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%x", exchange, key, messageID, h.Sum64())
 }
