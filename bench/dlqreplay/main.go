@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -19,6 +20,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
@@ -35,8 +38,10 @@ func main() {
 		mgmtU  = flag.String("mgmt-url", "http://localhost:15672", "management API")
 		extra  = flag.String("mqctl-args", "", "extra replay flags, e.g. --window 1024")
 		asJSON = flag.Bool("json", false, "print results as JSON")
+		bpid   = flag.Int("broker-pid", 0, "OS pid of the broker (beam.smp), to report its CPU per message and settle after filling")
 	)
 	flag.Parse()
+	brokerPid = *bpid
 	if err := run(*n, *size, *runs, *bin, *base, *mgmtU, *extra, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "dlqreplay:", err)
 		os.Exit(1)
@@ -51,6 +56,52 @@ type result struct {
 	MsgPerSecond float64 `json:"msg_per_second"`
 	Lost         int     `json:"lost"`
 	Duplicated   int     `json:"duplicated"`
+	// BrokerCPUPerMsg and ClientCPUPerMsg are CPU microseconds per moved
+	// message: the broker's whole OS process (0 without -broker-pid) and
+	// mqctl's (0 for the shovel, which runs inside the broker).
+	BrokerCPUPerMsg float64 `json:"broker_cpu_us_per_msg"`
+	ClientCPUPerMsg float64 `json:"client_cpu_us_per_msg"`
+}
+
+// brokerPid is the broker's OS pid (0: unknown).
+var brokerPid int
+
+// cpuTime is the user+system CPU time the process pid has used so far.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the whole line, in clock ticks (100/s).
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// settle waits until the broker has finished the background work the fill
+// left (dead-lettering, index writes): less than 5 % of a core over a
+// second, at most 60 s. Without a pid it waits a fixed 5 s.
+func settle() {
+	if brokerPid == 0 {
+		time.Sleep(5 * time.Second)
+		return
+	}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		before := cpuTime(brokerPid)
+		time.Sleep(time.Second)
+		if cpuTime(brokerPid)-before < 50*time.Millisecond {
+			return
+		}
+	}
 }
 
 func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error {
@@ -80,7 +131,8 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 		}
 		results = append(results, res...)
 		for _, x := range res {
-			fmt.Fprintf(os.Stderr, "run %d %-7s %d msgs in %.2fs = %.0f msg/s, lost %d, duplicated %d\n", x.Run, x.Method, x.Messages, x.Seconds, x.MsgPerSecond, x.Lost, x.Duplicated)
+			fmt.Fprintf(os.Stderr, "run %d %-7s %d msgs in %.2fs = %.0f msg/s, lost %d, duplicated %d, CPU per message: broker %.0f µs, mqctl %.0f µs\n",
+				x.Run, x.Method, x.Messages, x.Seconds, x.MsgPerSecond, x.Lost, x.Duplicated, x.BrokerCPUPerMsg, x.ClientCPUPerMsg)
 		}
 	}
 	med := map[string]float64{}
@@ -118,6 +170,7 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 			return nil, err
 		}
 	}
+	var clientCPU time.Duration
 	measure := map[string]func() (time.Duration, error){
 		"mqctl": func() (time.Duration, error) {
 			args := []string{"dlq", "replay", "orders-a.dlq", "--all", "--yes", "-o", "json",
@@ -132,7 +185,9 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 			if err != nil {
 				return 0, fmt.Errorf("mqctl: %v\n%s", err, out)
 			}
-			return time.Since(start), nil
+			took := time.Since(start)
+			clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+			return took, nil
 		},
 		"shovel": func() (time.Duration, error) {
 			src := "amqp:///" + url.PathEscape(vhost)
@@ -165,16 +220,22 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 	}
 	var out []result
 	for _, m := range order {
+		settle()
+		clientCPU = 0
+		cpu0 := cpuTime(brokerPid)
 		took, err := measure[m]()
 		if err != nil {
 			return nil, err
 		}
+		brokerCPU := cpuTime(brokerPid) - cpu0
+		perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
 		dest := map[string]string{"mqctl": "orders-a", "shovel": "orders-b"}[m]
 		lost, dup, err := verify(conn, dest, n)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, result{Run: r, Method: m, Messages: n, Seconds: took.Seconds(), MsgPerSecond: float64(n) / took.Seconds(), Lost: lost, Duplicated: dup})
+		out = append(out, result{Run: r, Method: m, Messages: n, Seconds: took.Seconds(), MsgPerSecond: float64(n) / took.Seconds(), Lost: lost, Duplicated: dup,
+			BrokerCPUPerMsg: perMsg(brokerCPU), ClientCPUPerMsg: perMsg(clientCPU)})
 	}
 	return out, nil
 }
