@@ -55,6 +55,10 @@ publishes and acks: if a run is killed, the next run reports the messages it
 had published but not yet acked and now replays again (possible_duplicates,
 at most the confirm --window). Consumers must tolerate such duplicates.
 
+--window (default 1024, like the shovel's prefetch of 1000) bounds the
+publishes awaiting their confirm; mqctl holds up to about three windows of
+messages in memory, so lower it for very large messages.
+
 Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
 nothing changed). Exit 3 when some selected message was skipped, failed or
 not found.
@@ -89,7 +93,7 @@ Least permissions: read and write on the DLQ, write on the default exchange
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "show what would move; change nothing")
 	fl.IntVar(&opts.Limit, "limit", 0, "replay at most this many messages (0: no limit)")
 	fl.Float64Var(&opts.Rate, "rate", 0, "at most this many messages per second (0: unlimited)")
-	fl.IntVar(&opts.Window, "window", 256, "publishes awaiting their confirm at once")
+	fl.IntVar(&opts.Window, "window", 1024, "publishes awaiting their confirm at once")
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd

@@ -94,12 +94,15 @@ func (j *Journal) flush() error {
 	return nil
 }
 
-// published is written (with everything pending) before the publish.
-func (j *Journal) published(id string) error {
+// published is written (with everything pending) before the publishes
+// of ids, in one write.
+func (j *Journal) published(ids ...string) error {
 	if j == nil {
 		return nil
 	}
-	j.add(journalLine{P: id})
+	for _, id := range ids {
+		j.add(journalLine{P: id})
+	}
 	return j.flush()
 }
 

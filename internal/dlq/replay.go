@@ -218,6 +218,56 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 		}
 		return flushAcks()
 	}
+	// ready are selected deliveries waiting to be published: the
+	// deliveries at hand are journaled with one write, then published.
+	type prepared struct {
+		d   amqp.Delivery
+		gen int
+		out Outcome
+	}
+	var ready []prepared
+	maxReady := 128
+	if o.Rate > 0 {
+		maxReady = 1 // paced: each message goes out when its time comes
+	}
+	publishReady := func() error {
+		if len(ready) == 0 {
+			return nil
+		}
+		ids := make([]string, len(ready))
+		for i, p := range ready {
+			ids[i] = p.out.ID
+			if o.Journal.redo(p.out.ID) {
+				rep.PossibleDuplicates = append(rep.PossibleDuplicates, p.out.ID)
+			}
+		}
+		if err := o.Journal.published(ids...); err != nil {
+			ready = ready[:0]
+			return err
+		}
+		for _, p := range ready {
+			out := p.out
+			conf, err := pub.Publish(ctx, "", out.Destination, ForReplay(publishingOf(p.d), o.Queue, o.Now()))
+			if err != nil {
+				out.Status, out.Reason = StatusFailed, err.Error()
+				rep.Outcomes = append(rep.Outcomes, out)
+				rep.Failed++
+				// The rest were journaled but not published: the next
+				// run reports them as possible duplicates, erring on the
+				// safe side. They stay in the DLQ.
+				ready = ready[:0]
+				return err
+			}
+			rep.Outcomes = append(rep.Outcomes, out)
+			inflight = append(inflight, flight{tag: p.d.DeliveryTag, gen: p.gen, conf: conf, out: len(rep.Outcomes) - 1})
+		}
+		ready = ready[:0]
+		return nil
+	}
+	// always is ready at once: with deliveries prepared, next returns
+	// scanWoke as soon as no further delivery is at hand.
+	always := make(chan struct{})
+	close(always)
 	taken := map[string]bool{}
 	selected := 0
 	pace := &pacer{rate: o.Rate}
@@ -225,8 +275,13 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 	var runErr error
 loop:
 	for {
-		if len(inflight) >= o.Window {
-			if runErr = settleConfirmed(true); runErr != nil {
+		if len(inflight)+len(ready) >= o.Window || len(ready) >= maxReady {
+			if len(ready) > 0 {
+				runErr = publishReady()
+			} else {
+				runErr = settleConfirmed(true)
+			}
+			if runErr != nil {
 				break
 			}
 			continue
@@ -236,7 +291,10 @@ loop:
 			break
 		}
 		var wake <-chan struct{}
-		if len(inflight) > 0 {
+		switch {
+		case len(ready) > 0:
+			wake = always
+		case len(inflight) > 0:
 			wake = inflight[0].conf.Done()
 		}
 		d, gen, st, err := sc.next(ctx, wake)
@@ -248,7 +306,12 @@ loop:
 		case scanDone:
 			break loop
 		case scanWoke:
-			if runErr = settleConfirmed(false); runErr != nil {
+			if len(ready) > 0 {
+				runErr = publishReady()
+			} else {
+				runErr = settleConfirmed(false)
+			}
+			if runErr != nil {
 				break loop
 			}
 			continue
@@ -289,23 +352,7 @@ loop:
 				runErr = err
 				break loop
 			}
-			if o.Journal.redo(rec.ID) {
-				rep.PossibleDuplicates = append(rep.PossibleDuplicates, rec.ID)
-			}
-			if runErr = o.Journal.published(rec.ID); runErr != nil {
-				break loop
-			}
-			msg := ForReplay(publishingOf(d), o.Queue, o.Now())
-			conf, err := pub.Publish(ctx, "", out.Destination, msg)
-			if err != nil {
-				out.Status, out.Reason = StatusFailed, err.Error()
-				rep.Outcomes = append(rep.Outcomes, out)
-				rep.Failed++
-				runErr = err
-				break loop
-			}
-			rep.Outcomes = append(rep.Outcomes, out)
-			inflight = append(inflight, flight{tag: d.DeliveryTag, gen: gen, conf: conf, out: len(rep.Outcomes) - 1})
+			ready = append(ready, prepared{d: d, gen: gen, out: out})
 			continue
 		}
 		rep.Outcomes = append(rep.Outcomes, out)
@@ -315,6 +362,11 @@ loop:
 		if runErr = sc.hold(gen); runErr != nil {
 			break
 		}
+	}
+	// What is prepared goes out unless the run failed or was interrupted:
+	// then it stays in the DLQ, unpublished and unjournaled.
+	if runErr == nil {
+		runErr = publishReady()
 	}
 	// Every publish still in flight is settled before the channel closes,
 	// so no confirmed message is left unacked (and duplicated) needlessly.
