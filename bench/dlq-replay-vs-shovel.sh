@@ -3,7 +3,8 @@
 # move (the management UI's "Move messages"), same broker, same run, ids
 # counted afterwards (zero lost, zero duplicated or the script fails).
 #
-#   bench/dlq-replay-vs-shovel.sh [-n 100000] [-size 1024] [-runs 3] [-mqctl-args "--window 1024"]
+#   bench/dlq-replay-vs-shovel.sh [-n 100000] [-size 1024] [-runs 3] [-origin-type classic|quorum]
+#       [-broker-pid PID] [-mqctl-args "--window 4096"]
 #
 # Needs the shovel plugins: rabbitmq-plugins enable rabbitmq_shovel rabbitmq_shovel_management
 # Broker: MQCTL_BENCH_URL (default amqp://guest:guest@localhost:5672/), MQCTL_BENCH_MGMT_URL.

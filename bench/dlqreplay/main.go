@@ -38,10 +38,12 @@ func main() {
 		mgmtU  = flag.String("mgmt-url", "http://localhost:15672", "management API")
 		extra  = flag.String("mqctl-args", "", "extra replay flags, e.g. --window 1024")
 		asJSON = flag.Bool("json", false, "print results as JSON")
+		otype  = flag.String("origin-type", "classic", "type of the origin (work) queues the dead letters return to: classic, or quorum as mqctl topologies declare them")
 		bpid   = flag.Int("broker-pid", 0, "OS pid of the broker (beam.smp), to report its CPU per message and settle after filling")
 	)
 	flag.Parse()
 	brokerPid = *bpid
+	originType = *otype
 	if err := run(*n, *size, *runs, *bin, *base, *mgmtU, *extra, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "dlqreplay:", err)
 		os.Exit(1)
@@ -65,6 +67,9 @@ type result struct {
 
 // brokerPid is the broker's OS pid (0: unknown).
 var brokerPid int
+
+// originType is the x-queue-type of the work queues.
+var originType string
 
 // cpuTime is the user+system CPU time the process pid has used so far.
 func cpuTime(pid int) time.Duration {
@@ -149,8 +154,8 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": results, "median_msg_per_second": med, "ratio": med["mqctl"] / med["shovel"]})
 	}
-	fmt.Printf("median over %d runs of %d x %d B dead letters: mqctl %.0f msg/s, shovel %.0f msg/s, ratio %.2fx\n",
-		runs, n, size, med["mqctl"], med["shovel"], med["mqctl"]/med["shovel"])
+	fmt.Printf("median over %d runs of %d x %d B dead letters back to %s queues: mqctl %.0f msg/s, shovel %.0f msg/s, ratio %.2fx\n",
+		runs, n, size, originType, med["mqctl"], med["shovel"], med["mqctl"]/med["shovel"])
 	for _, x := range results {
 		if x.Lost > 0 || x.Duplicated > 0 {
 			return fmt.Errorf("run %d %s lost %d and duplicated %d messages", x.Run, x.Method, x.Lost, x.Duplicated)
@@ -267,7 +272,7 @@ func fill(conn *amqp.Connection, q string, n, size int) error {
 	if err := ch.ExchangeDeclare(q+".dlx", "direct", true, false, false, false, nil); err != nil {
 		return err
 	}
-	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-dead-letter-exchange": q + ".dlx", "x-dead-letter-routing-key": q}); err != nil {
+	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-dead-letter-exchange": q + ".dlx", "x-dead-letter-routing-key": q, "x-queue-type": originType}); err != nil {
 		return err
 	}
 	if _, err := ch.QueueDeclare(q+".dlq", true, false, false, false, nil); err != nil {
