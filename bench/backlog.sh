@@ -29,50 +29,20 @@ VHOST=${VHOST:-"mqctl-bench-backlog-$$"}
 KEEP=${KEEP:-0} # 1: keep the vhost (shared broker only)
 WORK=$(mktemp -d)
 BIN="$WORK/mqctl"
-NODE=""
+
+source "$(dirname "$0")/lib/node.sh"
 
 if [[ $SHARED == 1 ]]; then
 	MGMT=${MGMT:-http://localhost:15672}
 	AMQP=${AMQP:-amqp://guest:guest@localhost:5672}
 else
 	PORT=${PORT:-5699}
-	MPORT=$((PORT + 10000))
-	NODE="mqctl-bench-backlog-$$@localhost"
-	MGMT="http://localhost:$MPORT"
-	AMQP="amqp://guest:guest@localhost:$PORT"
 	KEEP=0
 fi
 
-# rabbitmqctl for the private node, with its own cookie.
-pctl() {
-	HOME="$WORK" RABBITMQ_NODENAME="$NODE" /usr/lib/rabbitmq/bin/rabbitmqctl -n "$NODE" "$@"
-}
-
-start_node() {
-	mkdir -p "$WORK/node/log" "$WORK/node/mnesia"
-	printf 'mqctl-bench-backlog-cookie' >"$WORK/.erlang.cookie"
-	chmod 400 "$WORK/.erlang.cookie"
-	printf 'listeners.tcp.default = %d\nmanagement.tcp.port = %d\n' "$PORT" "$MPORT" >"$WORK/node/rabbitmq.conf"
-	printf '[rabbitmq_management].\n' >"$WORK/node/enabled_plugins"
-	(
-		ulimit -n "$(ulimit -Hn)"
-		HOME="$WORK" RABBITMQ_NODENAME="$NODE" RABBITMQ_NODE_PORT="$PORT" \
-			RABBITMQ_DIST_PORT=$((PORT + 20000)) RABBITMQ_MNESIA_BASE="$WORK/node/mnesia" \
-			RABBITMQ_LOG_BASE="$WORK/node/log" RABBITMQ_CONFIG_FILE="$WORK/node/rabbitmq.conf" \
-			RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/node/enabled_plugins" RABBITMQ_CONF_ENV_FILE=/dev/null \
-			/usr/lib/rabbitmq/bin/rabbitmq-server -detached
-	)
-	for _ in $(seq 1 90); do
-		curl -fsS -m 2 -u "$USERPASS" "$MGMT/api/overview" >/dev/null 2>&1 && return 0
-		sleep 1
-	done
-	echo "private node did not start; see $WORK/node/log" >&2
-	return 1
-}
-
 cleanup() {
-	if [[ -n $NODE ]]; then
-		pctl stop >/dev/null 2>&1 || true
+	if [[ $SHARED != 1 ]]; then
+		node_stop
 	elif [[ $KEEP != 1 ]]; then
 		curl -fsS -m 300 -u "$USERPASS" -X DELETE "$MGMT/api/vhosts/$VHOST" >/dev/null || true
 	fi
@@ -82,9 +52,9 @@ trap cleanup EXIT
 
 cd "$(dirname "$0")/.."
 go build -o "$BIN" ./cmd/mqctl
-if [[ -n $NODE ]]; then
-	start_node
-	echo "private node $NODE: AMQP $PORT, management $MPORT"
+if [[ $SHARED != 1 ]]; then
+	node_start "$WORK" "$PORT"
+	MGMT=$NODE_MGMT AMQP=$NODE_AMQP
 fi
 
 curl -fsS -u "$USERPASS" -X PUT "$MGMT/api/vhosts/$VHOST" >/dev/null
