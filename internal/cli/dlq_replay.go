@@ -53,7 +53,9 @@ one. A message replayed --max-replays times already is skipped unless --force.
 A journal (--journal; default under $XDG_STATE_HOME/mqctl/replay) records
 publishes and acks: if a run is killed, the next run reports the messages it
 had published but not yet acked and now replays again (possible_duplicates,
-at most the confirm --window). Consumers must tolerate such duplicates.
+at most the confirm --window per killed run; after several killed runs the
+first one that finishes reports them all). Consumers must tolerate such
+duplicates.
 
 Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
 nothing changed). Exit 3 when some selected message was skipped, failed or

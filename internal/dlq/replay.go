@@ -129,7 +129,7 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 		return nil, err
 	}
 	defer sc.close()
-	rep := &Report{Queue: o.Queue, Depth: sc.Total, DryRun: o.DryRun, Outcomes: []Outcome{}}
+	rep := &Report{Queue: o.Queue, Depth: sc.Total, DryRun: o.DryRun, Outcomes: []Outcome{}, PossibleDuplicates: o.Journal.earlier()}
 	var pub *broker.Publisher
 	if !o.DryRun {
 		if pub, err = broker.NewPublisher(dst, o.Window); err != nil {
