@@ -154,9 +154,9 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 			return f.conf.Wait(context.Background())
 		default:
 		}
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		return f.conf.Wait(c)
+		// 30 s of the broker not answering; time it blocks publishing (an
+		// alarm) does not count: the blocked policy on ctx bounds that.
+		return f.conf.WaitFor(context.WithoutCancel(ctx), 30*time.Second)
 	}
 	// unacked are the outcomes settled as replayed whose acks are recorded
 	// but not yet sent.
