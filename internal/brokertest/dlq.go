@@ -70,8 +70,10 @@ func DeadLetter(t testing.TB, c Channels, first, last, bodySize int) {
 		}
 		lastConf = dc
 	}
-	if ok, err := lastConf.WaitContext(context.Background()); !ok || err != nil {
-		t.Fatalf("confirm: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if ok, err := lastConf.WaitContext(ctx); !ok || err != nil {
+		t.Fatalf("confirm of the messages to dead-letter: %v (is the broker blocking publishers?)", err)
 	}
 	want := last - first + 1
 	if err := ch.Qos(1000, 0, false); err != nil {
@@ -82,7 +84,12 @@ func DeadLetter(t testing.TB, c Channels, first, last, bodySize int) {
 		t.Fatal(err)
 	}
 	for got := 0; got < want; got++ {
-		d := <-ds
+		var d amqp.Delivery
+		select {
+		case d = <-ds:
+		case <-ctx.Done():
+			t.Fatalf("received %d of the %d messages to dead-letter within a minute", got, want)
+		}
 		if got%500 == 499 || got == want-1 {
 			_ = d.Nack(true, false)
 		}
@@ -122,31 +129,28 @@ func PeekIDs(t testing.TB, c Channels, queue string) []string {
 
 func readIDs(t testing.TB, c Channels, queue string, remove bool) []string {
 	t.Helper()
-	ch := c.Channel(t)
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("passive declare %s: %v", queue, err)
-	}
-	out := make([]string, 0, q.Messages)
-	if q.Messages == 0 {
+	n := Depth(t, c, queue)
+	out := make([]string, 0, n)
+	if n == 0 {
 		return out
 	}
+	ch := c.Channel(t)
+	defer ch.Close()
 	ds, err := ch.Consume(queue, "", remove, false, false, false, nil)
 	if err != nil {
 		t.Fatalf("consume %s: %v", queue, err)
 	}
 	timeout := time.NewTimer(60 * time.Second)
 	defer timeout.Stop()
-	for len(out) < q.Messages {
+	for len(out) < n {
 		select {
 		case d, ok := <-ds:
 			if !ok {
-				t.Fatalf("consumer on %s closed after %d of %d messages", queue, len(out), q.Messages)
+				t.Fatalf("consumer on %s closed after %d of %d messages", queue, len(out), n)
 			}
 			out = append(out, d.MessageId)
 		case <-timeout.C:
-			t.Fatalf("read %d of the %d messages in %s within 60s", len(out), q.Messages, queue)
+			t.Fatalf("read %d of the %d messages in %s within 60s", len(out), n, queue)
 		}
 	}
 	return out
