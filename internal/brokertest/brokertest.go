@@ -148,13 +148,7 @@ func (e *Env) CreateUser(t testing.TB, name, password string, tags ...string) st
 // declare, not the management API's 5-second sample).
 func (e *Env) QueueDepth(t testing.TB, queue string) int {
 	t.Helper()
-	ch := e.Channel(t)
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("passive declare %s: %v", queue, err)
-	}
-	return q.Messages
+	return Depth(t, e, queue)
 }
 
 // VhostPath is the vhost escaped for a URL path.

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/output"
@@ -28,6 +30,8 @@ type DLQReplayOptions struct {
 	Window     int
 	Journal    string
 	Yes        bool
+	// BlockedTimeout bounds a wait while the broker blocks publishing.
+	BlockedTimeout time.Duration
 }
 
 // NewCmdDLQReplay builds `mqctl dlq replay`.
@@ -53,7 +57,15 @@ one. A message replayed --max-replays times already is skipped unless --force.
 A journal (--journal; default under $XDG_STATE_HOME/mqctl/replay) records
 publishes and acks: if a run is killed, the next run reports the messages it
 had published but not yet acked and now replays again (possible_duplicates,
-at most the confirm --window). Consumers must tolerate such duplicates.
+at most the confirm --window per killed run; after several killed runs the
+first one that finishes reports them all). Consumers must tolerate such
+duplicates.
+
+While the broker blocks publishing (a memory or disk alarm) the replay says
+so on stderr and waits, acking nothing it has not seen confirmed, and
+resumes by itself when the alarm clears; a block longer than
+--blocked-timeout stops it with exit 1 (nothing lost: what was not confirmed
+stays in the DLQ, the journal reports possible duplicates on the next run).
 
 --window (default 1024, like the shovel's prefetch of 1000) bounds the
 publishes awaiting their confirm; mqctl holds up to about three windows of
@@ -79,6 +91,9 @@ Least permissions: read and write on the DLQ, write on the default exchange
 			if opts.MaxReplays < 0 || opts.Limit < 0 || opts.Rate < 0 || opts.Window < 1 {
 				return fail.Usagef("--max-replays, --limit and --rate must not be negative, --window at least 1")
 			}
+			if err := checkBlockedTimeout(opts.BlockedTimeout); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -96,6 +111,7 @@ Least permissions: read and write on the DLQ, write on the default exchange
 	fl.IntVar(&opts.Window, "window", 1024, "publishes awaiting their confirm at once")
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)
 	return cmd
 }
 
@@ -206,6 +222,8 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 	}
 	defer dst.Close()
 	progress := output.NewProgress(f.IO, int64(max(sel.Size(), -1)), "replaying "+opts.Queue)
+	log := newLineLog(f.IO.ErrOut, s.Redactor, "dlq replay")
+	ctx = broker.WithBlockedPolicy(ctx, blockedPolicy(log, opts.BlockedTimeout, waitingUpTo(opts.BlockedTimeout)))
 	rep, runErr := dlq.Replay(ctx, src, dst, dlq.ReplayOptions{
 		Queue: opts.Queue, Selection: sel, To: opts.To, MaxReplays: opts.MaxReplays, Force: opts.Force,
 		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,
@@ -215,6 +233,7 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 	if jerr := journal.Close(runErr == nil); jerr != nil && runErr == nil {
 		runErr = jerr
 	}
+	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
 	return finishReport(f, opts.Format, rep, runErr, "replay")
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,100 +12,18 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/mqctltest"
 )
 
-// dlqFixture declares work queue "email" dead-lettering through email.dlx
-// into the classic email.dlq, and an "audit" queue on the same exchange,
-// then has the broker dead-letter n messages (ids evt-00001…) by rejecting
-// them.
+// dlqFixture is brokertest.DLQFixture in a fresh vhost, with 1000-byte
+// bodies.
 func dlqFixture(t *testing.T, n int) *brokertest.Env {
 	t.Helper()
 	env := brokertest.New(t)
-	ch := env.Channel(t)
-	for _, err := range []error{
-		ch.ExchangeDeclare("events", "topic", true, false, false, false, nil),
-		ch.ExchangeDeclare("email.dlx", "direct", true, false, false, false, nil),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	args := amqp.Table{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"}
-	for q, a := range map[string]amqp.Table{"email": args, "audit": nil, "email.dlq": nil} {
-		if _, err := ch.QueueDeclare(q, true, false, false, false, a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ch.QueueBind("email", "user.registered", "events", false, nil)
-	ch.QueueBind("audit", "#", "events", false, nil)
-	ch.QueueBind("email.dlq", "email", "email.dlx", false, nil)
-	deadLetterN(t, env, 1, n)
+	brokertest.DLQFixture(t, env, n, 1000)
 	return env
-}
-
-func deadLetterN(t *testing.T, env *brokertest.Env, first, last int) {
-	t.Helper()
-	ch := env.Channel(t)
-	defer ch.Close()
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	body := []byte(strings.Repeat("x", 1000))
-	var last_ *amqp.DeferredConfirmation
-	for i := first; i <= last; i++ {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "events", "user.registered", false, false,
-			amqp.Publishing{MessageId: fmt.Sprintf("evt-%05d", i), DeliveryMode: 2, Body: body})
-		if err != nil {
-			t.Fatal(err)
-		}
-		last_ = dc
-	}
-	if ok, err := last_.WaitContext(context.Background()); !ok || err != nil {
-		t.Fatalf("confirm: %v", err)
-	}
-	want := last - first + 1
-	ch.Qos(1000, 0, false)
-	ds, err := ch.Consume("email", "reject", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for got := 0; got < want; got++ {
-		d := <-ds
-		if got%500 == 499 || got == want-1 {
-			d.Nack(true, false)
-		}
-	}
-	ch.Cancel("reject", false)
-	ch.QueuePurge("audit", false)
-	for range 200 {
-		if env.QueueDepth(t, "email.dlq") >= want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("dead letters did not arrive")
-}
-
-func drainIDs(t *testing.T, env *brokertest.Env, q string) []string {
-	t.Helper()
-	ch := env.Channel(t)
-	defer ch.Close()
-	var out []string
-	for {
-		d, ok, err := ch.Get(q, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return out
-		}
-		out = append(out, d.MessageId)
-	}
 }
 
 func TestDLQReplayAndPurgeRefuseWithoutYesWhenNotATerminal(t *testing.T) {
@@ -203,7 +120,7 @@ func TestDLQCommandsEndToEnd(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, `"replayed": 2`) {
 		t.Fatalf("replay: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	if got := drainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00002,evt-00004" {
+	if got := brokertest.DrainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00002,evt-00004" {
 		t.Errorf("email got %v", got)
 	}
 
@@ -212,7 +129,7 @@ func TestDLQCommandsEndToEnd(t *testing.T) {
 	if r.Code != ExitCondition || !strings.Contains(r.Stdout, "nope") || !strings.Contains(r.Stdout, "not_found") || !strings.Contains(r.Stdout, "replayed 1") {
 		t.Errorf("partial replay: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	if got := drainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00001" {
+	if got := brokertest.DrainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00001" {
 		t.Errorf("email got %v", got)
 	}
 
@@ -231,7 +148,7 @@ func TestDLQCommandsEndToEnd(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "published 3, failed 0") {
 		t.Fatalf("publish: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	if got := drainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00003,evt-00005,evt-00006" {
+	if got := brokertest.DrainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00003,evt-00005,evt-00006" {
 		t.Errorf("email got %v", got)
 	}
 	os.WriteFile(checked, []byte(lines[0]+"\n{not json\n"), 0o600)
@@ -311,7 +228,7 @@ func TestDLQReplayKilledMidRunLosesNothing(t *testing.T) {
 		t.Errorf("%d messages left in the DLQ", d)
 	}
 	count := map[string]int{}
-	for _, id := range drainIDs(t, env, "email") {
+	for _, id := range brokertest.DrainIDs(t, env, "email") {
 		count[id]++
 	}
 	var missing, dups []string

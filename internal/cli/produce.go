@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,8 @@ type ProduceOptions struct {
 	Rate     float64
 	VIPRatio float64
 	Window   int
+	// BlockedTimeout bounds a wait while the broker blocks publishing.
+	BlockedTimeout time.Duration
 }
 
 // NewCmdProduce builds `mqctl produce`; runF replaces the work in tests.
@@ -36,6 +39,12 @@ event is published again after a backoff; when the connection is lost (broker
 restart, node failure) mqctl reconnects, failing over between --url nodes, and
 publishes again whatever was not confirmed, so an event may arrive twice (the
 consumers' ledger absorbs that) but never zero times.
+
+While the broker blocks publishing (a memory or disk alarm on any node of
+the cluster) mqctl says so on stderr ("publishing blocked by the broker:
+memory alarm …; waiting"), keeps the events in flight, and resumes by itself
+when the alarm clears. A block longer than --blocked-timeout ends the run
+with exit 1; the summary says how many events were confirmed by then.
 
 Least permissions: write on the exchange user.events.`,
 		Example: `  mqctl produce --count 1000
@@ -58,6 +67,9 @@ Least permissions: write on the exchange user.events.`,
 			if opts.Window < 1 {
 				return fail.Usagef("--window %d: want at least 1", opts.Window)
 			}
+			if err := checkBlockedTimeout(opts.BlockedTimeout); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,6 +81,7 @@ Least permissions: write on the exchange user.events.`,
 	fl.Float64Var(&opts.Rate, "rate", 0, "events per second (0: as fast as confirms come back)")
 	fl.Float64Var(&opts.VIPRatio, "vip-ratio", 0.1, "share of VIP sign-ups, 0..1")
 	fl.IntVar(&opts.Window, "window", 256, "publishes awaiting confirms at a time")
+	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)
 	return cmd
 }
 
@@ -95,6 +108,7 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "produce")
 	sum, runErr := registration.Produce(ctx, registration.ProduceOptions{
 		Count: opts.Count, Rate: opts.Rate, VIPRatio: opts.VIPRatio, Window: opts.Window, Dialer: dialer,
+		Blocked: blockedPolicy(log, opts.BlockedTimeout, waitingUpTo(opts.BlockedTimeout)),
 		OnEvent: func(e registration.RelayEvent) {
 			if e.Kind == "connected" && !f.global.verbose {
 				return
@@ -107,6 +121,9 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 		},
 	})
 	if err := output.Print(f.IO, opts.Format, produceView(sum)); err != nil {
+		return err
+	}
+	if err, ok := blockedGaveUp(runErr, opts.BlockedTimeout); ok {
 		return err
 	}
 	if runErr != nil && sum.Confirmed > 0 && ctx.Err() == nil {

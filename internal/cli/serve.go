@@ -49,6 +49,10 @@ the broker down, registrations still succeed and the backlog goes out when it
 is back. A row can be published twice (a confirm lost with the connection);
 the consumers' idempotency ledger absorbs that.
 
+While the broker blocks publishing (a memory or disk alarm) the relay says
+so on stderr, keeps waiting as long as the alarm lasts (sign-ups still
+succeed and wait in the outbox), and resumes by itself when it clears.
+
 Stops on SIGINT/SIGTERM: stops accepting requests, lets the relay finish its
 batch, closes.
 
@@ -97,7 +101,8 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return fail.Usagef("listen on %s: %v; pick a free address with --listen", opts.Listen, err)
 	}
 	srv := &http.Server{Handler: registration.Handler(store), ReadHeaderTimeout: 5 * time.Second}
-	relay := &registration.Relay{Store: store, Dialer: dialer, OnEvent: relayLogger(log, f.global.verbose)}
+	relay := &registration.Relay{Store: store, Dialer: dialer, OnEvent: relayLogger(log, f.global.verbose),
+		Blocked: blockedPolicy(log, 0, "waiting for it to clear; registrations wait in the outbox meanwhile")}
 	log.Printf("listening on http://%s (database %s)", ln.Addr(), opts.DB)
 	return runServer(ctx, srv, ln, relay.Run)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Journal records, per replay of one queue, the id of every message a run
@@ -18,19 +19,30 @@ import (
 // next run meets the same id in the DLQ again, finds it in the journal of
 // the unfinished run, and reports it as a possible duplicate. That is
 // exact whatever happened to the acks in flight: a dead letter still in
-// the DLQ was not acked. There are at most the confirm window of them
-// (plus acks the kill cut off on the wire).
+// the DLQ was not acked. There are at most the confirm window of them per
+// killed run (plus acks the kill cut off on the wire).
+//
+// A run that finds such a duplicate journals it, and only a run that
+// finishes clears them: when a run is killed too, before it could report
+// what it found, the next finished run reports those as well.
 type Journal struct {
 	f   *os.File
 	buf []byte
 	// Unsettled counts, per id, the publishes of earlier, unfinished runs
 	// not yet accounted for.
 	Unsettled map[string]int
+	// found are the possible duplicates earlier, unfinished runs found
+	// and could not report; seen holds them as a set.
+	found []string
+	seen  map[string]bool
 }
 
 type journalLine struct {
-	P   string `json:"p,omitempty"` // published
-	A   string `json:"a,omitempty"` // accounted for: reported by a later run
+	P string `json:"p,omitempty"` // published
+	// A duplicate found (an earlier run's publish met again in the DLQ):
+	// accounted for, and to be reported by the first run that finishes.
+	D   string `json:"d,omitempty"`
+	A   string `json:"a,omitempty"` // accounted for (journals of earlier versions)
 	End bool   `json:"end,omitempty"`
 }
 
@@ -38,6 +50,12 @@ type journalLine struct {
 // starts a new journal there that carries the unsettled ids forward.
 func OpenJournal(path string) (*Journal, error) {
 	unsettled := map[string]int{}
+	j := &Journal{Unsettled: unsettled, seen: map[string]bool{}}
+	settle := func(id string) {
+		if unsettled[id]--; unsettled[id] <= 0 {
+			delete(unsettled, id)
+		}
+	}
 	if f, err := os.Open(path); err == nil {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<16), 1<<20)
@@ -49,12 +67,14 @@ func OpenJournal(path string) (*Journal, error) {
 			switch {
 			case l.End:
 				clear(unsettled)
+				j.found, j.seen = nil, map[string]bool{}
 			case l.P != "":
 				unsettled[l.P]++
+			case l.D != "":
+				settle(l.D)
+				j.remember(l.D)
 			case l.A != "":
-				if unsettled[l.A]--; unsettled[l.A] <= 0 {
-					delete(unsettled, l.A)
-				}
+				settle(l.A)
 			}
 		}
 		f.Close()
@@ -68,18 +88,41 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open replay journal: %w", err)
 	}
-	j := &Journal{f: f, Unsettled: unsettled}
+	j.f = f
+	// Carried forward: a P line is a publish to account for, a P and a D
+	// line a duplicate found and not yet reported.
 	for id, n := range unsettled {
 		for range n {
 			j.add(journalLine{P: id})
 		}
 	}
+	for _, id := range j.found {
+		j.add(journalLine{P: id}, journalLine{D: id})
+	}
 	return j, j.flush()
 }
 
-func (j *Journal) add(l journalLine) {
-	b, _ := json.Marshal(l)
-	j.buf = append(append(j.buf, b...), '\n')
+func (j *Journal) remember(id string) {
+	if !j.seen[id] {
+		j.seen[id] = true
+		j.found = append(j.found, id)
+	}
+}
+
+// earlier returns the possible duplicates that earlier, unfinished runs
+// found, for this run to report.
+func (j *Journal) earlier() []string {
+	if j == nil {
+		return nil
+	}
+	return slices.Clone(j.found)
+}
+
+func (j *Journal) add(ls ...journalLine) {
+	for _, l := range ls {
+		b, _ := json.Marshal(l)
+		j.buf = append(append(j.buf, b...), '\n')
+	}
 }
 
 func (j *Journal) flush() error {
@@ -107,16 +150,18 @@ func (j *Journal) published(ids ...string) error {
 }
 
 // redo reports whether replaying id now may duplicate an earlier run's
-// unsettled publish, and counts it as accounted for.
+// unsettled publish not reported yet, and counts it as accounted for.
 func (j *Journal) redo(id string) bool {
 	if j == nil || j.Unsettled[id] == 0 {
 		return false
 	}
 	j.Unsettled[id]--
-	// The earlier run's publish is now accounted for (reported by this
-	// run); this run's own publish gets its own lines.
-	j.add(journalLine{A: id})
-	return true
+	// The earlier run's publish is now accounted for, and to be reported
+	// by this run or, if it is killed too, by the next one that finishes;
+	// this run's own publish gets its own lines.
+	j.add(journalLine{D: id})
+	// One that an earlier run found is reported with those (earlier).
+	return !j.seen[id]
 }
 
 // Close marks the run finished when finished is true, and closes the file.

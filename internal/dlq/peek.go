@@ -2,6 +2,7 @@ package dlq
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -73,17 +74,61 @@ type Archive struct {
 }
 
 // OpenArchive appends to path, creating it (and syncing its directory so
-// the new file itself survives a crash).
+// the new file itself survives a crash). A torn last line, left by a run
+// killed in the middle of a write, is cut off first: it was written after
+// the last fsync, so its message was never acked and is still in its
+// queue, and appending after it would spoil the next record too.
 func OpenArchive(path string) (*Archive, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	if err := trimTornLine(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("repair archive %s: %w", path, err)
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &Archive{f: f, w: bufio.NewWriterSize(f, 1<<20), Path: path}, nil
+}
+
+// trimTornLine truncates f after its last newline.
+func trimTornLine(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	end := st.Size()
+	buf := make([]byte, 64<<10)
+	for pos := end; pos > 0; {
+		n := int64(len(buf))
+		if pos < n {
+			n = pos
+		}
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			if pos+int64(i)+1 == end {
+				return nil // whole
+			}
+			return truncate(f, pos+int64(i)+1)
+		}
+	}
+	if end == 0 {
+		return nil
+	}
+	return truncate(f, 0)
+}
+
+func truncate(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // CreateArchive creates a new file at path; it fails when path exists.
@@ -101,7 +146,16 @@ func (a *Archive) Write(r Record) error {
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", r.ID, err)
 	}
-	if _, err := a.w.Write(append(b, '\n')); err != nil {
+	b = append(b, '\n')
+	// Only whole records go to the file: a record that does not fit in
+	// the buffer is not split over two writes, so a process killed between
+	// two Syncs leaves whole lines (almost always: see OpenArchive).
+	if len(b) > a.w.Available() && a.w.Buffered() > 0 {
+		if err := a.w.Flush(); err != nil {
+			return fmt.Errorf("write %s: %w", a.Path, err)
+		}
+	}
+	if _, err := a.w.Write(b); err != nil {
 		return fmt.Errorf("write %s: %w", a.Path, err)
 	}
 	return nil

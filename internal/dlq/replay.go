@@ -129,7 +129,7 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 		return nil, err
 	}
 	defer sc.close()
-	rep := &Report{Queue: o.Queue, Depth: sc.Total, DryRun: o.DryRun, Outcomes: []Outcome{}}
+	rep := &Report{Queue: o.Queue, Depth: sc.Total, DryRun: o.DryRun, Outcomes: []Outcome{}, PossibleDuplicates: o.Journal.earlier()}
 	var pub *broker.Publisher
 	if !o.DryRun {
 		if pub, err = broker.NewPublisher(dst, o.Window); err != nil {
@@ -154,9 +154,9 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 			return f.conf.Wait(context.Background())
 		default:
 		}
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		return f.conf.Wait(c)
+		// 30 s of the broker not answering; time it blocks publishing (an
+		// alarm) does not count: the blocked policy on ctx bounds that.
+		return f.conf.WaitFor(context.WithoutCancel(ctx), 30*time.Second)
 	}
 	// unacked are the outcomes settled as replayed whose acks are recorded
 	// but not yet sent.

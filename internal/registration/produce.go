@@ -21,7 +21,10 @@ type ProduceOptions struct {
 	Window   int     // publishes in flight awaiting confirms (default 256)
 	Dialer   Dialer
 	Backoff  broker.Backoff
-	OnEvent  func(RelayEvent)
+	// Blocked is how publishes wait while the broker blocks them (a memory
+	// or disk alarm); when a block outlasts its Timeout, Produce gives up.
+	Blocked broker.BlockedPolicy
+	OnEvent func(RelayEvent)
 }
 
 // ProduceSummary is the outcome of Produce.
@@ -37,9 +40,13 @@ type ProduceSummary struct {
 
 // Produce publishes Count synthetic registration events with confirms and
 // mandatory, republishing whatever was not positively confirmed (after a
-// reconnect when the connection was lost). It returns when all are
-// confirmed or ctx ends; the summary says how far it got either way.
+// reconnect when the connection was lost). It waits while the broker
+// blocks publishing, up to o.Blocked.Timeout (alarms are cluster-wide, so
+// no other node would take the events either). It returns when all are
+// confirmed, ctx ends, or a block outlasts its bound (a *broker.BlockedError);
+// the summary says how far it got either way.
 func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err error) {
+	ctx = broker.WithBlockedPolicy(ctx, o.Blocked)
 	if o.Window <= 0 {
 		o.Window = 256
 	}
@@ -117,24 +124,30 @@ func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err err
 		for sum.Confirmed < o.Count {
 			batch := take()
 			errs := publishAll(ctx, pub, batch, pace)
-			var lost, refused error
+			var lost, refused, blocked error
 			for i, perr := range errs {
+				var be *broker.BlockedError
 				switch {
 				case perr == nil:
 					sum.Confirmed++
 				default:
 					retry = append(retry, batch[i])
-					if connectionLost(perr) || ctx.Err() != nil {
+					if errors.As(perr, &be) {
+						blocked = perr
+					} else if connectionLost(perr) || ctx.Err() != nil {
 						lost = perr
 					} else {
 						refused = perr
 					}
 				}
 			}
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || blocked != nil {
 				_ = pub.Close()
 				_ = conn.Close()
-				return sum, fmt.Errorf("produce: %d of %d confirmed: %w", sum.Confirmed, o.Count, ctx.Err())
+				if blocked == nil {
+					blocked = ctx.Err()
+				}
+				return sum, fmt.Errorf("produce: %d of %d confirmed: %w", sum.Confirmed, o.Count, blocked)
 			}
 			if lost != nil {
 				o.OnEvent(RelayEvent{Kind: "disconnected", Err: lost})

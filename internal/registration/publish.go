@@ -35,7 +35,8 @@ type outgoing struct {
 	msg amqp.Publishing
 }
 
-// confirmTimeout bounds the wait for a batch's confirms.
+// confirmTimeout bounds the wait for each confirm, not counting time the
+// broker blocks the connection (an alarm: the BlockedPolicy bounds that).
 const confirmTimeout = 30 * time.Second
 
 // publishAll publishes msgs to Exchange and waits for every confirm; the
@@ -61,11 +62,9 @@ func publishAll(ctx context.Context, pub *broker.Publisher, msgs []outgoing, pac
 		}
 		confs[i] = c
 	}
-	wctx, cancel := context.WithTimeout(ctx, confirmTimeout)
-	defer cancel()
 	for i, c := range confs {
 		if c != nil {
-			errs[i] = c.Wait(wctx)
+			errs[i] = c.WaitFor(ctx, confirmTimeout)
 		}
 	}
 	return errs

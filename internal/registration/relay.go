@@ -30,11 +30,16 @@ type Relay struct {
 	Backoff broker.Backoff // reconnects and retries of refused rows
 	Batch   int            // rows per round (default 100)
 	Poll    time.Duration  // look at the outbox at least this often (default 1s)
+	// Blocked is how publishes wait while the broker blocks them (a memory
+	// or disk alarm). A relay usually waits as long as the block lasts
+	// (Timeout 0): registrations keep going into the outbox meanwhile.
+	Blocked broker.BlockedPolicy
 	OnEvent func(RelayEvent)
 }
 
 // Run relays until ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
+	ctx = broker.WithBlockedPolicy(ctx, r.Blocked)
 	if r.Batch <= 0 {
 		r.Batch = 100
 	}
