@@ -39,16 +39,29 @@ func (e *ReturnedError) Error() string {
 // set, and tells each publish apart: confirmed, nacked, returned, or lost
 // with the channel. It is safe for concurrent use; publishes are serialised
 // on the channel, confirms are awaited concurrently.
+//
+// After a nack it publishes on a fresh channel (once the confirms in
+// flight are settled): RabbitMQ 3.10 nacks every later publish of a
+// channel whose first publish to a quorum queue found no leader (the
+// leader's node had just died), for as long as the channel lives, while a
+// channel opened after the election works.
 type Publisher struct {
-	ch *amqp.Channel
+	conn   *amqp.Connection
+	window int
 
 	pubMu sync.Mutex // one publish at a time, so sequence numbers match
 
-	mu      sync.Mutex
-	pending map[uint64]*Confirmation
-	closed  error
+	mu     sync.Mutex
+	lane   *lane // the channel publishes go to
+	renew  bool  // a nack came back: open a fresh channel before the next publish
+	closed error
+}
 
-	done chan struct{}
+// lane is one confirm-mode channel and the publishes awaiting its confirms.
+type lane struct {
+	ch      *amqp.Channel
+	pending map[uint64]*Confirmation // guarded by Publisher.mu
+	done    chan struct{}            // closed when its loop has ended
 }
 
 // Confirmation is the outcome of one publish, known once Done is closed.
@@ -84,7 +97,21 @@ func (c *Confirmation) Wait(ctx context.Context) error {
 // sizes the notification buffers: at least the number of publishes the
 // caller keeps in flight.
 func NewPublisher(conn *amqp.Connection, window int) (*Publisher, error) {
-	ch, err := conn.Channel()
+	p := &Publisher{conn: conn, window: max(window, 64)}
+	l, err := p.open()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.lane = l
+	p.mu.Unlock()
+	return p, nil
+}
+
+// open starts a confirm-mode channel and the loop that reads its
+// notifications.
+func (p *Publisher) open() (*lane, error) {
+	ch, err := p.conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open publishing channel: %w", err)
 	}
@@ -92,20 +119,19 @@ func NewPublisher(conn *amqp.Connection, window int) (*Publisher, error) {
 		ch.Close()
 		return nil, fmt.Errorf("enable publisher confirms: %w", err)
 	}
-	window = max(window, 64)
-	p := &Publisher{ch: ch, pending: map[uint64]*Confirmation{}, done: make(chan struct{})}
-	returns := ch.NotifyReturn(make(chan amqp.Return, window))
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
-	go p.loop(returns, confirms)
-	return p, nil
+	l := &lane{ch: ch, pending: map[uint64]*Confirmation{}, done: make(chan struct{})}
+	returns := ch.NotifyReturn(make(chan amqp.Return, p.window))
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.window))
+	go p.loop(l, returns, confirms)
+	return l, nil
 }
 
-// loop is the only reader of returns and confirms. The broker sends a
-// basic.return before the basic.ack of the same message and amqp091 queues
-// them in that order, so draining returns when an ack arrives is enough to
-// know whether that message was returned.
-func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
-	defer close(p.done)
+// loop is the only reader of a lane's returns and confirms. The broker
+// sends a basic.return before the basic.ack of the same message and
+// amqp091 queues them in that order, so draining returns when an ack
+// arrives is enough to know whether that message was returned.
+func (p *Publisher) loop(l *lane, returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
+	defer close(l.done)
 	// Returns not yet matched to their ack, oldest first.
 	var returned []amqp.Return
 	take := func(r amqp.Return) { returned = append(returned, r) }
@@ -133,13 +159,18 @@ func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confir
 			take(r)
 		case c, ok := <-confirms:
 			if !ok {
-				p.failAll(ErrChannelClosed)
+				p.failAll(l, ErrChannelClosed)
 				return
 			}
 			drain()
 			p.mu.Lock()
-			conf := p.pending[c.DeliveryTag]
-			delete(p.pending, c.DeliveryTag)
+			conf := l.pending[c.DeliveryTag]
+			delete(l.pending, c.DeliveryTag)
+			if !c.Ack && l == p.lane {
+				// Set before the caller hears of the nack, so its
+				// next publish goes to a fresh channel.
+				p.renew = true
+			}
 			p.mu.Unlock()
 			if conf == nil {
 				continue
@@ -156,15 +187,49 @@ func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confir
 	}
 }
 
-func (p *Publisher) failAll(err error) {
+// failAll settles l's pending publishes with err; when l is the current
+// lane the publisher is closed for good.
+func (p *Publisher) failAll(l *lane, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.closed = err
-	for tag, c := range p.pending {
+	if l == p.lane {
+		p.closed = err
+	}
+	for tag, c := range l.pending {
 		c.err = err
 		close(c.done)
-		delete(p.pending, tag)
+		delete(l.pending, tag)
 	}
+}
+
+// renewLane swaps the channel for a fresh one after a nack, once nothing
+// is pending on it (their confirms belong to it). Called with pubMu and mu
+// held; returns with mu held.
+func (p *Publisher) renewLane() {
+	if !p.renew || len(p.lane.pending) > 0 {
+		return
+	}
+	old := p.lane
+	p.mu.Unlock()
+	l, err := p.open()
+	p.mu.Lock()
+	switch {
+	case err != nil:
+		// The connection is most likely gone: callers reconnect.
+		p.closed = fmt.Errorf("%w (reopening it after a nack: %v)", ErrChannelClosed, err)
+		return
+	case p.closed != nil: // Close ran meanwhile
+		p.mu.Unlock()
+		_ = l.ch.Close()
+		<-l.done
+		p.mu.Lock()
+		return
+	}
+	p.lane, p.renew = l, false
+	p.mu.Unlock()
+	_ = old.ch.Close()
+	<-old.done
+	p.mu.Lock()
 }
 
 // Publish sends msg with mandatory set and returns its Confirmation.
@@ -173,17 +238,22 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 	defer p.pubMu.Unlock()
 	conf := &Confirmation{done: make(chan struct{}), exchange: exchange, key: key, messageID: msg.MessageId, body: msg.Body}
 	p.mu.Lock()
-	if p.closed != nil {
-		p.mu.Unlock()
-		return nil, p.closed
+	if p.closed == nil {
+		p.renewLane()
 	}
-	seq := p.ch.GetNextPublishSeqNo()
+	if p.closed != nil {
+		err := p.closed
+		p.mu.Unlock()
+		return nil, err
+	}
+	l := p.lane
+	seq := l.ch.GetNextPublishSeqNo()
 	// Registered before the publish: the ack can beat the return of this call.
-	p.pending[seq] = conf
+	l.pending[seq] = conf
 	p.mu.Unlock()
-	if err := p.ch.PublishWithContext(ctx, exchange, key, true, false, msg); err != nil {
+	if err := l.ch.PublishWithContext(ctx, exchange, key, true, false, msg); err != nil {
 		p.mu.Lock()
-		delete(p.pending, seq)
+		delete(l.pending, seq)
 		p.mu.Unlock()
 		return nil, fmt.Errorf("publish to %q with key %q: %w", exchange, key, err)
 	}
@@ -201,7 +271,13 @@ func (p *Publisher) PublishAndWait(ctx context.Context, exchange, key string, ms
 
 // Close closes the channel; publishes still pending fail with ErrChannelClosed.
 func (p *Publisher) Close() error {
-	err := p.ch.Close()
-	<-p.done
+	p.mu.Lock()
+	l := p.lane
+	if p.closed == nil {
+		p.closed = ErrChannelClosed
+	}
+	p.mu.Unlock()
+	err := l.ch.Close()
+	<-l.done
 	return err
 }
