@@ -35,7 +35,8 @@ Exits 0 only when every event was positively confirmed. A nacked or returned
 event is published again after a backoff; when the connection is lost (broker
 restart, node failure) mqctl reconnects, failing over between --url nodes, and
 publishes again whatever was not confirmed, so an event may arrive twice (the
-consumers' ledger absorbs that) but never zero times.
+consumers' ledger absorbs that) but never zero times. When no node answers
+within --timeout at the start, it exits 1 saying which nodes it tried.
 
 Least permissions: write on the exchange user.events.`,
 		Example: `  mqctl produce --count 1000
@@ -92,6 +93,8 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 	if err != nil {
 		return err
 	}
+	// Started against an unreachable broker: say so within --timeout.
+	dialer.LimitStartup(s.Timeout)
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "produce")
 	sum, runErr := registration.Produce(ctx, registration.ProduceOptions{
 		Count: opts.Count, Rate: opts.Rate, VIPRatio: opts.VIPRatio, Window: opts.Window, Dialer: dialer,
