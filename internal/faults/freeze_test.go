@@ -28,8 +28,8 @@ func testNodeFrozenPastTickTime(t *testing.T, c *cluster) {
 	}
 	frozen := c.leader(t, 0, "email")
 	survivor := c.other(frozen)
-	// 28 s of sign-ups: they go on past the resume.
-	l := startLoad(t, c, frozen, survivor, 7000)
+	// 26 s of sign-ups: they go on past the resume.
+	l := startLoad(t, c, frozen, survivor, 6500)
 
 	node := c.nodes[frozen]
 	stopped := time.Now()
@@ -41,12 +41,18 @@ func testNodeFrozenPastTickTime(t *testing.T, c *cluster) {
 	t.Logf("froze %s, the leader of email, %s–%s", node.Name, stopped.Format("15:04:05.000"), resumed.Format("15:04:05.000"))
 
 	sum, es, ps := l.finish(t)
+	// Autoheal restarts the losing side; how long that takes varies a lot
+	// on a loaded machine (7 s to a minute here).
 	var partitions []string
 	var st quorumState
+	var unpartitioned time.Duration
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		var err1, err2 error
 		st, err1 = c.queueState(survivor, "email")
 		partitions, err2 = c.partitioned(survivor)
+		if err2 == nil && len(partitions) == 0 && unpartitioned == 0 {
+			unpartitioned = time.Since(resumed)
+		}
 		if err1 == nil && err2 == nil && len(st.Online) == len(c.nodes) && len(partitions) == 0 {
 			break
 		}
@@ -57,9 +63,9 @@ func testNodeFrozenPastTickTime(t *testing.T, c *cluster) {
 	healed := time.Since(resumed)
 
 	fe := l.email.figures(t, fmt.Sprintf("cluster: quorum leader frozen (SIGSTOP) %s, past net_ticktime %s, e-mail worker and producer on it", freezeFor, netTickTime), l.events, stopped)
-	fe.Note = fmt.Sprintf("%s; recovery from SIGSTOP (heartbeat timeout 15s), work flowing %s after SIGCONT; producer reconnected %d time(s), republished %d; worker reconnected %d time(s); healed (member online, no partition) %s after SIGCONT",
+	fe.Note = fmt.Sprintf("%s; recovery from SIGSTOP (heartbeat timeout 15s), work flowing %s after SIGCONT; producer reconnected %d time(s), republished %d; worker reconnected %d time(s); no partition reported %s and the member online again %s after SIGCONT",
 		partitionHandled, flowingAgain(l.email.effects(t), resumed, l.email.prefetch).Round(10*time.Millisecond),
-		sum.Reconnects, sum.Republished, es.Reconnects, healed.Round(100*time.Millisecond))
+		sum.Reconnects, sum.Republished, es.Reconnects, unpartitioned.Round(100*time.Millisecond), healed.Round(100*time.Millisecond))
 	Report(t, fe)
 	fp := l.points.figures(t, "cluster: quorum leader frozen past net_ticktime, points worker on a survivor", l.events, stopped)
 	fp.Note = fmt.Sprintf("%s; recovery from SIGSTOP; worker reconnected %d time(s)", partitionHandled, ps.Reconnects)
