@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -30,15 +31,21 @@ type Dialer struct {
 	name     string
 	redactor *config.Redactor
 
-	mu    sync.Mutex
-	start int
-	node  int
+	mu        sync.Mutex
+	start     int
+	node      int
+	connected bool // a Dial has succeeded at least once
+
+	startupLimit time.Duration
 }
 
 // NewDialer prepares a dialer for the settings; name becomes the
 // connection_name shown in the management UI.
 func NewDialer(s config.Settings, name string) (*Dialer, error) {
 	d := &Dialer{urls: s.AMQPURLs, timeout: s.Timeout, name: name, redactor: s.Redactor}
+	if d.timeout <= 0 {
+		d.timeout = config.DefaultTimeout
+	}
 	for _, u := range s.AMQPURLs {
 		if strings.HasPrefix(u, "amqps://") {
 			c, err := TLSConfig(s.TLS)
@@ -52,8 +59,10 @@ func NewDialer(s config.Settings, name string) (*Dialer, error) {
 	return d, nil
 }
 
-// Dial connects to the first node that answers, each attempt bounded by
-// the timeout. The error lists every node tried, passwords masked.
+// Dial connects to the first node that answers, each node's attempt
+// bounded by the timeout (so a frozen node costs one timeout, then the
+// next node is tried). The error lists every node tried, passwords masked.
+// Callers need no deadline of their own.
 func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 	d.mu.Lock()
 	start := d.start
@@ -68,7 +77,7 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 		conn, err := d.dialOne(ctx, d.urls[idx])
 		if err == nil {
 			d.mu.Lock()
-			d.start, d.node = idx, idx
+			d.start, d.node, d.connected = idx, idx, true
 			d.mu.Unlock()
 			return conn, nil
 		}
@@ -97,15 +106,13 @@ func (d *Dialer) dialOne(ctx context.Context, url string) (*amqp.Connection, err
 		Properties:      props,
 		Dial:            amqp.DefaultDial(d.timeout),
 	}
-	type result struct {
-		conn *amqp.Connection
-		err  error
-	}
-	ch := make(chan result, 1)
+	ch := make(chan dialResult, 1)
 	go func() {
 		c, err := amqp.DialConfig(url, cfg)
-		ch <- result{c, err}
+		ch <- dialResult{c, err}
 	}()
+	attempt := time.NewTimer(d.timeout)
+	defer attempt.Stop()
 	select {
 	case r := <-ch:
 		if r.err != nil {
@@ -113,14 +120,37 @@ func (d *Dialer) dialOne(ctx context.Context, url string) (*amqp.Connection, err
 		}
 		return r.conn, nil
 	case <-ctx.Done():
-		// The dial is bounded by the timeout; close whatever it yields.
-		go func() {
-			if r := <-ch; r.conn != nil {
-				_ = r.conn.Close()
-			}
-		}()
+		abandon(ch)
 		return nil, ctx.Err()
+	case <-attempt.C:
+		// DefaultDial bounds the TCP connect and the handshake one
+		// timeout each; the attempt as a whole gets one.
+		abandon(ch)
+		return nil, d.timedOut(url)
 	}
+}
+
+type dialResult struct {
+	conn *amqp.Connection
+	err  error
+}
+
+// abandon closes whatever connection a dial given up on still yields.
+func abandon(ch <-chan dialResult) {
+	go func() {
+		if r := <-ch; r.conn != nil {
+			_ = r.conn.Close()
+		}
+	}()
+}
+
+// timedOut is the error for a node that did not complete the AMQP
+// handshake within the timeout: a port that accepts connections and says
+// nothing (a frozen or overloaded node, a proxy, the wrong service), or a
+// host that drops the connection attempt.
+func (d *Dialer) timedOut(url string) error {
+	return fmt.Errorf("connect to %s: no AMQP answer within %s; check that --url names the AMQP port (5672, 5671 for amqps) of a running node and that the network lets it through, or raise --timeout",
+		d.redactor.Redact(url), d.timeout)
 }
 
 func (d *Dialer) classify(url string, err error) error {
@@ -135,6 +165,12 @@ func (d *Dialer) classify(url string, err error) error {
 			return fail.Authf("connect to %s: %s; check that the vhost exists and the user has permissions on it", where, msg)
 		}
 		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || strings.Contains(msg, "i/o timeout") {
+		// amqp091 reports a handshake read timeout as a frame error
+		// carrying only the text.
+		return d.timedOut(url)
 	}
 	return fmt.Errorf("connect to %s: %s; is RabbitMQ running there? (`make broker` starts a local node)", where, msg)
 }
@@ -175,11 +211,23 @@ func (b Backoff) Delay(n int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// DialRetry dials until it succeeds, the context ends, or the error is an
-// authentication failure (retrying cannot fix that). Each failed round over
-// all nodes moves the start node and waits per the backoff. onRetry, when
-// set, hears about each failed round.
+// LimitStartup makes DialRetry give up, instead of retrying, when no
+// connection has ever been made and within has passed since its first
+// attempt: a command started against an unreachable broker says so and
+// exits, while one that lost a working connection keeps reconnecting.
+func (d *Dialer) LimitStartup(within time.Duration) {
+	d.mu.Lock()
+	d.startupLimit = within
+	d.mu.Unlock()
+}
+
+// DialRetry dials until it succeeds, the context ends, the error is an
+// authentication failure (retrying cannot fix that), or the startup limit
+// (LimitStartup) passes. Each failed round over all nodes moves the start
+// node and waits per the backoff. onRetry, when set, hears about each
+// failed round.
 func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt int, err error)) (*amqp.Connection, error) {
+	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		conn, err := d.Dial(ctx)
 		if err == nil {
@@ -188,11 +236,22 @@ func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt 
 		if k, _ := fail.KindOf(err); k == fail.Auth || ctx.Err() != nil {
 			return nil, err
 		}
+		d.mu.Lock()
+		limit, connected := d.startupLimit, d.connected
+		d.mu.Unlock()
+		wait := b.Delay(attempt)
+		if limit > 0 && !connected {
+			left := limit - time.Since(began)
+			if left <= 0 {
+				return nil, fmt.Errorf("no connection within %s: %w", limit, err)
+			}
+			wait = min(wait, left)
+		}
 		if onRetry != nil {
 			onRetry(attempt, err)
 		}
 		d.Failover()
-		t := time.NewTimer(b.Delay(attempt))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

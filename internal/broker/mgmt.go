@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -68,7 +71,8 @@ func (t *classifyingTransport) RoundTrip(req *http.Request) (*http.Response, err
 	// rabbit-hole turns 401 into an untyped string; type it here instead.
 	if resp.StatusCode == http.StatusUnauthorized {
 		resp.Body.Close()
-		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(req.URL.Redacted()), Status: resp.StatusCode})
+		api := req.URL.Scheme + "://" + req.URL.Host
+		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(api), Status: resp.StatusCode})
 	}
 	return resp, nil
 }
@@ -81,6 +85,12 @@ func MgmtError(s config.Settings, what string, err error) error {
 	}
 	msg := s.Redactor.Redact(err.Error())
 	if k, ok := fail.KindOf(err); ok && k == fail.Auth {
+		// The HTTP client's wrapping repeats the request's URL, query and
+		// all; the AuthError inside names the API.
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			msg = ae.Error()
+		}
 		return fail.Authf("%s: %s", what, msg)
 	}
 	var er rabbithole.ErrorResponse
@@ -93,8 +103,43 @@ func MgmtError(s config.Settings, what string, err error) error {
 		}
 		return fmt.Errorf("%s: management API error %d: %s %s", what, er.StatusCode, er.Message, er.Reason)
 	}
-	if strings.Contains(msg, "connection refused") {
-		return fmt.Errorf("%s: %s; is the management plugin enabled? run `rabbitmq-plugins enable rabbitmq_management`", what, msg)
+	if problem, hint, ok := MgmtUnreachable(s, err); ok {
+		return fmt.Errorf("%s: %s; %s", what, problem, hint)
 	}
 	return fmt.Errorf("%s: %s", what, msg)
+}
+
+// MgmtUnreachable explains a management API request that got no HTTP
+// response: what happened (naming the API's address, never the request's
+// path and query) and what to try. ok is false for any other error,
+// an interruption (context canceled) included.
+func MgmtUnreachable(s config.Settings, err error) (problem, hint string, ok bool) {
+	var ue *url.Error
+	if k, _ := fail.KindOf(err); k == fail.Auth || !errors.As(err, &ue) || errors.Is(err, context.Canceled) {
+		return "", "", false
+	}
+	api := s.MgmtURL
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		api = u.Scheme + "://" + u.Host
+	}
+	api = s.Redactor.Redact(api)
+	switch {
+	case ue.Timeout():
+		return fmt.Sprintf("the management API at %s did not answer within %s", api, s.Timeout),
+			"check that --mgmt-url names the management API's port (15672, 15671 for https) of a running node and that the network lets it through, or raise --timeout", true
+	case isRefused(ue.Err):
+		return fmt.Sprintf("the management API at %s refuses connections", api),
+			"is the management plugin enabled? run `rabbitmq-plugins enable rabbitmq_management`, or point --mgmt-url at the API", true
+	}
+	cause := s.Redactor.Redact(ue.Err.Error())
+	hint = "check --mgmt-url"
+	if strings.Contains(cause, "x509") || strings.Contains(cause, "tls:") {
+		hint = "check --tls-ca (the CA that signed the API's certificate) and that --mgmt-url names the host in it"
+	}
+	return fmt.Sprintf("cannot reach the management API at %s: %s", api, cause), hint, true
+}
+
+// isRefused reports whether err is a TCP connection refused.
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
 }

@@ -46,17 +46,23 @@ func (e *ReturnedError) Error() string {
 // does not count blocked time against its timeout, a BlockedPolicy on the
 // publishes' context hears about blocks and bounds them, and Close never
 // waits on a connection the broker no longer reads.
+//
+// After a nack it publishes on a fresh channel (once the confirms in
+// flight are settled, and not while the connection is blocked): RabbitMQ
+// 3.10 nacks every later publish of a channel whose first publish to a
+// quorum queue found no leader (the leader's node had just died), for as
+// long as the channel lives, while a channel opened after the election
+// works.
 type Publisher struct {
-	ch   *amqp.Channel
-	conn *amqp.Connection
+	conn   *amqp.Connection
+	window int
 
 	pubMu sync.Mutex // one publish at a time, so sequence numbers match
 
-	mu      sync.Mutex
-	pending map[uint64]*Confirmation
-	closed  error
-
-	done chan struct{}
+	mu     sync.Mutex
+	lane   *lane // the channel publishes go to
+	renew  bool  // a nack came back: open a fresh channel before the next publish
+	closed error
 
 	// The connection's block state; changed is closed (and replaced) at
 	// each change, so waiters can watch it.
@@ -65,6 +71,13 @@ type Publisher struct {
 	blockReason  string
 	changed      chan struct{}
 	policy       atomic.Pointer[BlockedPolicy]
+}
+
+// lane is one confirm-mode channel and the publishes awaiting its confirms.
+type lane struct {
+	ch      *amqp.Channel
+	pending map[uint64]*Confirmation // guarded by Publisher.mu
+	done    chan struct{}            // closed when its loop has ended
 }
 
 // Confirmation is the outcome of one publish, known once Done is closed.
@@ -153,7 +166,25 @@ func (p *Publisher) waitErr(err error) error {
 // sizes the notification buffers: at least the number of publishes the
 // caller keeps in flight.
 func NewPublisher(conn *amqp.Connection, window int) (*Publisher, error) {
-	ch, err := conn.Channel()
+	p := &Publisher{conn: conn, window: max(window, 64), changed: make(chan struct{})}
+	l, err := p.open()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.lane = l
+	p.mu.Unlock()
+	// Drained until the connection closes, which closes it: an undrained
+	// notification channel would stall the connection's reader.
+	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	go p.watchBlocks(blocks)
+	return p, nil
+}
+
+// open starts a confirm-mode channel and the loop that reads its
+// notifications.
+func (p *Publisher) open() (*lane, error) {
+	ch, err := p.conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open publishing channel: %w", err)
 	}
@@ -161,16 +192,11 @@ func NewPublisher(conn *amqp.Connection, window int) (*Publisher, error) {
 		ch.Close()
 		return nil, fmt.Errorf("enable publisher confirms: %w", err)
 	}
-	window = max(window, 64)
-	p := &Publisher{ch: ch, conn: conn, pending: map[uint64]*Confirmation{}, done: make(chan struct{}), changed: make(chan struct{})}
-	returns := ch.NotifyReturn(make(chan amqp.Return, window))
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
-	// Drained until the connection closes, which closes it: an undrained
-	// notification channel would stall the connection's reader.
-	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
-	go p.loop(returns, confirms)
-	go p.watchBlocks(blocks)
-	return p, nil
+	l := &lane{ch: ch, pending: map[uint64]*Confirmation{}, done: make(chan struct{})}
+	returns := ch.NotifyReturn(make(chan amqp.Return, p.window))
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.window))
+	go p.loop(l, returns, confirms)
+	return l, nil
 }
 
 // watchBlocks follows the connection's blocked state, tells the policy,
@@ -205,7 +231,10 @@ func (p *Publisher) watchBlocks(blocks <-chan amqp.Blocking) {
 			reason := p.blockReason
 			p.bmu.Unlock()
 			pol := p.policy.Load()
-			p.failAll(&BlockedError{Reason: reason, Timeout: pol.Timeout})
+			p.mu.Lock()
+			l := p.lane
+			p.mu.Unlock()
+			p.failAll(l, &BlockedError{Reason: reason, Timeout: pol.Timeout})
 			// The broker reads nothing from a blocked connection: only a
 			// deadline on the socket ends a publish stuck in write or a
 			// close waiting for its answer.
@@ -245,12 +274,12 @@ func (p *Publisher) blockState() (blocked bool, changed <-chan struct{}) {
 	return !p.blockedSince.IsZero(), p.changed
 }
 
-// loop is the only reader of returns and confirms. The broker sends a
-// basic.return before the basic.ack of the same message and amqp091 queues
-// them in that order, so draining returns when an ack arrives is enough to
-// know whether that message was returned.
-func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
-	defer close(p.done)
+// loop is the only reader of a lane's returns and confirms. The broker
+// sends a basic.return before the basic.ack of the same message and
+// amqp091 queues them in that order, so draining returns when an ack
+// arrives is enough to know whether that message was returned.
+func (p *Publisher) loop(l *lane, returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
+	defer close(l.done)
 	// Returns not yet matched to their ack, oldest first.
 	var returned []amqp.Return
 	take := func(r amqp.Return) { returned = append(returned, r) }
@@ -278,13 +307,18 @@ func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confir
 			take(r)
 		case c, ok := <-confirms:
 			if !ok {
-				p.failAll(ErrChannelClosed)
+				p.failAll(l, ErrChannelClosed)
 				return
 			}
 			drain()
 			p.mu.Lock()
-			conf := p.pending[c.DeliveryTag]
-			delete(p.pending, c.DeliveryTag)
+			conf := l.pending[c.DeliveryTag]
+			delete(l.pending, c.DeliveryTag)
+			if !c.Ack && l == p.lane {
+				// Set before the caller hears of the nack, so its
+				// next publish goes to a fresh channel.
+				p.renew = true
+			}
 			p.mu.Unlock()
 			if conf == nil {
 				continue
@@ -301,17 +335,51 @@ func (p *Publisher) loop(returns <-chan amqp.Return, confirms <-chan amqp.Confir
 	}
 }
 
-func (p *Publisher) failAll(err error) {
+// failAll settles l's pending publishes with err; when l is the current
+// lane the publisher is closed for good (with the first such error).
+func (p *Publisher) failAll(l *lane, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed == nil {
+	if l == p.lane && p.closed == nil {
 		p.closed = err
 	}
-	for tag, c := range p.pending {
+	for tag, c := range l.pending {
 		c.err = err
 		close(c.done)
-		delete(p.pending, tag)
+		delete(l.pending, tag)
 	}
+}
+
+// renewLane swaps the channel for a fresh one after a nack, once nothing
+// is pending on it (their confirms belong to it) and the connection is not
+// blocked (the broker would answer neither the open nor the close until
+// the alarm clears). Called with pubMu and mu held; returns with mu held.
+func (p *Publisher) renewLane() {
+	if !p.renew || len(p.lane.pending) > 0 {
+		return
+	}
+	if blocked, _ := p.blockState(); blocked {
+		return
+	}
+	old := p.lane
+	p.mu.Unlock()
+	l, err := p.open()
+	p.mu.Lock()
+	switch {
+	case err != nil:
+		// The connection is most likely gone: callers reconnect.
+		p.closed = fmt.Errorf("%w (reopening it after a nack: %v)", ErrChannelClosed, err)
+		return
+	case p.closed != nil: // Close ran meanwhile
+		p.mu.Unlock()
+		p.closeLane(l)
+		p.mu.Lock()
+		return
+	}
+	p.lane, p.renew = l, false
+	p.mu.Unlock()
+	p.closeLane(old)
+	p.mu.Lock()
 }
 
 // Publish sends msg with mandatory set and returns its Confirmation. A
@@ -324,17 +392,22 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 	defer p.pubMu.Unlock()
 	conf := &Confirmation{pub: p, done: make(chan struct{}), exchange: exchange, key: key, messageID: msg.MessageId, body: msg.Body}
 	p.mu.Lock()
-	if p.closed != nil {
-		p.mu.Unlock()
-		return nil, p.closed
+	if p.closed == nil {
+		p.renewLane()
 	}
-	seq := p.ch.GetNextPublishSeqNo()
+	if p.closed != nil {
+		err := p.closed
+		p.mu.Unlock()
+		return nil, err
+	}
+	l := p.lane
+	seq := l.ch.GetNextPublishSeqNo()
 	// Registered before the publish: the ack can beat the return of this call.
-	p.pending[seq] = conf
+	l.pending[seq] = conf
 	p.mu.Unlock()
-	if err := p.ch.PublishWithContext(ctx, exchange, key, true, false, msg); err != nil {
+	if err := l.ch.PublishWithContext(ctx, exchange, key, true, false, msg); err != nil {
 		p.mu.Lock()
-		delete(p.pending, seq)
+		delete(l.pending, seq)
 		closed := p.closed
 		p.mu.Unlock()
 		var be *BlockedError
@@ -365,17 +438,32 @@ const closeWait = 5 * time.Second
 // closes the whole connection instead, with a deadline on the socket, so
 // callers must not expect the connection to outlive its publisher.
 func (p *Publisher) Close() error {
+	p.mu.Lock()
+	l := p.lane
+	if p.closed == nil {
+		p.closed = ErrChannelClosed
+	}
+	p.mu.Unlock()
+	_, err := p.closeLane(l)
+	return err
+}
+
+// closeLane closes l's channel and waits for its loop. When the broker
+// cannot answer the close (blocked, or silent for closeWait) it closes the
+// connection with a deadline on the socket instead, and reports polite
+// false (and no error: the connection is gone either way).
+func (p *Publisher) closeLane(l *lane) (polite bool, err error) {
 	if blocked, changed := p.blockState(); !blocked {
 		errc := make(chan error, 1)
-		go func() { errc <- p.ch.Close() }()
+		go func() { errc <- l.ch.Close() }()
 		timer := time.NewTimer(closeWait)
 		defer timer.Stop()
 	wait:
 		for {
 			select {
 			case err := <-errc:
-				<-p.done
-				return err
+				<-l.done
+				return true, err
 			case <-changed:
 				if blocked, changed = p.blockState(); blocked {
 					break wait
@@ -387,6 +475,6 @@ func (p *Publisher) Close() error {
 	}
 	// A channel close left waiting ends when the connection does.
 	_ = p.conn.CloseDeadline(time.Now().Add(time.Second))
-	<-p.done
-	return nil
+	<-l.done
+	return false, nil
 }

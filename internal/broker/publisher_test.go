@@ -87,3 +87,45 @@ func TestPublisherPendingFailWhenChannelDies(t *testing.T) {
 		t.Fatal("publish on a dead publisher succeeded")
 	}
 }
+
+func TestPublisherPublishesOnAFreshChannelAfterANack(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	env := brokertest.New(t)
+	conn := env.Dial(t)
+	ch, _ := conn.Channel()
+	// A full queue that refuses more: the broker nacks the second publish.
+	if _, err := ch.QueueDeclare("full", true, false, false, false, amqp.Table{"x-max-length": 1, "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(conn, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msg := amqp.Publishing{Body: []byte("x")}
+	if err := p.PublishAndWait(ctx, "", "full", msg); err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	first := p.lane.ch
+	if err := p.PublishAndWait(ctx, "", "full", msg); !errors.Is(err, ErrNacked) {
+		t.Fatalf("publish to a full queue: %v, want ErrNacked", err)
+	}
+	if _, err := ch.QueuePurge("full", false); err != nil {
+		t.Fatal(err)
+	}
+	// RabbitMQ 3.10 keeps nacking on a channel whose publish to a quorum
+	// queue found no leader; the publisher moves to a fresh channel.
+	if err := p.PublishAndWait(ctx, "", "full", msg); err != nil {
+		t.Fatalf("publish after the nack: %v", err)
+	}
+	if p.lane.ch == first {
+		t.Error("the publisher kept the channel that was nacked")
+	}
+	if !first.IsClosed() {
+		t.Error("the nacked channel was left open")
+	}
+	ch.Close()
+}

@@ -51,6 +51,7 @@ type NodeOptions struct {
 const (
 	nodeServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 	nodeCtl    = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+	nodePlugin = "/usr/lib/rabbitmq/bin/rabbitmq-plugins"
 )
 
 // StartNode boots a private node (about 10 s) and stops it, removing its
@@ -280,6 +281,21 @@ func (n *Node) TryCtl(args ...string) (string, error) {
 	ctl.Env = n.env
 	out, err := ctl.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
+}
+
+// Plugins runs rabbitmq-plugins against the running node (enable and
+// disable act online), failing the test when it fails.
+func (n *Node) Plugins(t testing.TB, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodePlugin, append([]string{"-n", n.Name}, args...)...)
+	cmd.Env = n.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmq-plugins %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // Pause freezes the node's processes (SIGSTOP), as a VM that stops being

@@ -71,7 +71,10 @@ Side effects and an idempotency ledger keyed by (side effect, event id) share
 one SQLite transaction in --db, so a redelivered message (after a crash, a
 lost connection, a duplicate publish) never produces a second e-mail.
 
-Reconnects with backoff after a connection loss. On SIGINT/SIGTERM it stops
+Reconnects with backoff after a connection loss, failing over between --url
+nodes; when no node answers within --timeout at the start, it exits 1. A
+broker that stops answering is noticed by the AMQP heartbeat (10 s; the
+connection is given up after 15 s of silence). On SIGINT/SIGTERM it stops
 consuming, finishes the deliveries in hand, prints a summary and exits 0.
 
 Least permissions: read on the queue, write on the default exchange (delay
@@ -189,6 +192,9 @@ func consumeRun(ctx context.Context, opts *ConsumeOptions) error {
 	if err != nil {
 		return err
 	}
+	// Started against an unreachable broker: say so within --timeout
+	// (a supervisor restarts it); a lost connection is re-dialled forever.
+	dialer.LimitStartup(s.Timeout)
 	db, err := ledger.Open(opts.DB)
 	if err != nil {
 		return err

@@ -98,8 +98,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		return err
 	}
 	probe := func(ctx context.Context) (string, string, error) {
-		ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-		defer cancel()
+		// Each node's attempt is bounded by the timeout inside Dial.
 		conn, err := dialer.Dial(ctx)
 		if err != nil {
 			return "", "", err
@@ -107,15 +106,18 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		defer conn.Close()
 		return broker.ServerVersion(conn), dialer.Node(), nil
 	}
-	describe := func(err error) (string, fail.Kind) {
+	describe := func(err error) (string, string, fail.Kind) {
 		kind, _ := fail.KindOf(err)
+		if problem, hint, ok := broker.MgmtUnreachable(s, err); ok {
+			return problem, hint, kind
+		}
 		// An HTTP client error repeats the request URL before the reason;
 		// the table already names the API, so keep only the reason.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return s.Redactor.Redact(err.Error()), kind
+		return s.Redactor.Redact(err.Error()), "", kind
 	}
 	report := doctor.Run(ctx, doctor.Target{Vhost: s.Vhost, MgmtURL: s.MgmtURL}, probe, mgmt, describe)
 	view := doctorView{OK: report.OK(), Settings: s.Public(), Checks: report.Checks}

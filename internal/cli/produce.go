@@ -38,7 +38,8 @@ Exits 0 only when every event was positively confirmed. A nacked or returned
 event is published again after a backoff; when the connection is lost (broker
 restart, node failure) mqctl reconnects, failing over between --url nodes, and
 publishes again whatever was not confirmed, so an event may arrive twice (the
-consumers' ledger absorbs that) but never zero times.
+consumers' ledger absorbs that) but never zero times. When no node answers
+within --timeout at the start, it exits 1 saying which nodes it tried.
 
 While the broker blocks publishing (a memory or disk alarm on any node of
 the cluster) mqctl says so on stderr ("publishing blocked by the broker:
@@ -105,6 +106,8 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 	if err != nil {
 		return err
 	}
+	// Started against an unreachable broker: say so within --timeout.
+	dialer.LimitStartup(s.Timeout)
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "produce")
 	sum, runErr := registration.Produce(ctx, registration.ProduceOptions{
 		Count: opts.Count, Rate: opts.Rate, VIPRatio: opts.VIPRatio, Window: opts.Window, Dialer: dialer,

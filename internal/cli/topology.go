@@ -85,8 +85,6 @@ func topologyTarget(f *Factory, file *topology.File, vhostFlag string) (*topolog
 			if err != nil {
 				return 0, err
 			}
-			ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-			defer cancel()
 			conn, err := d.Dial(ctx)
 			if err != nil {
 				return 0, err

@@ -94,10 +94,14 @@ type Target struct {
 	MgmtURL string
 }
 
+// Describe turns an error into a password-free message, what to try when
+// it knows (else ""), and the error's kind.
+type Describe func(error) (msg, hint string, kind fail.Kind)
+
 // Run performs the checks. AMQP and the management API are probed
-// concurrently so the whole run is bounded by one timeout, not the sum.
-// describe turns an error into a password-free message and its kind.
-func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe func(error) (string, fail.Kind)) Report {
+// concurrently so the whole run is bounded by one timeout (per AMQP node),
+// not the sum.
+func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe Describe) Report {
 	var amqpCheck Check
 	var mgmtChecks []Check
 	var wg sync.WaitGroup
@@ -120,19 +124,22 @@ func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe fun
 	return Report{Checks: append([]Check{amqpCheck}, mgmtChecks...)}
 }
 
-func checkAMQP(ctx context.Context, probe AMQPProbe, describe func(error) (string, fail.Kind)) Check {
+func checkAMQP(ctx context.Context, probe AMQPProbe, describe Describe) Check {
 	version, node, err := probe(ctx)
 	if err != nil {
-		msg, kind := describe(err)
+		msg, hint, kind := describe(err)
 		// Dial errors carry their own hint.
-		return Check{Name: "amqp", Status: Fail, Detail: msg, kind: kind, err: err}
+		return Check{Name: "amqp", Status: Fail, Detail: msg, Hint: hint, kind: kind, err: err}
 	}
 	return Check{Name: "amqp", Status: OK, Detail: fmt.Sprintf("connected to %s (RabbitMQ %s)", node, version)}
 }
 
-func checkMgmt(t Target, m Mgmt, describe func(error) (string, fail.Kind)) []Check {
+func checkMgmt(t Target, m Mgmt, describe Describe) []Check {
 	failed := func(name string, err error, hint string) Check {
-		msg, kind := describe(err)
+		msg, known, kind := describe(err)
+		if known != "" {
+			hint = known
+		}
 		return Check{Name: name, Status: Fail, Detail: msg, Hint: hint, kind: kind, err: err}
 	}
 	skipped := func(names ...string) []Check {
@@ -179,12 +186,12 @@ func versionCheck(t Target, ov *rabbithole.Overview) Check {
 	return c
 }
 
-func vhostCheck(t Target, m Mgmt, user string, tags []string, describe func(error) (string, fail.Kind)) Check {
+func vhostCheck(t Target, m Mgmt, user string, tags []string, describe Describe) Check {
 	c := Check{Name: "vhost", Status: OK}
 	vh, err := m.GetVhost(t.Vhost)
 	if err != nil {
-		msg, kind := describe(err)
-		c.Status, c.Detail, c.kind, c.err = Fail, fmt.Sprintf("vhost %q: %s", t.Vhost, msg), kind, err
+		msg, hint, kind := describe(err)
+		c.Status, c.Detail, c.Hint, c.kind, c.err = Fail, fmt.Sprintf("vhost %q: %s", t.Vhost, msg), hint, kind, err
 		if isStatus(err, http.StatusNotFound) {
 			c.kind = fail.Operational
 			c.Hint = "create it with `rabbitmqctl add_vhost` or put the right vhost in the URL path"
@@ -214,11 +221,11 @@ func vhostCheck(t Target, m Mgmt, user string, tags []string, describe func(erro
 	return c
 }
 
-func featureCheck(m Mgmt, describe func(error) (string, fail.Kind)) Check {
+func featureCheck(m Mgmt, describe Describe) Check {
 	c := Check{Name: "feature flags", Status: OK}
 	flags, err := m.ListFeatureFlags()
 	if err != nil {
-		msg, _ := describe(err)
+		msg, _, _ := describe(err)
 		c.Status, c.Detail = Warn, "cannot read feature flags: "+msg
 		return c
 	}

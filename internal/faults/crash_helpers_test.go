@@ -12,14 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/brokertest"
-	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/mqctltest"
 	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
@@ -157,36 +155,6 @@ func startConsumers(t *testing.T, env map[string]string, dir string) map[string]
 
 func effectsDB(dir, effect string) string { return filepath.Join(dir, "effects-"+effect+".db") }
 
-// effectTable is where the simulated provider of each side effect records
-// what it did.
-var effectTable = map[string]string{registration.Email: "sent_emails", registration.Points: "granted_points", registration.Coupon: "issued_coupons"}
-
-// effects counts, per event id, the side effects a consumer's database
-// records (nil while the table does not exist yet).
-func effects(t *testing.T, dir, effect string) map[string]int {
-	t.Helper()
-	db, err := ledger.Open(effectsDB(dir, effect))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT event_id, count(*) FROM ` + effectTable[effect] + ` GROUP BY event_id`)
-	if err != nil {
-		return nil
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			t.Fatal(err)
-		}
-		out[id] = n
-	}
-	return out
-}
-
 // signUp is one accepted registration.
 type signUp struct {
 	EventID string
@@ -259,21 +227,4 @@ func (l *signUpLoad) finish(t *testing.T) []signUp {
 	}
 	t.Logf("%d sign-ups accepted, slowest %s", len(l.accepted), l.slowest.Round(time.Millisecond))
 	return l.accepted
-}
-
-// terminate sends SIGTERM and expects a clean exit 0.
-func terminate(t *testing.T, p *mqctltest.Proc, what string) {
-	t.Helper()
-	p.Signal(syscall.SIGTERM)
-	if code := p.Wait(t, 60*time.Second); code != 0 {
-		t.Errorf("%s exited %d on SIGTERM, want 0; stderr:\n%s", what, code, tail(p.Stderr(), 3000))
-	}
-}
-
-// tail is the end of a long output, for failure messages.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }

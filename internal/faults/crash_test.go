@@ -103,14 +103,14 @@ func crashMidServeConsume(t *testing.T, node *brokertest.Node, env map[string]st
 	srv, base := startServe(t, env, appDB)
 	workers := startConsumers(t, env, dir)
 	load := startSignUps(base, 10*time.Millisecond)
-	brokertest.WaitFor(t, "e-mails sent before the crash", 60*time.Second, func() bool { return len(effects(t, dir, registration.Email)) >= 150 })
+	brokertest.WaitFor(t, "e-mails sent before the crash", 60*time.Second, func() bool { return len(effectCounts(t, dir, registration.Email)) >= 150 })
 	node.Kill(t)
 	killed := time.Now()
 	sentAtCrash := outboxSent(t, appDB)
 	node.Start(t)
 	up := time.Now()
-	before := len(effects(t, dir, registration.Email))
-	brokertest.WaitFor(t, "e-mails flowing after the restart", 90*time.Second, func() bool { return len(effects(t, dir, registration.Email)) > before })
+	before := len(effectCounts(t, dir, registration.Email))
+	brokertest.WaitFor(t, "e-mails flowing after the restart", 90*time.Second, func() bool { return len(effectCounts(t, dir, registration.Email)) > before })
 	recovery := time.Since(up)
 	time.Sleep(time.Second) // sign-ups go on a little after the restart
 	users := load.finish(t)
@@ -123,8 +123,8 @@ func crashMidServeConsume(t *testing.T, node *brokertest.Node, env map[string]st
 		}
 	}
 	brokertest.WaitFor(t, "every side effect of every sign-up", 2*time.Minute, func() bool {
-		return len(effects(t, dir, registration.Email)) >= len(users) && len(effects(t, dir, registration.Points)) >= len(users) &&
-			len(effects(t, dir, registration.Coupon)) >= vips
+		return len(effectCounts(t, dir, registration.Email)) >= len(users) && len(effectCounts(t, dir, registration.Points)) >= len(users) &&
+			len(effectCounts(t, dir, registration.Coupon)) >= vips
 	})
 	terminate(t, srv, "serve")
 	for e, w := range workers {
@@ -144,7 +144,7 @@ func crashMidServeConsume(t *testing.T, node *brokertest.Node, env map[string]st
 	// one points grant, and for VIPs one coupon; nothing for anything else.
 	got := map[string]map[string]int{}
 	for _, e := range registration.SideEffects {
-		got[e] = effects(t, dir, e)
+		got[e] = effectCounts(t, dir, e)
 	}
 	lost, dup := 0, 0
 	processed := 0
