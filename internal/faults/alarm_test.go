@@ -129,10 +129,11 @@ func TestAlarmBlockedPublishersWaitReportAndResume(t *testing.T) {
 	probe := newProber(t, node.URL())
 
 	t.Run("memory alarm, then cleared", func(t *testing.T) {
-		// Both run about ten seconds unblocked, so the alarm (raised after
-		// a second or two, in effect at the node's next memory check)
-		// catches them in the middle.
-		const events, deadLetters = 4000, 1500
+		// Both would run about twenty seconds unblocked, so the alarm
+		// (raised after a second or two, in effect at the node's next
+		// memory check, later on a loaded machine) catches them in the
+		// middle; with ten seconds a loaded run saw one finish first.
+		const events, deadLetters = 8000, 3000
 		brokertest.DLQFixture(t, dlqVhost, deadLetters, 1000)
 		dir := t.TempDir()
 		prod := mqctltest.Start(t, env, "produce", "--count", fmt.Sprint(events), "--rate", "400", "--blocked-timeout", "2m", "-o", "json", "-v")
