@@ -74,12 +74,9 @@ func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
 	var perVhost map[string]*topology.Definitions
 	vhost := opts.Vhost
 	if opts.FromDefinitions != "" {
-		data, err := os.ReadFile(opts.FromDefinitions)
-		if err != nil {
-			return fail.Usagef("read definitions: %v", err)
-		}
-		if perVhost, err = topology.ReadDefinitions(data); err != nil {
-			return fail.Usagef("%s: %v", opts.FromDefinitions, err)
+		var err error
+		if perVhost, err = topology.ReadDefinitionsFile(opts.FromDefinitions); err != nil {
+			return fail.Wrap(fail.Usage, err)
 		}
 		// A single-vhost export names no vhost on its objects.
 		if d, ok := perVhost[""]; ok {
