@@ -123,7 +123,9 @@ func DefaultConfigPath(env LookupEnv) string {
 }
 
 // LoadFile reads the config file at path. A missing file is not an error
-// (nil, nil); a file readable by group or others yields a warning.
+// (nil, nil); a file readable by group or others yields a warning. An
+// invalid file (bad YAML, unknown keys, wrong types, not UTF-8 text, over
+// yamlfile.MaxConfigFile) is a usage error naming file, line and column.
 func LoadFile(path string) (*File, []string, error) {
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -136,9 +138,9 @@ func LoadFile(path string) (*File, []string, error) {
 	if info.Mode().Perm()&0o044 != 0 {
 		warnings = append(warnings, fmt.Sprintf("config file %s is readable by others (mode %04o); it may hold passwords: run `chmod 600 %s`", path, info.Mode().Perm(), path))
 	}
-	data, err := os.ReadFile(path)
+	data, err := yamlfile.ReadFile(path, "a config file", yamlfile.MaxConfigFile)
 	if err != nil {
-		return nil, warnings, fmt.Errorf("read config file: %w", err)
+		return nil, warnings, fail.Wrap(fail.Usage, fmt.Errorf("invalid config file: %w", err))
 	}
 	var f File
 	if err := yamlfile.DecodeStrict(path, data, &f); err != nil {
@@ -191,7 +193,12 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	for _, r := range raw {
 		u, err := amqp.ParseURI(r)
 		if err != nil {
-			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", RedactURL(r), err)
+			// A url.Error repeats the whole URL, password included.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", MaskUserinfo(r), err)
 		}
 		if ctx.Password != "" && !urlHasPassword(r) {
 			u.Password = ctx.Password
@@ -223,7 +230,7 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 		var err error
 		mu, err = url.Parse(mgmt)
 		if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
-			return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", RedactURL(mgmt))
+			return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", MaskUserinfo(mgmt))
 		}
 	}
 	s.MgmtUser, s.MgmtPassword = first.Username, first.Password
