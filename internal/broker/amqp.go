@@ -136,6 +136,9 @@ func (d *Dialer) classify(url string, err error) error {
 		}
 		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
 	}
+	if advice := TLSAdvice(err); advice != "" {
+		return fmt.Errorf("connect to %s: %s; %s", where, msg, advice)
+	}
 	return fmt.Errorf("connect to %s: %s; is RabbitMQ running there? (`make broker` starts a local node)", where, msg)
 }
 

@@ -93,6 +93,9 @@ func MgmtError(s config.Settings, what string, err error) error {
 		}
 		return fmt.Errorf("%s: management API error %d: %s %s", what, er.StatusCode, er.Message, er.Reason)
 	}
+	if advice := TLSAdvice(err); advice != "" {
+		return fmt.Errorf("%s: %s; %s", what, msg, advice)
+	}
 	if strings.Contains(msg, "connection refused") {
 		return fmt.Errorf("%s: %s; is the management plugin enabled? run `rabbitmq-plugins enable rabbitmq_management`", what, msg)
 	}

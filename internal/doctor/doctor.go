@@ -14,6 +14,7 @@ import (
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
@@ -147,6 +148,8 @@ func checkMgmt(t Target, m Mgmt, describe func(error) (string, fail.Kind)) []Che
 		hint := "check --mgmt-url and that the management plugin is enabled"
 		if k, _ := fail.KindOf(err); k == fail.Auth {
 			hint = "the user needs the management, monitoring or administrator tag: `rabbitmqctl set_user_tags USER monitoring`"
+		} else if advice := broker.TLSAdvice(err); advice != "" {
+			hint = advice
 		}
 		return append([]Check{failed("management", err, hint)}, skipped("user", "vhost", "feature flags")...)
 	}
