@@ -290,16 +290,39 @@ func urlHasPassword(raw string) bool {
 	return err == nil && u.User != nil && hasPassword(u.User)
 }
 
+// splitList splits comma-separated node URLs. A comma belongs to the URL
+// before it unless a scheme (amqp://) follows it: a password may hold a
+// comma, and splitting it off would put half the password in an error.
 func splitList(vals ...string) []string {
 	var out []string
 	for _, v := range vals {
+		start := len(out)
 		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
+			t := strings.TrimSpace(p)
+			switch {
+			case t == "":
+			case len(out) > start && !hasScheme(t):
+				out[len(out)-1] = strings.TrimSpace(out[len(out)-1] + "," + p)
+			default:
+				out = append(out, t)
 			}
 		}
 	}
 	return out
+}
+
+// hasScheme reports whether s starts with scheme://.
+func hasScheme(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return false
+	}
+	for _, c := range s[:i] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func firstNonEmpty(vals ...string) string {

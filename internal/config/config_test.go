@@ -180,3 +180,19 @@ func TestLoadFile(t *testing.T) {
 		t.Fatalf("want a usage error naming bad.yaml line 4, got %v", err)
 	}
 }
+
+// A comma splits node URLs only where another URL starts: a password may
+// hold one, and half of it must not end up in an "invalid URL" error.
+func TestURLListKeepsCommasInsidePasswords(t *testing.T) {
+	s, err := Resolve(Flags{URLs: []string{"amqp://u:pa,ss@h1/v, amqp://u:pa,ss@h2/v,"}}, func(string) (string, bool) { return "", false }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.AMQPURLs) != 2 || s.MgmtPassword != "pa,ss" || !strings.Contains(s.AMQPURLs[1], "@h2") {
+		t.Fatalf("urls %v, password %q", s.Public().URLs, s.MgmtPassword)
+	}
+	_, err = Resolve(Flags{URLs: []string{"rabbit:qq,zz@h1"}}, func(string) (string, bool) { return "", false }, nil)
+	if err == nil || strings.Contains(err.Error(), "qq") || strings.Contains(err.Error(), "zz") || !strings.Contains(err.Error(), "xxxxx@h1") {
+		t.Fatalf("invalid URL error: %v", err)
+	}
+}
