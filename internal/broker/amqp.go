@@ -60,6 +60,7 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 	d.mu.Unlock()
 	var errs []string
 	var last error
+	certOnly := true // every node refused on certificates: retrying cannot help
 	for i := range d.urls {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -74,6 +75,7 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 		}
 		last = err
 		errs = append(errs, err.Error())
+		certOnly = certOnly && errors.Is(err, ErrCertificate)
 		if k, _ := fail.KindOf(err); k == fail.Auth {
 			// Wrong credentials are wrong on every node.
 			return nil, err
@@ -82,7 +84,11 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 	if len(d.urls) == 1 {
 		return nil, last
 	}
-	return nil, fmt.Errorf("no node answered: %s", strings.Join(errs, "; "))
+	msg := "no node answered: " + strings.Join(errs, "; ")
+	if certOnly {
+		return nil, &certError{msg}
+	}
+	return nil, errors.New(msg)
 }
 
 func (d *Dialer) dialOne(ctx context.Context, url string) (*amqp.Connection, error) {
@@ -137,7 +143,11 @@ func (d *Dialer) classify(url string, err error) error {
 		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
 	}
 	if advice := TLSAdvice(err); advice != "" {
-		return fmt.Errorf("connect to %s: %s; %s", where, msg, advice)
+		msg := fmt.Sprintf("connect to %s: %s; %s", where, msg, advice)
+		if permanentTLS(err) {
+			return &certError{msg}
+		}
+		return errors.New(msg)
 	}
 	return fmt.Errorf("connect to %s: %s; is RabbitMQ running there? (`make broker` starts a local node)", where, msg)
 }
@@ -179,7 +189,8 @@ func (b Backoff) Delay(n int) time.Duration {
 }
 
 // DialRetry dials until it succeeds, the context ends, or the error is an
-// authentication failure (retrying cannot fix that). Each failed round over
+// authentication failure or a refused certificate (ErrCertificate):
+// retrying cannot fix those. Each failed round over
 // all nodes moves the start node and waits per the backoff. onRetry, when
 // set, hears about each failed round.
 func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt int, err error)) (*amqp.Connection, error) {
@@ -188,7 +199,7 @@ func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt 
 		if err == nil {
 			return conn, nil
 		}
-		if k, _ := fail.KindOf(err); k == fail.Auth || ctx.Err() != nil {
+		if k, _ := fail.KindOf(err); k == fail.Auth || errors.Is(err, ErrCertificate) || ctx.Err() != nil {
 			return nil, err
 		}
 		if onRetry != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
@@ -94,6 +95,14 @@ func MgmtError(s config.Settings, what string, err error) error {
 		return fmt.Errorf("%s: management API error %d: %s %s", what, er.StatusCode, er.Message, er.Reason)
 	}
 	if advice := TLSAdvice(err); advice != "" {
+		// The request URL (a page of queues with every column) buries the
+		// reason; its scheme and host are enough.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if u, perr := url.Parse(ue.URL); perr == nil {
+				msg = strings.Replace(msg, ue.Error(), fmt.Sprintf("%s %s://%s: %v", ue.Op, u.Scheme, u.Host, ue.Err), 1)
+			}
+		}
 		return fmt.Errorf("%s: %s; %s", what, msg, advice)
 	}
 	if strings.Contains(msg, "connection refused") {
