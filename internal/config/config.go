@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -200,6 +201,11 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 			}
 			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", MaskUserinfo(r), err)
 		}
+		// A slash too few or too many (amqp:/u:pw@h, amqp:///u:pw@h)
+		// parses, with the credentials as the vhost, to be printed.
+		if !hasScheme(r) || userinfoLike.MatchString(u.Vhost) {
+			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): the vhost would be %q; is a '/' missing or extra? expected amqp://user:pass@host:port/vhost", MaskUserinfo(r), MaskUserinfo(u.Vhost))
+		}
 		if ctx.Password != "" && !urlHasPassword(r) {
 			u.Password = ctx.Password
 		}
@@ -282,6 +288,9 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	s.ConfigPath = fl.ConfigPath
 	return s, nil
 }
+
+// userinfoLike matches a vhost that is really user:password@host.
+var userinfoLike = regexp.MustCompile(`^[^/]*:[^/]*@`)
 
 func hasPassword(u *url.Userinfo) bool { _, ok := u.Password(); return ok }
 

@@ -196,3 +196,14 @@ func TestURLListKeepsCommasInsidePasswords(t *testing.T) {
 		t.Fatalf("invalid URL error: %v", err)
 	}
 }
+
+// A slash too few or too many would make user:password@host the vhost,
+// printed everywhere the vhost is; such a URL is refused, masked.
+func TestURLWithCredentialsInTheVhostIsRefused(t *testing.T) {
+	for _, raw := range []string{"amqp:/ops:Qx7-secret@rabbit/", "amqp:///ops:Qx7-secret@rabbit", "amqps://rabbit/ops:Qx7-secret@x"} {
+		_, err := Resolve(Flags{URLs: []string{raw}}, func(string) (string, bool) { return "", false }, nil)
+		if k, _ := fail.KindOf(err); k != fail.Usage || strings.Contains(err.Error(), "Qx7-secret") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func FuzzResolveURL(f *testing.F) {
 		{"amqp://u:", "@[::1"}, {"amqp://u:", "%zz@h/"}, {",,,amqp://u:", "@h/,"}, {"amqp://u:", "@h/%"},
 		{"amqp://u:", "@h:5672/v with space"}, {"amqp://:", "@/"}, {"AMQP://U:", "@H/"}, {"amqp://u:p:", "@h/"},
 		{"guest:", "@rabbit:5672"}, {"amqp://u:pa/", "@h/"}, {"//:", "@"}, {"amqp://u:", "@h:x/"},
-		{"amqp://a/,amqp://u:pa,", "@h/"}, {":", ",@00000"}, {"amqp://u:", ",amqp://h/"},
+		{"amqp://a/,amqp://u:pa,", "@h/"}, {":", ",@00000"}, {"amqp://u:", ",amqp://h/"}, {"amqp:/u:", "@h/"}, {"amqp:///u:", "@h"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
