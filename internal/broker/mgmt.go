@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,10 +49,16 @@ func mgmtTransport(s config.Settings) (http.RoundTripper, error) {
 type AuthError struct {
 	URL    string
 	Status int
+	// Reason is the API's own word, e.g. "Not administrator user" when the
+	// credentials are right but the user's tags are not enough.
+	Reason string
 }
 
 func (e *AuthError) Error() string {
-	if e.Status == http.StatusUnauthorized {
+	switch {
+	case strings.Contains(e.Reason, "administrator"):
+		return fmt.Sprintf("management API %s refused the request (401: %s): it needs a user with the administrator tag (`rabbitmqctl set_user_tags USER administrator`)", e.URL, e.Reason)
+	case e.Status == http.StatusUnauthorized:
 		return fmt.Sprintf("management API %s refused the credentials (401): wrong user or password, or the user lacks the management/monitoring tag", e.URL)
 	}
 	return fmt.Sprintf("management API %s refused access (%d)", e.URL, e.Status)
@@ -68,8 +76,12 @@ func (t *classifyingTransport) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	// rabbit-hole turns 401 into an untyped string; type it here instead.
 	if resp.StatusCode == http.StatusUnauthorized {
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&body)
 		resp.Body.Close()
-		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(req.URL.Redacted()), Status: resp.StatusCode})
+		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(req.URL.Redacted()), Status: resp.StatusCode, Reason: t.redactor.Redact(body.Reason)})
 	}
 	return resp, nil
 }
