@@ -44,7 +44,7 @@ func TestLeastPermissions(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	mustRun(t, env.Environ(), 0, "topology", "apply", "-f", exampleTopology)
-	fillDLQ(t, env, 5)
+	fillDLQ(t, env, "email.dlq", 5)
 	ro := readOnlyUser(t, env)
 	ro["XDG_STATE_HOME"] = t.TempDir()
 	dir := t.TempDir()
