@@ -38,7 +38,8 @@ mqctl-replay-count goes up by one. The whole file is checked first: a bad
 line (reported as FILE:LINE) publishes nothing. Exit 3 when some message
 was returned or refused by the broker.
 
-Least permissions: write on the default exchange (the destination queues).`,
+Least permissions: write on the default exchange (the write pattern must
+match amq.default). Without it the broker refuses the first publish: exit 4.`,
 		Example: `  mqctl publish --from email.dlq.purged.20260501T101500Z.jsonl
   mqctl publish --from checked.jsonl --to email-staging -o json`,
 		Args: cobra.NoArgs,
