@@ -69,6 +69,7 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 	d.mu.Unlock()
 	var errs []string
 	var last error
+	certOnly := true // every node refused on certificates: retrying cannot help
 	for i := range d.urls {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -83,6 +84,7 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 		}
 		last = err
 		errs = append(errs, err.Error())
+		certOnly = certOnly && errors.Is(err, ErrCertificate)
 		if k, _ := fail.KindOf(err); k == fail.Auth {
 			// Wrong credentials are wrong on every node.
 			return nil, err
@@ -91,7 +93,11 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 	if len(d.urls) == 1 {
 		return nil, last
 	}
-	return nil, fmt.Errorf("no node answered: %s", strings.Join(errs, "; "))
+	msg := "no node answered: " + strings.Join(errs, "; ")
+	if certOnly {
+		return nil, &certError{msg}
+	}
+	return nil, errors.New(msg)
 }
 
 func (d *Dialer) dialOne(ctx context.Context, url string) (*amqp.Connection, error) {
@@ -166,6 +172,13 @@ func (d *Dialer) classify(url string, err error) error {
 		}
 		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
 	}
+	if advice := TLSAdvice(err); advice != "" {
+		msg := fmt.Sprintf("connect to %s: %s; %s", where, msg, advice)
+		if permanentTLS(err) {
+			return &certError{msg}
+		}
+		return errors.New(msg)
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || strings.Contains(msg, "i/o timeout") {
 		// amqp091 reports a handshake read timeout as a frame error
@@ -222,10 +235,10 @@ func (d *Dialer) LimitStartup(within time.Duration) {
 }
 
 // DialRetry dials until it succeeds, the context ends, the error is an
-// authentication failure (retrying cannot fix that), or the startup limit
-// (LimitStartup) passes. Each failed round over all nodes moves the start
-// node and waits per the backoff. onRetry, when set, hears about each
-// failed round.
+// authentication failure or a refused certificate (ErrCertificate), which
+// retrying cannot fix, or the startup limit (LimitStartup) passes. Each
+// failed round over all nodes moves the start node and waits per the
+// backoff. onRetry, when set, hears about each failed round.
 func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt int, err error)) (*amqp.Connection, error) {
 	began := time.Now()
 	for attempt := 0; ; attempt++ {
@@ -233,7 +246,7 @@ func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt 
 		if err == nil {
 			return conn, nil
 		}
-		if k, _ := fail.KindOf(err); k == fail.Auth || ctx.Err() != nil {
+		if k, _ := fail.KindOf(err); k == fail.Auth || errors.Is(err, ErrCertificate) || ctx.Err() != nil {
 			return nil, err
 		}
 		d.mu.Lock()

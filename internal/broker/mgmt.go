@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,10 +51,16 @@ func mgmtTransport(s config.Settings) (http.RoundTripper, error) {
 type AuthError struct {
 	URL    string
 	Status int
+	// Reason is the API's own word, e.g. "Not administrator user" when the
+	// credentials are right but the user's tags are not enough.
+	Reason string
 }
 
 func (e *AuthError) Error() string {
-	if e.Status == http.StatusUnauthorized {
+	switch {
+	case strings.Contains(e.Reason, "administrator"):
+		return fmt.Sprintf("management API %s refused the request (401: %s): it needs a user with the administrator tag (`rabbitmqctl set_user_tags USER administrator`)", e.URL, e.Reason)
+	case e.Status == http.StatusUnauthorized:
 		return fmt.Sprintf("management API %s refused the credentials (401): wrong user or password, or the user lacks the management/monitoring tag", e.URL)
 	}
 	return fmt.Sprintf("management API %s refused access (%d)", e.URL, e.Status)
@@ -70,9 +78,13 @@ func (t *classifyingTransport) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	// rabbit-hole turns 401 into an untyped string; type it here instead.
 	if resp.StatusCode == http.StatusUnauthorized {
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&body)
 		resp.Body.Close()
 		api := req.URL.Scheme + "://" + req.URL.Host
-		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(api), Status: resp.StatusCode})
+		return nil, fail.Wrap(fail.Auth, &AuthError{URL: t.redactor.Redact(api), Status: resp.StatusCode, Reason: t.redactor.Redact(body.Reason)})
 	}
 	return resp, nil
 }
@@ -133,8 +145,8 @@ func MgmtUnreachable(s config.Settings, err error) (problem, hint string, ok boo
 	}
 	cause := s.Redactor.Redact(ue.Err.Error())
 	hint = "check --mgmt-url"
-	if strings.Contains(cause, "x509") || strings.Contains(cause, "tls:") {
-		hint = "check --tls-ca (the CA that signed the API's certificate) and that --mgmt-url names the host in it"
+	if advice := TLSAdvice(err); advice != "" {
+		hint = advice
 	}
 	return fmt.Sprintf("cannot reach the management API at %s: %s", api, cause), hint, true
 }

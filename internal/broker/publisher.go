@@ -21,6 +21,25 @@ var ErrNacked = errors.New("broker nacked the message")
 // again (consumers must tolerate the duplicate).
 var ErrChannelClosed = errors.New("channel closed before the publish was confirmed")
 
+// ChannelClosedError is ErrChannelClosed with the reason the broker gave
+// for closing the channel (an amqp.Error: 403 ACCESS_REFUSED when the user
+// may not write to the exchange, 404 NOT_FOUND for a missing exchange), so
+// the user sees why, and an access refusal maps to exit 4.
+type ChannelClosedError struct{ Reason *amqp.Error }
+
+func (e *ChannelClosedError) Error() string {
+	if e.Reason.Code == amqp.AccessRefused {
+		return fmt.Sprintf("%v: %s; publishing needs write permission on that exchange", ErrChannelClosed, e.Reason.Reason)
+	}
+	return fmt.Sprintf("%v: %s", ErrChannelClosed, e.Reason.Reason)
+}
+
+// Is makes errors.Is(err, ErrChannelClosed) hold.
+func (e *ChannelClosedError) Is(target error) bool { return target == ErrChannelClosed }
+
+// Unwrap gives the broker's reason to errors.As.
+func (e *ChannelClosedError) Unwrap() error { return e.Reason }
+
 // ReturnedError means the message was returned as unroutable (mandatory):
 // no queue is bound for it, so the broker dropped it despite the ack.
 type ReturnedError struct {
@@ -195,7 +214,9 @@ func (p *Publisher) open() (*lane, error) {
 	l := &lane{ch: ch, pending: map[uint64]*Confirmation{}, done: make(chan struct{})}
 	returns := ch.NotifyReturn(make(chan amqp.Return, p.window))
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.window))
-	go p.loop(l, returns, confirms)
+	// amqp091 sends the close reason (once) before it closes confirms.
+	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
+	go p.loop(l, returns, confirms, closes)
 	return l, nil
 }
 
@@ -278,7 +299,7 @@ func (p *Publisher) blockState() (blocked bool, changed <-chan struct{}) {
 // sends a basic.return before the basic.ack of the same message and
 // amqp091 queues them in that order, so draining returns when an ack
 // arrives is enough to know whether that message was returned.
-func (p *Publisher) loop(l *lane, returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
+func (p *Publisher) loop(l *lane, returns <-chan amqp.Return, confirms <-chan amqp.Confirmation, closes <-chan *amqp.Error) {
 	defer close(l.done)
 	// Returns not yet matched to their ack, oldest first.
 	var returned []amqp.Return
@@ -307,7 +328,15 @@ func (p *Publisher) loop(l *lane, returns <-chan amqp.Return, confirms <-chan am
 			take(r)
 		case c, ok := <-confirms:
 			if !ok {
-				p.failAll(l, ErrChannelClosed)
+				var err error = ErrChannelClosed
+				select {
+				case reason := <-closes:
+					if reason != nil {
+						err = &ChannelClosedError{Reason: reason}
+					}
+				default:
+				}
+				p.failAll(l, err)
 				return
 			}
 			drain()
@@ -413,6 +442,20 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 		var be *BlockedError
 		if errors.As(closed, &be) {
 			return nil, be // the write was cut off by the give-up
+		}
+		if errors.Is(err, amqp.ErrClosed) {
+			// The broker closed the channel under an earlier publish; its
+			// reason (ACCESS_REFUSED…) says more than "not open".
+			select {
+			case <-l.done:
+			case <-time.After(time.Second):
+			}
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if closed != nil {
+				return nil, closed
+			}
 		}
 		return nil, fmt.Errorf("publish to %q with key %q: %w", exchange, key, err)
 	}

@@ -62,7 +62,8 @@ Rates are given for the whole run and for the steady state, which leaves
 out the first --warmup seconds. Per-second lines go to stderr when it is a
 terminal (or with --progress).
 
-Least permissions: configure (unless -u), write and read on the queue.`,
+Least permissions: configure on the queue (mqctl-bench-…, unless -u names an
+existing one), write on the default exchange (amq.default), read on the queue.`,
 		Example: `  # PerfTest's "cq-confirm" scenario, 30 seconds
   mqctl bench -x 1 -y 1 -s 1000 -c 1000 -q 1000 -A 100 -f persistent --queue-type classic -z 30
 

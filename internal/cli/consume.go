@@ -77,8 +77,8 @@ broker that stops answering is noticed by the AMQP heartbeat (10 s; the
 connection is given up after 15 s of silence). On SIGINT/SIGTERM it stops
 consuming, finishes the deliveries in hand, prints a summary and exits 0.
 
-Least permissions: read on the queue, write on the default exchange (delay
-queues) and <queue>.dlx.`,
+Least permissions: read on the queue, write on the default exchange
+(amq.default, for the delay queues) and on <queue>.dlx.`,
 		Example: `  mqctl consume email --latency 200ms --fail-rate 0.1
   mqctl consume coupon --prefetch 20 --db /var/lib/demo/effects.db
   mqctl consume email --down --max-attempts 3 --backoff 1s,2s

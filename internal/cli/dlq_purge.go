@@ -43,7 +43,9 @@ puts the messages back. --no-archive drops them for good.
 Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
 nothing changed). Exit 3 when a selected message was not found or failed.
 
-Least permissions: read on the queue.`,
+Least permissions: read on the queue. RabbitMQ has no separate permission for
+removing messages: whoever may consume from a DLQ may purge it (deny read on
+it to prevent that); the archive still keeps what was removed.`,
 		Example: `  mqctl dlq purge email.dlq --from checked.jsonl --yes
   mqctl dlq purge email.dlq --all --archive email-dlq-2026-05.jsonl --yes
   mqctl dlq purge email.dlq --id 7f3a9c --no-archive --yes`,

@@ -75,8 +75,10 @@ Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
 nothing changed). Exit 3 when some selected message was skipped, failed or
 not found.
 
-Least permissions: read and write on the DLQ, write on the default exchange
-(and so on the destination queues).`,
+Least permissions: read on the DLQ and write on the default exchange (the
+write pattern must match amq.default), which publishes to any queue by name;
+--dry-run needs read only. Without write the first publish is refused: exit 4,
+every message stays in the DLQ.`,
 		Example: `  mqctl dlq replay email.dlq --from checked.jsonl --dry-run
   mqctl dlq replay email.dlq --from checked.jsonl --yes
   mqctl dlq replay email.dlq --id 7f3a9c --to email-manual --yes

@@ -31,7 +31,9 @@ and version, the user's tags and vhost permissions, and the quorum_queue feature
 flag. Prints a table; exits 1 (4 for refused credentials) with a hint when a
 check fails.
 
-Least permissions: read access to the vhost and the monitoring tag.`,
+Least permissions: read access to the vhost and the monitoring tag. Only an
+administrator may read the permission patterns and the feature flags; for
+other users doctor says so (a warning) and does not fail.`,
 		Example: `  mqctl doctor
   MQCTL_URL=amqp://app@rabbit.internal/orders mqctl doctor -o json`,
 		Args: cobra.NoArgs,

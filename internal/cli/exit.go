@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
 )
@@ -65,6 +67,9 @@ func kindCode(k fail.Kind) int {
 // failures of mqctl, so they carry no "Error:" prefix.
 func printError(w io.Writer, r *config.Redactor, err error, code int) {
 	msg := r.Redact(err.Error())
+	if h := permissionHint(err); h != "" {
+		msg += "; " + h
+	}
 	switch code {
 	case ExitCondition:
 		fmt.Fprintln(w, msg)
@@ -73,4 +78,16 @@ func printError(w io.Writer, r *config.Redactor, err error, code int) {
 	default:
 		fmt.Fprintln(w, "Error:", msg)
 	}
+}
+
+// permissionHint explains a broker's ACCESS_REFUSED on an object: RabbitMQ
+// 3.10 names the object but not the permission it wanted.
+func permissionHint(err error) string {
+	var ae *amqp.Error
+	var published *broker.ChannelClosedError // says "write" itself
+	if errors.As(err, &published) || !errors.As(err, &ae) || ae.Code != amqp.AccessRefused || !strings.Contains(ae.Reason, "access to ") || strings.Contains(ae.Reason, "access to vhost") {
+		return ""
+	}
+	return "declaring or deleting an object needs configure permission on it, publishing write, consuming and purging read " +
+		"(`rabbitmqctl list_user_permissions USER` shows them; each command's --help says what it needs)"
 }

@@ -38,7 +38,8 @@ mqctl-replay-count goes up by one. The whole file is checked first: a bad
 line (reported as FILE:LINE) publishes nothing. Exit 3 when some message
 was returned or refused by the broker.
 
-Least permissions: write on the default exchange (the destination queues).`,
+Least permissions: write on the default exchange (the write pattern must
+match amq.default). Without it the broker refuses the first publish: exit 4.`,
 		Example: `  mqctl publish --from email.dlq.purged.20260501T101500Z.jsonl
   mqctl publish --from checked.jsonl --to email-staging -o json`,
 		Args: cobra.NoArgs,
@@ -79,8 +80,11 @@ func (v publishView) Table() output.TableData {
 
 func publishRun(ctx context.Context, opts *PublishOptions) error {
 	f := opts.f
-	if _, err := os.Stat(opts.From); err != nil {
-		return fail.Usagef("--from: %v", err)
+	open := func() (io.ReadCloser, error) { return os.Open(opts.From) }
+	// The whole file is checked before anything connects: a bad file is
+	// exit 2 whether or not the broker is up.
+	if _, err := dlq.CheckRecords(open, opts.From, opts.To); err != nil {
+		return err
 	}
 	conn, err := dial(ctx, f, "mqctl publish")
 	if err != nil {
@@ -88,8 +92,8 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	}
 	defer conn.Close()
 	progress := output.NewProgress(f.IO, -1, "publishing")
-	rep, runErr := dlq.PublishRecords(ctx, conn, func() (io.ReadCloser, error) { return os.Open(opts.From) }, opts.From,
-		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress})
+	rep, runErr := dlq.PublishRecords(ctx, conn, open, opts.From,
+		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress, Checked: true})
 	progress.Finish()
 	if rep == nil {
 		return runErr

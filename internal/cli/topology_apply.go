@@ -44,7 +44,9 @@ A queue is never deleted while it holds messages or has consumers: the counts
 are checked again right before each delete (quorum queues do not support
 if-empty), and such queues are kept and reported (exit 3).
 
-Least permissions: the administrator tag (the definitions import requires it).`,
+Least permissions: the administrator tag (the definitions import requires it;
+without it apply exits 4 and changes nothing). An apply with nothing to change
+needs only what plan needs.`,
 		Example: `  mqctl topology apply -f examples/registration/topology.yaml
   mqctl topology apply -f topology.yaml --prune --yes`,
 		Args: cobra.NoArgs,

@@ -41,7 +41,10 @@ broker; export writes len(backoff)+1, which declares the same objects.
 
 --all-vhosts writes one file per vhost into --out-dir (default.yaml for "/").
 
-Least permissions: the management tag and read access to the vhost(s).`,
+Least permissions: the monitoring or management tag and read access to the
+vhost(s) (without the administrator tag, --all-vhosts exports the vhosts the
+user may see); none with --from-definitions, which reads only the file (at
+most 32 MiB, UTF-8 JSON; errors name line and column).`,
 		Example: `  mqctl topology export > topology.yaml
   mqctl topology export --vhost orders --out orders.yaml
   mqctl topology export --all-vhosts --out-dir topologies/
@@ -74,12 +77,9 @@ func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
 	var perVhost map[string]*topology.Definitions
 	vhost := opts.Vhost
 	if opts.FromDefinitions != "" {
-		data, err := os.ReadFile(opts.FromDefinitions)
-		if err != nil {
-			return fail.Usagef("read definitions: %v", err)
-		}
-		if perVhost, err = topology.ReadDefinitions(data); err != nil {
-			return fail.Usagef("%s: %v", opts.FromDefinitions, err)
+		var err error
+		if perVhost, err = topology.ReadDefinitionsFile(opts.FromDefinitions); err != nil {
+			return fail.Wrap(fail.Usage, err)
 		}
 		// A single-vhost export names no vhost on its objects.
 		if d, ok := perVhost[""]; ok {

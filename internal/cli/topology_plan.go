@@ -48,7 +48,9 @@ silently ignores some redeclared arguments.
 --exit-code: exit 3 when changes are pending (create, update, conflict,
 delete), 0 when the broker matches the file — for CI.
 
-Least permissions: the management (or monitoring) tag and read access to the vhost.`,
+Least permissions: the monitoring or management tag and read access to the
+vhost. (GET /api/definitions/{vhost} wants the administrator tag; without it
+plan reads the vhost's queues, exchanges, bindings and policies lists.)`,
 		Example: `  mqctl topology plan -f examples/registration/topology.yaml
   mqctl topology plan -f topology.yaml --exit-code -o json
   mqctl topology plan -f topology.yaml --prune`,

@@ -14,7 +14,9 @@ func NewCmdTopologySchema(f *Factory) *cobra.Command {
 		Long: `Print the JSON Schema (draft 2020-12) of the topology file. Point your editor
 at it, e.g. with the YAML language server:
 
-  # yaml-language-server: $schema=./topology.schema.json`,
+  # yaml-language-server: $schema=./topology.schema.json
+
+Least permissions: none (no broker is contacted).`,
 		Example: `  mqctl topology schema > topology.schema.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

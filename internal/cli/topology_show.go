@@ -28,7 +28,9 @@ func NewCmdTopologyShow(f *Factory, runF func(*TopologyShowOptions) error) *cobr
 		Short: "Draw the message flow of a topology file (exchange → queue → retry → DLQ)",
 		Long: `Draw the flow a file declares: each exchange, its bindings, the queues they
 reach, and for each work queue its retry delay queues and dead-letter path.
-Offline. -o mermaid writes a mermaid flowchart for docs; -o json the flow as data.`,
+Offline. -o mermaid writes a mermaid flowchart for docs; -o json the flow as data.
+
+Least permissions: none (no broker is contacted).`,
 		Example: `  mqctl topology show -f examples/registration/topology.yaml
   mqctl topology show -f topology.yaml -o mermaid > flow.mmd`,
 		Args: cobra.NoArgs,

@@ -28,7 +28,10 @@ func NewCmdTopologyValidate(f *Factory, runF func(*TopologyValidateOptions) erro
 		Long: `Check a topology file without contacting the broker: YAML syntax, unknown and
 duplicate keys, wrong types, duplicate names, bindings to undeclared exchanges,
 bad durations, retry without a dead-letter queue, and dead-letter loops. All
-problems are reported in one run. Exit 2 when the file is invalid.`,
+problems are reported in one run. Exit 2 when the file is invalid, not UTF-8
+text, or larger than 8 MiB.
+
+Least permissions: none (no broker is contacted).`,
 		Example: `  mqctl topology validate -f examples/registration/topology.yaml
   mqctl topology validate -f topology.yaml -o json`,
 		Args: cobra.NoArgs,

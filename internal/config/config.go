@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -123,7 +124,9 @@ func DefaultConfigPath(env LookupEnv) string {
 }
 
 // LoadFile reads the config file at path. A missing file is not an error
-// (nil, nil); a file readable by group or others yields a warning.
+// (nil, nil); a file readable by group or others yields a warning. An
+// invalid file (bad YAML, unknown keys, wrong types, not UTF-8 text, over
+// yamlfile.MaxConfigFile) is a usage error naming file, line and column.
 func LoadFile(path string) (*File, []string, error) {
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -136,9 +139,9 @@ func LoadFile(path string) (*File, []string, error) {
 	if info.Mode().Perm()&0o044 != 0 {
 		warnings = append(warnings, fmt.Sprintf("config file %s is readable by others (mode %04o); it may hold passwords: run `chmod 600 %s`", path, info.Mode().Perm(), path))
 	}
-	data, err := os.ReadFile(path)
+	data, err := yamlfile.ReadFile(path, "a config file", yamlfile.MaxConfigFile)
 	if err != nil {
-		return nil, warnings, fmt.Errorf("read config file: %w", err)
+		return nil, warnings, fail.Wrap(fail.Usage, fmt.Errorf("invalid config file: %w", err))
 	}
 	var f File
 	if err := yamlfile.DecodeStrict(path, data, &f); err != nil {
@@ -191,7 +194,17 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	for _, r := range raw {
 		u, err := amqp.ParseURI(r)
 		if err != nil {
-			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", RedactURL(r), err)
+			// A url.Error repeats the whole URL, password included.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", MaskUserinfo(r), err)
+		}
+		// A slash too few or too many (amqp:/u:pw@h, amqp:///u:pw@h)
+		// parses, with the credentials as the vhost, to be printed.
+		if !hasScheme(r) || userinfoLike.MatchString(u.Vhost) {
+			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): the vhost would be %q; is a '/' missing or extra? expected amqp://user:pass@host:port/vhost", MaskUserinfo(r), MaskUserinfo(u.Vhost))
 		}
 		if ctx.Password != "" && !urlHasPassword(r) {
 			u.Password = ctx.Password
@@ -223,7 +236,7 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 		var err error
 		mu, err = url.Parse(mgmt)
 		if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
-			return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", RedactURL(mgmt))
+			return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", MaskUserinfo(mgmt))
 		}
 	}
 	s.MgmtUser, s.MgmtPassword = first.Username, first.Password
@@ -276,6 +289,9 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	return s, nil
 }
 
+// userinfoLike matches a vhost that is really user:password@host.
+var userinfoLike = regexp.MustCompile(`^[^/]*:[^/]*@`)
+
 func hasPassword(u *url.Userinfo) bool { _, ok := u.Password(); return ok }
 
 func urlHasPassword(raw string) bool {
@@ -283,16 +299,39 @@ func urlHasPassword(raw string) bool {
 	return err == nil && u.User != nil && hasPassword(u.User)
 }
 
+// splitList splits comma-separated node URLs. A comma belongs to the URL
+// before it unless a scheme (amqp://) follows it: a password may hold a
+// comma, and splitting it off would put half the password in an error.
 func splitList(vals ...string) []string {
 	var out []string
 	for _, v := range vals {
+		start := len(out)
 		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
+			t := strings.TrimSpace(p)
+			switch {
+			case t == "":
+			case len(out) > start && !hasScheme(t):
+				out[len(out)-1] = strings.TrimSpace(out[len(out)-1] + "," + p)
+			default:
+				out = append(out, t)
 			}
 		}
 	}
 	return out
+}
+
+// hasScheme reports whether s starts with scheme://.
+func hasScheme(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return false
+	}
+	for _, c := range s[:i] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -180,3 +180,30 @@ func TestLoadFile(t *testing.T) {
 		t.Fatalf("want a usage error naming bad.yaml line 4, got %v", err)
 	}
 }
+
+// A comma splits node URLs only where another URL starts: a password may
+// hold one, and half of it must not end up in an "invalid URL" error.
+func TestURLListKeepsCommasInsidePasswords(t *testing.T) {
+	s, err := Resolve(Flags{URLs: []string{"amqp://u:pa,ss@h1/v, amqp://u:pa,ss@h2/v,"}}, func(string) (string, bool) { return "", false }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.AMQPURLs) != 2 || s.MgmtPassword != "pa,ss" || !strings.Contains(s.AMQPURLs[1], "@h2") {
+		t.Fatalf("urls %v, password %q", s.Public().URLs, s.MgmtPassword)
+	}
+	_, err = Resolve(Flags{URLs: []string{"rabbit:qq,zz@h1"}}, func(string) (string, bool) { return "", false }, nil)
+	if err == nil || strings.Contains(err.Error(), "qq") || strings.Contains(err.Error(), "zz") || !strings.Contains(err.Error(), "xxxxx@h1") {
+		t.Fatalf("invalid URL error: %v", err)
+	}
+}
+
+// A slash too few or too many would make user:password@host the vhost,
+// printed everywhere the vhost is; such a URL is refused, masked.
+func TestURLWithCredentialsInTheVhostIsRefused(t *testing.T) {
+	for _, raw := range []string{"amqp:/ops:Qx7-secret@rabbit/", "amqp:///ops:Qx7-secret@rabbit", "amqps://rabbit/ops:Qx7-secret@x"} {
+		_, err := Resolve(Flags{URLs: []string{raw}}, func(string) (string, bool) { return "", false }, nil)
+		if k, _ := fail.KindOf(err); k != fail.Usage || strings.Contains(err.Error(), "Qx7-secret") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}

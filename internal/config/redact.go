@@ -17,6 +17,22 @@ func RedactURL(s string) string {
 	return userinfoRe.ReplaceAllString(s, "$1:"+Mask+"@")
 }
 
+// MaskUserinfo hides everything between a URL's scheme and its last '@'
+// (user name and password), however malformed the URL: for a URL that
+// does not parse, where no parser can say which part is the password
+// (amqp://u:pa/ss@h, guest:secret@rabbit:5672).
+func MaskUserinfo(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "//"); i >= 0 && i < at {
+		start = i + 2
+	}
+	return raw[:start] + Mask + raw[at:]
+}
+
 // Redactor scrubs known secrets from any text before it leaves mqctl.
 type Redactor struct {
 	secrets []string

@@ -32,6 +32,31 @@ type PublishOptions struct {
 	Window   int
 	Progress Progress
 	Now      func() time.Time
+	// Checked says the caller has run CheckRecords on the file already.
+	Checked bool
+}
+
+// CheckRecords reads the whole file as PublishRecords would publish it and
+// returns how many records it holds, or the first bad line as a usage
+// error (file:line): not a record, headers that do not decode, or no
+// destination (no origin queue and no to), or no record at all. It needs no broker, so a bad
+// file is refused before anything connects.
+func CheckRecords(open func() (io.ReadCloser, error), name, to string) (int, error) {
+	n := 0
+	err := eachRecord(open, name, func(line int, r Record) error {
+		if _, err := r.Publishing(); err != nil {
+			return fail.Usagef("%s:%d: %v", name, line, err)
+		}
+		if r.Destination(to) == "" {
+			return fail.Usagef("%s:%d: record %s has no origin queue; pass --to QUEUE", name, line, r.ID)
+		}
+		n++
+		return nil
+	})
+	if err == nil && n == 0 {
+		return 0, fail.Usagef("%s holds no record (empty file): nothing to publish", name)
+	}
+	return n, err
 }
 
 // PublishRecords publishes every record of a JSONL export or archive
@@ -48,19 +73,10 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		o.Now = time.Now
 	}
 	o.Window = max(o.Window, 1)
-	// First pass: validate, so a bad line changes nothing.
-	n := 0
-	if err := eachRecord(open, name, func(line int, r Record) error {
-		if _, err := r.Publishing(); err != nil {
-			return fail.Usagef("%s:%d: %v", name, line, err)
+	if !o.Checked {
+		if _, err := CheckRecords(open, name, o.To); err != nil {
+			return nil, err
 		}
-		if r.Destination(o.To) == "" {
-			return fail.Usagef("%s:%d: record %s has no origin queue; pass --to QUEUE", name, line, r.ID)
-		}
-		n++
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	rep := &PublishReport{File: name, Failed: []PublishFailed{}}
 	pub, err := broker.NewPublisher(conn, o.Window)

@@ -34,7 +34,7 @@ type Properties struct {
 	ReplyTo         string           `json:"reply_to,omitempty"`
 	Expiration      string           `json:"expiration,omitempty"`
 	MessageID       string           `json:"message_id,omitempty"`
-	Timestamp       *time.Time       `json:"timestamp,omitempty"`
+	Timestamp       *Timestamp       `json:"timestamp,omitempty"`
 	Type            string           `json:"type,omitempty"`
 	UserID          string           `json:"user_id,omitempty"`
 	AppID           string           `json:"app_id,omitempty"`
@@ -57,8 +57,8 @@ type Death struct {
 	// Count is how often the message died this way: the x-death count, or
 	// the attempts a consumer made.
 	Count        int64      `json:"count,omitempty"`
-	FirstDeathAt *time.Time `json:"first_death_at,omitempty"`
-	LastDeathAt  *time.Time `json:"last_death_at,omitempty"`
+	FirstDeathAt *Timestamp `json:"first_death_at,omitempty"`
+	LastDeathAt  *Timestamp `json:"last_death_at,omitempty"`
 	// Exchange and RoutingKeys are where the message was first published.
 	Exchange    string   `json:"exchange,omitempty"`
 	RoutingKeys []string `json:"routing_keys,omitempty"`
@@ -95,7 +95,7 @@ func FromDelivery(queue string, d amqp.Delivery) (Record, error) {
 		MessageID: d.MessageId, Type: d.Type, UserID: d.UserId, AppID: d.AppId, Headers: h,
 	}
 	if !d.Timestamp.IsZero() {
-		ts := d.Timestamp.UTC()
+		ts := NewTimestamp(d.Timestamp)
 		p.Timestamp = &ts
 	}
 	r := Record{
@@ -203,13 +203,13 @@ func deathOf(h amqp.Table) Death {
 		d.Exchange = q
 	}
 	for _, e := range xd {
-		if !e.time.IsZero() && (d.FirstDeathAt == nil || e.time.Before(*d.FirstDeathAt)) {
-			t := e.time.UTC()
+		if !e.time.IsZero() && (d.FirstDeathAt == nil || e.time.Before(d.FirstDeathAt.Time)) {
+			t := NewTimestamp(e.time)
 			d.FirstDeathAt = &t
 		}
 	}
 	if !last.time.IsZero() {
-		t := last.time.UTC()
+		t := NewTimestamp(last.time)
 		d.LastDeathAt = &t
 	}
 	return d
@@ -276,7 +276,7 @@ func toInt(v any) int64 {
 
 func intHeader(h amqp.Table, name string) int64 { return toInt(h[name]) }
 
-func timeHeader(h amqp.Table, name string) *time.Time {
+func timeHeader(h amqp.Table, name string) *Timestamp {
 	var t time.Time
 	switch x := h[name].(type) {
 	case time.Time:
@@ -289,8 +289,8 @@ func timeHeader(h amqp.Table, name string) *time.Time {
 	default:
 		return nil
 	}
-	t = t.UTC()
-	return &t
+	ts := NewTimestamp(t)
+	return &ts
 }
 
 // Publishing rebuilds the message exactly as it was: body, properties and
@@ -307,7 +307,7 @@ func (r Record) Publishing() (amqp.Publishing, error) {
 		MessageId: p.MessageID, Type: p.Type, UserId: p.UserID, AppId: p.AppID, Body: r.Body,
 	}
 	if p.Timestamp != nil {
-		msg.Timestamp = *p.Timestamp
+		msg.Timestamp = p.Timestamp.Time
 	}
 	return msg, nil
 }

@@ -2,14 +2,16 @@ package dlq
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/yamlfile"
 )
 
 // Selection says which dead letters replay or purge may touch. A file
@@ -38,7 +40,9 @@ func SelectIDs(ids []string) *Selection {
 
 // ReadSelection reads a JSONL file written by export or purge; only the
 // "id" of each line matters (replay takes the content from the queue, not
-// from the file). Blank lines are skipped. Errors name file:line.
+// from the file). Blank lines are skipped; a file without any record is
+// refused (an empty selection is a mistake, not a request). Errors name
+// file:line.
 func ReadSelection(path string) (*Selection, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -46,26 +50,47 @@ func ReadSelection(path string) (*Selection, error) {
 	}
 	defer f.Close()
 	s := &Selection{want: map[string]int{}}
+	n := 0
 	err = ReadRecords(f, path, func(_ int, r Record) error {
 		s.want[r.ID]++
+		n++
 		return nil
 	})
+	if err == nil && n == 0 {
+		return nil, fail.Usagef("%s holds no record (empty file): nothing selected; check the file, or give --id ID or --all", path)
+	}
 	return s, err
 }
 
+// MaxRecordLine is the longest line ReadRecords accepts: a record of the
+// largest message RabbitMQ takes by default (128 MiB, base64 in the JSON)
+// with its properties. Memory stays within a few times the longest line.
+const MaxRecordLine = 192 << 20
+
 // ReadRecords calls fn for every record of a JSONL stream; name is used
-// in errors (file:line: problem), which are usage errors.
+// in errors, which are usage errors naming file:line:column: a line that
+// is not JSON, not UTF-8 text, not a record (a field of the wrong type, no
+// "id"), or longer than MaxRecordLine.
 func ReadRecords(r io.Reader, name string, fn func(line int, r Record) error) error {
+	return readRecords(r, name, MaxRecordLine, fn)
+}
+
+func readRecords(r io.Reader, name string, maxLine int, fn func(line int, r Record) error) error {
 	br := bufio.NewReaderSize(r, 1<<20)
+	var buf []byte
 	for line := 1; ; line++ {
-		b, err := br.ReadBytes('\n')
-		if len(trimSpace(b)) > 0 {
-			var rec Record
-			if jerr := json.Unmarshal(b, &rec); jerr != nil {
-				return fail.Usagef("%s:%d: not a dead-letter record: %v", name, line, jerr)
-			}
-			if rec.ID == "" {
-				return fail.Usagef("%s:%d: record has no \"id\"", name, line)
+		var err error
+		buf, err = readLine(br, buf[:0], maxLine)
+		switch {
+		case errors.Is(err, errLineTooLong):
+			return fail.Usagef("%s:%d: line longer than %s: not a dead-letter record (mqctl writes one JSON object per line)", name, line, yamlfile.Bytes(int64(maxLine)))
+		case errors.Is(err, errBinary):
+			return fail.Usagef("%s:%d: a NUL byte: this is not a text file (binary data?), not a dead-letter record", name, line)
+		}
+		if b := trimSpace(buf); len(b) > 0 {
+			rec, perr := parseRecord(name, line, b)
+			if perr != nil {
+				return perr
 			}
 			if ferr := fn(line, rec); ferr != nil {
 				return ferr
@@ -75,7 +100,35 @@ func ReadRecords(r io.Reader, name string, fn func(line int, r Record) error) er
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is in the message already
+			}
+			return fail.Usagef("read %s: %v", name, err)
+		}
+	}
+}
+
+var (
+	errLineTooLong = errors.New("line too long")
+	errBinary      = errors.New("binary data")
+)
+
+// readLine appends the next line (with its newline, if any) to buf,
+// refusing one longer than limit, or one with a NUL byte (binary data,
+// /dev/zero), without reading the rest of it.
+func readLine(br *bufio.Reader, buf []byte, limit int) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > limit {
+			return buf, errLineTooLong
+		}
+		if bytes.IndexByte(chunk, 0) >= 0 {
+			return buf, errBinary
+		}
+		buf = append(buf, chunk...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return buf, err
 		}
 	}
 }
@@ -85,6 +138,31 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// parseRecord decodes one line; its problems name file:line:column.
+func parseRecord(name string, line int, b []byte) (Record, error) {
+	at := func(p yamlfile.Problem) error {
+		return fail.Usagef("%s:%d:%d: not a dead-letter record: %s", name, line, p.Column, p.Message)
+	}
+	if p := yamlfile.CheckText(name, b); p != nil {
+		return Record{}, at(*p)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		p := yamlfile.JSONProblem(name, b, err)
+		if p.Line == 0 {
+			return Record{}, fail.Usagef("%s:%d: not a dead-letter record: %v", name, line, err)
+		}
+		return Record{}, at(p)
+	}
+	if rec.ID == "" {
+		return Record{}, fail.Usagef("%s:%d: record has no \"id\"", name, line)
+	}
+	if _, err := DecodeTable(rec.Properties.Headers); err != nil {
+		return Record{}, fail.Usagef("%s:%d: not a dead-letter record: %v", name, line, err)
+	}
+	return rec, nil
 }
 
 // Size is how many messages the selection names, -1 when open-ended.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -42,6 +44,11 @@ const (
 	TypeTable     = "table"
 	TypeVoid      = "void"
 )
+
+// TypeStringBase64 is a string that is not UTF-8 (AMQP strings are bytes;
+// JSON strings hold only UTF-8), base64 in JSON. It is written back as a
+// string ('S'), not as bytes ('x').
+const TypeStringBase64 = "string_base64"
 
 type decimalJSON struct {
 	Scale uint8 `json:"scale"`
@@ -83,11 +90,14 @@ func EncodeValue(v any) (Value, error) {
 	case amqp.Decimal:
 		return raw(TypeDecimal, decimalJSON{Scale: x.Scale, Value: x.Value})
 	case string:
+		if !utf8.ValidString(x) {
+			return raw(TypeStringBase64, base64.StdEncoding.EncodeToString([]byte(x)))
+		}
 		return raw(TypeString, x)
 	case []byte:
 		return raw(TypeBytes, base64.StdEncoding.EncodeToString(x))
 	case time.Time:
-		return raw(TypeTimestamp, x.UTC().Format(time.RFC3339))
+		return raw(TypeTimestamp, NewTimestamp(x))
 	case []any:
 		vs := make([]Value, len(x))
 		for i, e := range x {
@@ -126,6 +136,10 @@ func (v Value) Decode() (any, error) {
 		d := json.NewDecoder(bytes.NewReader(v.Value))
 		d.UseNumber()
 		err = d.Decode(dst)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			err = fmt.Errorf("type %s cannot hold %s", v.Type, v.Value)
+		}
 	}
 	switch v.Type {
 	case TypeVoid:
@@ -197,20 +211,27 @@ func (v Value) Decode() (any, error) {
 		var x string
 		dec(&x)
 		return x, err
-	case TypeBytes:
+	case TypeBytes, TypeStringBase64:
 		var x string
 		dec(&x)
 		if err != nil {
 			return nil, err
 		}
-		return base64.StdEncoding.DecodeString(x)
+		b, err := base64.StdEncoding.DecodeString(x)
+		if err != nil {
+			return nil, fmt.Errorf("%s value: %w", v.Type, err)
+		}
+		if v.Type == TypeStringBase64 {
+			return string(b), nil
+		}
+		return b, nil
 	case TypeTimestamp:
-		var x string
+		var x Timestamp
 		dec(&x)
 		if err != nil {
 			return nil, err
 		}
-		return time.Parse(time.RFC3339, x)
+		return x.Time, nil
 	case TypeArray:
 		var xs []Value
 		dec(&xs)
@@ -233,6 +254,46 @@ func (v Value) Decode() (any, error) {
 		return DecodeTable(t)
 	}
 	return nil, fmt.Errorf("unknown field type %q", v.Type)
+}
+
+// Timestamp is an AMQP timestamp (whole seconds since the epoch) in JSON:
+// an RFC 3339 time in UTC, or, for an instant RFC 3339 cannot write (a year
+// outside 0–9999, as when a producer put milliseconds in the timestamp),
+// the number of seconds. Both forms read back.
+type Timestamp struct{ time.Time }
+
+// NewTimestamp is t as a Timestamp, in UTC.
+func NewTimestamp(t time.Time) Timestamp { return Timestamp{t.UTC()} }
+
+// MarshalJSON writes RFC 3339 where it can, else Unix seconds.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	u := t.UTC()
+	if y := u.Year(); y < 0 || y > 9999 {
+		return strconv.AppendInt(nil, u.Unix(), 10), nil
+	}
+	return json.Marshal(u.Format(time.RFC3339Nano))
+}
+
+// UnmarshalJSON reads an RFC 3339 string or a number of seconds.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] != '"' {
+		var secs int64
+		if err := json.Unmarshal(b, &secs); err != nil {
+			return fmt.Errorf("timestamp %s: want an RFC 3339 time or whole seconds since 1970", b)
+		}
+		t.Time = time.Unix(secs, 0).UTC()
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("timestamp %q: want an RFC 3339 time such as 2026-05-01T10:15:00Z", s)
+	}
+	t.Time = v.UTC()
+	return nil
 }
 
 // EncodeTable encodes every value of an AMQP table with its type.

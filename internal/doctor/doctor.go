@@ -14,6 +14,7 @@ import (
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
@@ -84,6 +85,7 @@ type Mgmt interface {
 	Overview() (*rabbithole.Overview, error)
 	Whoami() (*rabbithole.WhoamiInfo, error)
 	GetVhost(name string) (*rabbithole.VhostInfo, error)
+	ListVhosts() ([]rabbithole.VhostInfo, error)
 	GetPermissionsIn(vhost, user string) (rabbithole.PermissionInfo, error)
 	ListFeatureFlags() ([]rabbithole.FeatureFlag, error)
 }
@@ -154,6 +156,8 @@ func checkMgmt(t Target, m Mgmt, describe Describe) []Check {
 		hint := "check --mgmt-url and that the management plugin is enabled"
 		if k, _ := fail.KindOf(err); k == fail.Auth {
 			hint = "the user needs the management, monitoring or administrator tag: `rabbitmqctl set_user_tags USER monitoring`"
+		} else if advice := broker.TLSAdvice(err); advice != "" {
+			hint = advice
 		}
 		return append([]Check{failed("management", err, hint)}, skipped("user", "vhost", "feature flags")...)
 	}
@@ -189,6 +193,11 @@ func versionCheck(t Target, ov *rabbithole.Overview) Check {
 func vhostCheck(t Target, m Mgmt, user string, tags []string, describe Describe) Check {
 	c := Check{Name: "vhost", Status: OK}
 	vh, err := m.GetVhost(t.Vhost)
+	if k, _ := fail.KindOf(err); k == fail.Auth && !hasAny(tags, "administrator") {
+		// GET /api/vhosts/{name} wants the administrator tag (3.10); the
+		// list shows a monitoring or management user the vhosts it may use.
+		vh, err = findVhost(m, t.Vhost)
+	}
 	if err != nil {
 		msg, hint, kind := describe(err)
 		c.Status, c.Detail, c.Hint, c.kind, c.err = Fail, fmt.Sprintf("vhost %q: %s", t.Vhost, msg), hint, kind, err
@@ -219,6 +228,21 @@ func vhostCheck(t Target, m Mgmt, user string, tags []string, describe Describe)
 		c.Detail += fmt.Sprintf("; permissions of %s not readable with tags [%s]", user, strings.Join(tags, ","))
 	}
 	return c
+}
+
+// findVhost looks name up in the vhosts the user may see; absent is a
+// 404, as GET /api/vhosts/{name} answers.
+func findVhost(m Mgmt, name string) (*rabbithole.VhostInfo, error) {
+	all, err := m.ListVhosts()
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].Name == name {
+			return &all[i], nil
+		}
+	}
+	return nil, rabbithole.ErrorResponse{StatusCode: http.StatusNotFound, Message: "not found", Reason: "no vhost " + name + " among the vhosts this user may use"}
 }
 
 func featureCheck(m Mgmt, describe Describe) Check {

@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/fail"
 )
 
 // ProduceOptions configures a synthetic load of registration events.
@@ -127,9 +128,15 @@ func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err err
 			var lost, refused, blocked error
 			for i, perr := range errs {
 				var be *broker.BlockedError
+				var ae *amqp.Error
 				switch {
 				case perr == nil:
 					sum.Confirmed++
+				case errors.As(perr, &ae) && ae.Code == amqp.AccessRefused:
+					// A missing permission: reconnecting cannot fix it.
+					_ = pub.Close()
+					_ = conn.Close()
+					return sum, fail.Wrap(fail.Auth, fmt.Errorf("produce: %d of %d confirmed: %w", sum.Confirmed, o.Count, perr))
 				default:
 					retry = append(retry, batch[i])
 					if errors.As(perr, &be) {

@@ -1,11 +1,16 @@
 package topology
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/yamlfile"
 )
 
 // Definitions is the subset of a RabbitMQ definitions document (the JSON of
@@ -195,4 +200,100 @@ func sortDefinitions(d *Definitions) {
 	sort.Slice(d.Exchanges, func(i, j int) bool { return d.Exchanges[i].Name < d.Exchanges[j].Name })
 	sort.Slice(d.Bindings, func(i, j int) bool { return d.Bindings[i].Key() < d.Bindings[j].Key() })
 	sort.Slice(d.Policies, func(i, j int) bool { return d.Policies[i].Name < d.Policies[j].Name })
+}
+
+// ReadDefinitionsFile reads a RabbitMQ definitions JSON file (as written
+// by `rabbitmqctl export_definitions`, the management UI or GET
+// /api/definitions) and returns it per vhost, as ReadDefinitions does. A
+// file over yamlfile.MaxDefinitionsFile, or one that is not UTF-8 text, is
+// refused before decoding.
+func ReadDefinitionsFile(path string) (map[string]*Definitions, error) {
+	data, err := yamlfile.ReadFile(path, "a definitions file", yamlfile.MaxDefinitionsFile)
+	if err != nil {
+		return nil, err
+	}
+	return ReadDefinitions(path, data)
+}
+
+// definitionsDocument is what ReadDefinitions decodes: the managed
+// objects plus the version fields every RabbitMQ export carries, which
+// tell a definitions file from some other JSON.
+type definitionsDocument struct {
+	Definitions
+	RabbitVersion   *string `json:"rabbit_version"`
+	RabbitMQVersion *string `json:"rabbitmq_version"`
+}
+
+// ReadDefinitions decodes a RabbitMQ definitions JSON document and
+// returns it per vhost. A single-vhost export names no vhost on its
+// objects; those land under "". Invalid input is yamlfile.Problems naming
+// name, line and column: bad JSON, a wrong type, text after the document,
+// or JSON that is not a definitions export at all.
+func ReadDefinitions(name string, data []byte) (map[string]*Definitions, error) {
+	if p := yamlfile.CheckText(name, data); p != nil {
+		return nil, yamlfile.Problems{*p}
+	}
+	problem := func(off int64, format string, a ...any) error {
+		line, col := yamlfile.Position(data, int(off))
+		return yamlfile.Problems{{File: name, Line: line, Column: col, Message: fmt.Sprintf(format, a...)}}
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, problem(0, "empty file: want a RabbitMQ definitions JSON document (rabbitmqctl export_definitions)")
+	}
+	if trimmed[0] != '{' {
+		return nil, problem(int64(len(data)-len(trimmed)), "not a RabbitMQ definitions document: want a JSON object with queues, exchanges, bindings and policies")
+	}
+	var doc definitionsDocument
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		p := yamlfile.JSONProblem(name, data, err)
+		p.Message = strings.TrimPrefix(p.Message, "Definitions.") // the embedded struct's Go name
+		return nil, yamlfile.Problems{p}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, problem(dec.InputOffset()-1, "text after the end of the JSON document")
+	}
+	d := doc.Definitions
+	if doc.RabbitVersion == nil && doc.RabbitMQVersion == nil && d.Queues == nil && d.Exchanges == nil && d.Bindings == nil && d.Policies == nil {
+		return nil, problem(int64(len(data)-len(trimmed)), "not a RabbitMQ definitions document: no rabbit_version, queues, exchanges, bindings or policies")
+	}
+	for i := range d.Queues {
+		d.Queues[i].Arguments = numbersToFloat(d.Queues[i].Arguments)
+	}
+	for i := range d.Exchanges {
+		d.Exchanges[i].Arguments = numbersToFloat(d.Exchanges[i].Arguments)
+	}
+	for i := range d.Bindings {
+		d.Bindings[i].Arguments = numbersToFloat(d.Bindings[i].Arguments)
+	}
+	for i := range d.Policies {
+		d.Policies[i].Definition = numbersToFloat(d.Policies[i].Definition)
+	}
+	return SplitByVhost(&d), nil
+}
+
+// numbersToFloat turns every json.Number in a decoded value into a
+// float64, as the management API's JSON arrives.
+func numbersToFloat(m map[string]any) map[string]any {
+	for k, v := range m {
+		m[k] = numberToFloat(v)
+	}
+	return m
+}
+
+func numberToFloat(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		return numbersToFloat(x)
+	case []any:
+		for i, e := range x {
+			x[i] = numberToFloat(e)
+		}
+	}
+	return v
 }

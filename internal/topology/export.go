@@ -1,8 +1,6 @@
 package topology
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -234,45 +232,6 @@ func Marshal(f *File) ([]byte, error) {
 		return nil, fmt.Errorf("write topology: %w", err)
 	}
 	return b, nil
-}
-
-// ReadDefinitions reads a RabbitMQ definitions JSON document (as written
-// by `rabbitmqctl export_definitions` or GET /api/definitions) and returns
-// it per vhost. A single-vhost export names no vhost on its objects; those
-// land under "".
-func ReadDefinitions(data []byte) (map[string]*Definitions, error) {
-	var d Definitions
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("not a RabbitMQ definitions JSON document: %w", err)
-	}
-	for i := range d.Queues {
-		d.Queues[i].Arguments = numbersToFloat(d.Queues[i].Arguments)
-	}
-	for i := range d.Exchanges {
-		d.Exchanges[i].Arguments = numbersToFloat(d.Exchanges[i].Arguments)
-	}
-	for i := range d.Bindings {
-		d.Bindings[i].Arguments = numbersToFloat(d.Bindings[i].Arguments)
-	}
-	for i := range d.Policies {
-		d.Policies[i].Definition = numbersToFloat(d.Policies[i].Definition)
-	}
-	return SplitByVhost(&d), nil
-}
-
-func numbersToFloat(m map[string]any) map[string]any {
-	for k, v := range m {
-		switch x := v.(type) {
-		case json.Number:
-			f, _ := x.Float64()
-			m[k] = f
-		case map[string]any:
-			m[k] = numbersToFloat(x)
-		}
-	}
-	return m
 }
 
 // VhostFileName is a file name for a vhost's exported topology.

@@ -8,6 +8,8 @@ import (
 	"net/url"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+
+	"github.com/mqctl/mqctl/internal/fail"
 )
 
 // MgmtBroker is Broker over the management HTTP API. Each call is bounded
@@ -20,18 +22,82 @@ type MgmtBroker struct {
 	Depth func(ctx context.Context, vhost, queue string) (int, error)
 }
 
-// Definitions implements Broker with GET /api/definitions/{vhost}.
+// Definitions implements Broker with GET /api/definitions/{vhost}. That
+// endpoint wants the administrator tag (RabbitMQ 3.10); for a user without
+// it (monitoring or management, read on the vhost) the same objects are
+// read from the four lists such a user may read: queues, exchanges,
+// bindings and policies of the vhost.
 func (m *MgmtBroker) Definitions(ctx context.Context, vhost string) (*Definitions, error) {
 	exp, err := m.Client.ListVhostDefinitions(vhost)
+	if k, _ := fail.KindOf(err); k == fail.Auth {
+		return m.listDefinitions(vhost)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return convertExport(exp)
 }
 
-// AllDefinitions reads GET /api/definitions and splits it per vhost.
+// listDefinitions reads a vhost's objects the way a user without the
+// administrator tag can, keeping what a definitions export keeps: no
+// exclusive queues, no default or amq.* exchanges, no bindings of the
+// default exchange.
+func (m *MgmtBroker) listDefinitions(vhost string) (*Definitions, error) {
+	d := &Definitions{}
+	qs, err := m.Client.ListQueuesWithParametersIn(vhost, url.Values{"columns": {"name,vhost,durable,auto_delete,exclusive,arguments"}})
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range qs {
+		if !q.Exclusive {
+			d.Queues = append(d.Queues, DefQueue{Name: q.Name, Vhost: q.Vhost, Durable: q.Durable, AutoDelete: bool(q.AutoDelete), Arguments: q.Arguments})
+		}
+	}
+	xs, err := m.Client.ListExchangesIn(vhost)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range xs {
+		if managedExchange(e.Name) {
+			d.Exchanges = append(d.Exchanges, DefExchange{Name: e.Name, Vhost: e.Vhost, Type: e.Type, Durable: e.Durable, AutoDelete: bool(e.AutoDelete), Internal: e.Internal, Arguments: e.Arguments})
+		}
+	}
+	bs, err := m.Client.ListBindingsIn(vhost)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		if b.Source != "" {
+			d.Bindings = append(d.Bindings, DefBinding{Source: b.Source, Vhost: b.Vhost, Destination: b.Destination, DestinationType: b.DestinationType, RoutingKey: b.RoutingKey, Arguments: b.Arguments})
+		}
+	}
+	ps, err := m.Client.ListPoliciesIn(vhost)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		d.Policies = append(d.Policies, DefPolicy{Name: p.Name, Vhost: p.Vhost, Pattern: p.Pattern, ApplyTo: p.ApplyTo, Priority: p.Priority, Definition: p.Definition})
+	}
+	return d, nil
+}
+
+// AllDefinitions reads GET /api/definitions and splits it per vhost;
+// without the administrator tag, every vhost the user may see one by one.
 func (m *MgmtBroker) AllDefinitions(ctx context.Context) (map[string]*Definitions, error) {
 	exp, err := m.Client.ListDefinitions()
+	if k, _ := fail.KindOf(err); k == fail.Auth {
+		vhosts, err := m.Client.ListVhosts()
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]*Definitions{}
+		for _, v := range vhosts {
+			if out[v.Name], err = m.listDefinitions(v.Name); err != nil {
+				return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+			}
+		}
+		return out, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package topology
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -16,10 +15,12 @@ import (
 
 // Load reads, parses and validates the topology file at path. On invalid
 // input the error is yamlfile.Problems listing every problem found.
+// A file over yamlfile.MaxTopologyFile, or one that is not UTF-8 text, is
+// refused before parsing.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlfile.ReadFile(path, "a topology file", yamlfile.MaxTopologyFile)
 	if err != nil {
-		return nil, yamlfile.Problems{{File: path, Message: fmt.Sprintf("read topology file: %v", err)}}
+		return nil, err
 	}
 	return ParseAndValidate(path, data)
 }
@@ -52,6 +53,12 @@ func sortProblems(ps yamlfile.Problems) {
 // type) carries a line and column, and it keeps going after a problem so one
 // run reports them all. A nil File means the YAML itself did not parse.
 func Parse(name string, data []byte) (*File, yamlfile.Problems) {
+	if len(data) > yamlfile.MaxTopologyFile {
+		return nil, yamlfile.Problems{{File: name, Message: fmt.Sprintf("a topology file may be at most %s; this one holds %s", yamlfile.Bytes(yamlfile.MaxTopologyFile), yamlfile.Bytes(int64(len(data))))}}
+	}
+	if p := yamlfile.CheckText(name, data); p != nil {
+		return nil, yamlfile.Problems{*p}
+	}
 	astFile, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, yamlfile.Problems{yamlfile.FromError(name, err)}
@@ -260,23 +267,25 @@ func (r *reader) boolean(n ast.Node, what string) bool {
 	return false
 }
 
-func (r *reader) integer(n ast.Node, what string) int {
+// integer reads an integer that fits in 32 bits; ok is false, and a
+// problem recorded, when n holds anything else.
+func (r *reader) integer(n ast.Node, what string) (int, bool) {
 	if i, ok := unwrap(n).(*ast.IntegerNode); ok {
 		switch v := i.Value.(type) {
 		case int64:
 			if v >= -1<<31 && v < 1<<31 {
-				return int(v)
+				return int(v), true
 			}
 		case uint64:
 			if v < 1<<31 {
-				return int(v)
+				return int(v), true
 			}
 		}
 		r.addf(n, "%s: %s is out of range", what, i.Token.Value)
-		return 0
+		return 0, false
 	}
 	r.addf(n, "%s must be an integer, not %s", what, kindName(n))
-	return 0
+	return 0, false
 }
 
 // args reads a free-form mapping (x-arguments, policy definitions).
@@ -291,6 +300,12 @@ func (r *reader) args(n ast.Node, what string) map[string]any {
 		r.addf(n, "%s must be a mapping, not %s", what, kindName(n))
 		return nil
 	}
+	// An alias would be expanded in place, so a kilobyte of nested aliases
+	// could stand for gigabytes of arguments: refuse them.
+	if a := findAlias(u); a != nil {
+		r.addf(a, "%s: aliases (*name) are not supported here; write the value out", what)
+		return nil
+	}
 	// Duplicate keys inside the mapping are problems too.
 	r.fields(n, what, anyKey(u))
 	var m map[string]any
@@ -299,6 +314,26 @@ func (r *reader) args(n ast.Node, what string) map[string]any {
 		return nil
 	}
 	return m
+}
+
+// findAlias returns the first alias node under n, or nil.
+func findAlias(n ast.Node) ast.Node {
+	var found ast.Node
+	ast.Walk(aliasFinder{&found}, n)
+	return found
+}
+
+type aliasFinder struct{ found *ast.Node }
+
+func (v aliasFinder) Visit(n ast.Node) ast.Visitor {
+	if *v.found != nil {
+		return nil
+	}
+	if _, ok := n.(*ast.AliasNode); ok {
+		*v.found = n
+		return nil
+	}
+	return v
 }
 
 // anyKey accepts every key of a mapping (used to find duplicates only).
@@ -352,8 +387,8 @@ func (r *reader) queue(n ast.Node) Queue {
 		"auto_delete": func(n ast.Node) { q.AutoDelete = r.boolean(n, "auto_delete") },
 		"arguments":   func(n ast.Node) { q.Arguments = r.args(n, "queue arguments") },
 		"delivery_limit": func(n ast.Node) {
-			v := r.integer(n, "delivery_limit")
-			if v < 1 {
+			v, ok := r.integer(n, "delivery_limit")
+			if ok && v < 1 {
 				r.addf(n, "delivery_limit must be at least 1")
 			}
 			q.DeliveryLimit = &v
@@ -399,8 +434,9 @@ func (r *reader) retry(n ast.Node) *Retry {
 	rt := &Retry{}
 	rt.Pos = r.fields(n, "retry", map[string]func(ast.Node){
 		"max_attempts": func(n ast.Node) {
-			rt.MaxAttempts = r.integer(n, "max_attempts")
-			if rt.MaxAttempts < 1 {
+			var ok bool
+			rt.MaxAttempts, ok = r.integer(n, "max_attempts")
+			if ok && rt.MaxAttempts < 1 {
 				r.addf(n, "max_attempts must be at least 1 (it counts the first attempt)")
 			}
 		},
@@ -446,7 +482,7 @@ func (r *reader) policy(n ast.Node) Policy {
 		"apply_to": func(n ast.Node) {
 			p.ApplyTo = r.enum(n, "apply_to", "queues", "exchanges", "all", "classic_queues", "quorum_queues", "streams")
 		},
-		"priority":   func(n ast.Node) { p.Priority = r.integer(n, "priority") },
+		"priority":   func(n ast.Node) { p.Priority, _ = r.integer(n, "priority") },
 		"definition": func(n ast.Node) { p.Definition = r.args(n, "policy definition") },
 	}, "name", "pattern", "definition")
 	return p

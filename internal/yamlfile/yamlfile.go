@@ -6,6 +6,7 @@ package yamlfile
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -42,13 +43,42 @@ func (ps Problems) Error() string {
 func FromError(file string, err error) Problem {
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		p := Problem{File: file, Message: ye.GetMessage()}
+		p := Problem{File: file, Message: plainTypeError(ye.GetMessage())}
 		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
 			p.Line, p.Column = tk.Position.Line, tk.Position.Column
 		}
 		return p
 	}
 	return Problem{File: file, Message: err.Error()}
+}
+
+var goTypeError = regexp.MustCompile(`^cannot unmarshal (.+) into Go (?:struct field \S+|value) of type (.+)$`)
+
+// plainTypeError rewrites the decoder's "cannot unmarshal []interface {}
+// into Go struct field File.Contexts of type string" in the file's words:
+// "want a string, not a list".
+func plainTypeError(msg string) string {
+	m := goTypeError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	return "want " + yamlKind(m[2]) + ", not " + yamlKind(m[1])
+}
+
+func yamlKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean (true or false)"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a mapping"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	}
+	return goType
 }
 
 // DecodeStrict decodes data into v, refusing unknown fields and duplicate
