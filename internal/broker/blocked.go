@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Blocking is a change in whether the broker blocks a publisher's
@@ -84,3 +86,30 @@ func (e *BlockedError) Error() string {
 // Is makes a BlockedError match ErrChannelClosed: the connection was
 // closed before the pending confirms arrived.
 func (e *BlockedError) Is(target error) bool { return target == ErrChannelClosed }
+
+// CloseConnection closes conn and never hangs: when the broker does not
+// answer within d (it reads nothing from a connection an alarm blocks, so
+// even connection.close waits for the alarm to clear) the socket is closed
+// under a deadline instead. Unacked deliveries return to their queues
+// either way.
+func CloseConnection(conn *amqp.Connection, d time.Duration) {
+	if !Within(d, func() { _ = conn.Close() }) {
+		_ = conn.CloseDeadline(time.Now().Add(time.Second))
+	}
+}
+
+// Within runs f and reports whether it returned within d. When it did
+// not, f goes on in its goroutine: the caller must end what f waits for
+// (close the connection), which ends f too.
+func Within(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/mqctltest"
+	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
 )
 
@@ -265,5 +267,48 @@ func TestAlarmBlockedPublishersWaitReportAndResume(t *testing.T) {
 		Report(t, Figures{Scenario: "disk alarm past --blocked-timeout: dlq replay exits 1", Confirmed: len(want), Processed: len(want) - len(lost),
 			Lost: len(lost), Duplicated: dups, Recovery: exitedAfter - bound,
 			Note: fmt.Sprintf("%d moved, %d left in the DLQ", moved, len(inDLQ))})
+	})
+
+	t.Run("consume stopped while its retries are blocked", func(t *testing.T) {
+		// Start clean: what earlier subtests left in the e-mail queues.
+		emailQueues := []string{pattern.DelayQueue(registration.Email, 1), pattern.DelayQueue(registration.Email, 2), registration.Email, pattern.DefaultDLQ(registration.Email)}
+		for _, q := range emailQueues {
+			brokertest.DrainIDs(t, node, q)
+		}
+		const events = 30
+		if r := mqctltest.Run(t, time.Minute, env, "produce", "--count", fmt.Sprint(events)); r.Code != 0 {
+			t.Fatalf("produce: exit %d: %s", r.Code, r.Stderr)
+		}
+		raiseAlarm(t, node, "disk")
+		// Every attempt fails, so the worker publishes retries at once: the
+		// broker blocks its connection, and stops reading it.
+		args := append([]string{"consume", registration.Email, "--fail-rate", "1", "--prefetch", "5", "--latency", "1ms",
+			"--db", filepath.Join(t.TempDir(), "email.db")}, retryFlags...)
+		worker := mqctltest.Start(t, env, args...)
+		brokertest.WaitFor(t, "the worker's connection blocked", time.Minute, func() bool {
+			out, _ := node.TryCtl("list_connections", "state")
+			return strings.Contains(out, "blocked")
+		})
+		stopAt := time.Now()
+		worker.Signal(syscall.SIGTERM)
+		// Each broker round trip of the stop is bounded (5 s); the margin
+		// is for a loaded machine. Without the bound it waits for the alarm.
+		code := worker.Wait(t, 45*time.Second)
+		stopped := time.Since(stopAt)
+		if code != 0 {
+			t.Errorf("consume stopped during the alarm: exit %d, want 0; stderr:\n%s", code, tail(worker.Stderr(), 3000))
+		}
+		clearAlarm(t, node, "disk")
+		// Nothing lost: every event is in the work queue, a delay queue or
+		// the DLQ (delay queues first: their messages move on to the work
+		// queue when they expire).
+		var ids []string
+		for _, q := range emailQueues {
+			ids = append(ids, brokertest.DrainIDs(t, node, q)...)
+		}
+		_, kept, dups := tally(ids)
+		Report(t, Figures{Scenario: "disk alarm: consume stops on SIGTERM while its retries are blocked", Confirmed: events, Processed: kept,
+			Lost: events - kept, Duplicated: dups, Recovery: stopped,
+			Note: "recovery = time from SIGTERM to exit while blocked; processed = events still in the e-mail queues"})
 	})
 }

@@ -24,6 +24,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/pattern"
 )
 
@@ -158,12 +159,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		err = w.session(ctx, conn)
-		_ = conn.Close()
+		broker.CloseConnection(conn, stopWait)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, ErrQueueMissing) {
 			return err
+		}
+		if rerr := w.refusal(); rerr != nil {
+			return fail.Wrap(fail.Auth, rerr)
 		}
 		if !w.reported {
 			cfg.OnEvent(Event{Kind: Disconnected, Err: err})
@@ -184,6 +188,25 @@ type worker struct {
 	cfg             Config
 	onPublisherLost func()
 	reported        bool // the session already reported its disconnect
+
+	mu      sync.Mutex
+	refused error // the broker refused publishing a retry: the worker stops
+}
+
+// refuse stops the worker for a refusal no reconnect can fix.
+func (w *worker) refuse(err error) {
+	w.mu.Lock()
+	if w.refused == nil {
+		w.refused = err
+	}
+	w.mu.Unlock()
+	w.onPublisherLost()
+}
+
+func (w *worker) refusal() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
 }
 
 // session consumes on one connection until ctx ends (nil) or the
@@ -245,8 +268,16 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 	case <-ctx.Done():
 		cfg.OnEvent(Event{Kind: Stopping})
 		// basic.cancel: the broker stops sending; deliveries already
-		// buffered are still handled, then the channel closes.
-		_ = ch.Cancel(tag, false)
+		// buffered are still handled, then the channel closes. A broker
+		// that does not answer reads nothing from this connection (an
+		// alarm blocks it once a retry was published here): closing the
+		// socket ends the handlers' waits too, the deliveries in hand
+		// return to the queue, and the ledger absorbs their repeat.
+		if !broker.Within(stopWait, func() { _ = ch.Cancel(tag, false) }) {
+			_ = conn.CloseDeadline(time.Now().Add(time.Second))
+			cfg.OnEvent(Event{Kind: Disconnected, Err: fmt.Errorf("no answer from the broker within %s to stop consuming (is an alarm blocking the connection?): closed it; unacked deliveries return to %s", stopWait, cfg.Queue)})
+			w.reported = true
+		}
 	case e := <-connClosed:
 		result = closeErr("connection", e)
 	case e := <-chClosed:
@@ -263,9 +294,16 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		w.reported = true
 	}
 	wg.Wait()
-	_ = ch.Close()
+	if !broker.Within(stopWait, func() { _ = ch.Close() }) {
+		_ = conn.CloseDeadline(time.Now().Add(time.Second))
+	}
 	return result
 }
+
+// stopWait bounds each step of a stop that needs the broker's answer
+// (consumer cancel, channel and connection close): a stop never waits for
+// an alarm to clear.
+const stopWait = 5 * time.Second
 
 func closeErr(what string, e *amqp.Error) error {
 	if e == nil {
@@ -305,7 +343,12 @@ func (w *worker) process(ctx context.Context, ch *amqp.Channel, pub *broker.Publ
 	perr := pub.PublishAndWait(pctx, dec.Exchange, dec.RoutingKey, msg)
 	cancel()
 	if perr != nil {
-		if errors.Is(perr, broker.ErrChannelClosed) {
+		var ae *amqp.Error
+		if errors.As(perr, &ae) && ae.Code == amqp.AccessRefused {
+			// A missing write permission: every retry would be refused
+			// the same way, so stop instead of cycling the message.
+			w.refuse(fmt.Errorf("consume %s: publishing the retry of %s was refused, so the worker stops (the message stays in %s): %w", cfg.Queue, d.MessageId, cfg.Queue, perr))
+		} else if errors.Is(perr, broker.ErrChannelClosed) {
 			w.onPublisherLost()
 		} else {
 			// A missing delay queue or a refusal will not fix itself in a
