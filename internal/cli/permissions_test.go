@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -45,6 +46,12 @@ func TestLeastPermissions(t *testing.T) {
 	env := brokertest.New(t)
 	mustRun(t, env.Environ(), 0, "topology", "apply", "-f", exampleTopology)
 	fillDLQ(t, env, "email.dlq", 5)
+	// One message for consume, whose first failure must publish a retry.
+	if err := env.Channel(t).PublishWithContext(context.Background(), "", "email", false, false,
+		amqp.Publishing{MessageId: "to-consume", DeliveryMode: 2, Body: []byte(`{"event_id":"to-consume"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, "the message in email", 10*time.Second, func() bool { return env.QueueDepth(t, "email") == 1 })
 	ro := readOnlyUser(t, env)
 	ro["XDG_STATE_HOME"] = t.TempDir()
 	dir := t.TempDir()
@@ -103,6 +110,9 @@ func TestLeastPermissions(t *testing.T) {
 		{[]string{"produce", "--count", "1"}, `access to exchange 'user\.events' .* refused .*; publishing needs write permission`},
 		{[]string{"bench", "-C", "10", "-D", "10"}, `declare benchmark queue mqctl-bench-.*ACCESS_REFUSED.*declaring or deleting an object needs configure permission`},
 		{[]string{"demo"}, `administrator tag`},
+		// Its retry is refused: the worker stops instead of cycling the
+		// message, which stays in the queue (the broker state below).
+		{[]string{"consume", "email", "--fail-rate", "1", "--db", filepath.Join(dir, "consume.db")}, `publishing the retry of to-consume was refused, so the worker stops \(the message stays in email\).*publishing needs write permission`},
 	} {
 		// The real binary: a command that retried a refusal forever would
 		// hang the test process if run in it.
