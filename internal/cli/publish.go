@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/output"
@@ -20,6 +22,8 @@ type PublishOptions struct {
 	From   string
 	To     string
 	Window int
+	// BlockedTimeout bounds a wait while the broker blocks publishing.
+	BlockedTimeout time.Duration
 }
 
 // NewCmdPublish builds `mqctl publish`.
@@ -38,6 +42,11 @@ mqctl-replay-count goes up by one. The whole file is checked first: a bad
 line (reported as FILE:LINE) publishes nothing. Exit 3 when some message
 was returned or refused by the broker.
 
+While the broker blocks publishing (a memory or disk alarm) mqctl says so
+on stderr and waits; a block longer than --blocked-timeout ends the run with
+exit 1 (nothing lost: run it again once the alarm cleared; what was
+confirmed before may then arrive twice).
+
 Least permissions: write on the default exchange (the write pattern must
 match amq.default). Without it the broker refuses the first publish: exit 4.`,
 		Example: `  mqctl publish --from email.dlq.purged.20260501T101500Z.jsonl
@@ -51,6 +60,9 @@ match amq.default). Without it the broker refuses the first publish: exit 4.`,
 			if opts.Window < 1 {
 				return fail.Usagef("--window must be at least 1")
 			}
+			if err := checkBlockedTimeout(opts.BlockedTimeout); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -60,6 +72,7 @@ match amq.default). Without it the broker refuses the first publish: exit 4.`,
 	cmd.Flags().StringVar(&opts.From, "from", "", "JSONL file written by mqctl dlq export or mqctl dlq purge")
 	cmd.Flags().StringVar(&opts.To, "to", "", "publish every message to this queue instead of its origin queue")
 	cmd.Flags().IntVar(&opts.Window, "window", 256, "publishes awaiting their confirm at once")
+	addBlockedTimeoutFlag(cmd.Flags(), &opts.BlockedTimeout)
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
 }
@@ -91,10 +104,17 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 		return err
 	}
 	defer conn.Close()
+	s, err := f.Settings()
+	if err != nil {
+		return err
+	}
+	log := newLineLog(f.IO.ErrOut, s.Redactor, "publish")
+	ctx = broker.WithBlockedPolicy(ctx, blockedPolicy(log, opts.BlockedTimeout, waitingUpTo(opts.BlockedTimeout)))
 	progress := output.NewProgress(f.IO, -1, "publishing")
 	rep, runErr := dlq.PublishRecords(ctx, conn, open, opts.From,
 		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress, Checked: true})
 	progress.Finish()
+	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
 	if rep == nil {
 		return runErr
 	}

@@ -93,10 +93,10 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 	settle := func() error {
 		f := inflight[0]
 		inflight = inflight[1:]
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
 		o.Progress.Add(1)
-		if err := f.conf.Wait(c); err != nil {
+		// Settled even after an interrupt, and time the broker blocks
+		// publishing (an alarm) does not count: the policy on ctx bounds it.
+		if err := f.conf.WaitFor(context.WithoutCancel(ctx), 30*time.Second); err != nil {
 			rep.Failed = append(rep.Failed, PublishFailed{Line: f.line, ID: f.id, Reason: err.Error()})
 			return err
 		}
