@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -21,16 +22,36 @@ import (
 // TLS. Its errors are typed: an unreachable API is operational with a hint,
 // 401/403 are fail.Auth.
 func NewMgmt(s config.Settings) (*rabbithole.Client, error) {
+	c, _, err := NewMgmtAnswering(s)
+	return c, err
+}
+
+// NewMgmtAnswering is NewMgmt that also returns which management API took
+// the last request (of several, one per node), to name it in a report.
+func NewMgmtAnswering(s config.Settings) (*rabbithole.Client, func() string, error) {
 	rt, err := mgmtTransport(s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c, err := rabbithole.NewTLSClient(s.MgmtURL, s.MgmtUser, s.MgmtPassword, rt)
 	if err != nil {
-		return nil, fail.Usagef("invalid management URL: %v", err)
+		return nil, nil, fail.Usagef("invalid management URL: %v", err)
 	}
-	c.SetTimeout(s.Timeout)
-	return c, nil
+	c.SetTimeout(mgmtClientTimeout(s))
+	answered := func() string { return s.MgmtURL }
+	if ft, ok := rt.(*failoverTransport); ok {
+		answered = ft.answering
+	}
+	return c, answered, nil
+}
+
+// mgmtClientTimeout bounds a whole request: each management API tried
+// gets its own --timeout (see failoverTransport).
+func mgmtClientTimeout(s config.Settings) time.Duration {
+	if s.Timeout <= 0 {
+		return 0
+	}
+	return s.Timeout * time.Duration(max(1, len(s.MgmtURLs)))
 }
 
 // mgmtTransport is the HTTP transport every management API client shares:
@@ -44,7 +65,11 @@ func mgmtTransport(s config.Settings) (http.RoundTripper, error) {
 		}
 		base.TLSClientConfig = c
 	}
-	return &classifyingTransport{base: base, redactor: s.Redactor}, nil
+	var rt http.RoundTripper = &classifyingTransport{base: base, redactor: s.Redactor}
+	if len(s.MgmtURLs) > 1 {
+		rt = newFailoverTransport(rt, s.MgmtURLs, s.Timeout)
+	}
+	return rt, nil
 }
 
 // AuthError is returned by the management client on HTTP 401.
@@ -129,6 +154,11 @@ func MgmtUnreachable(s config.Settings, err error) (problem, hint string, ok boo
 	var ue *url.Error
 	if k, _ := fail.KindOf(err); k == fail.Auth || !errors.As(err, &ue) || errors.Is(err, context.Canceled) {
 		return "", "", false
+	}
+	var all *MgmtAllFailedError
+	if errors.As(err, &all) {
+		return s.Redactor.Redact(all.Error()),
+			"check that the nodes run with the management plugin enabled (`rabbitmq-plugins enable rabbitmq_management`) and that the network lets port 15672 (15671 for https) through, point --mgmt-url at a reachable API, or raise --timeout", true
 	}
 	api := s.MgmtURL
 	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {

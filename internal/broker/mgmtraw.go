@@ -38,7 +38,7 @@ func NewMgmtReader(s config.Settings) (*MgmtReader, error) {
 		base: strings.TrimRight(s.MgmtURL, "/"),
 		user: s.MgmtUser,
 		pass: s.MgmtPassword,
-		hc:   &http.Client{Transport: rt, Timeout: s.Timeout},
+		hc:   &http.Client{Transport: rt, Timeout: mgmtClientTimeout(s)},
 	}, nil
 }
 

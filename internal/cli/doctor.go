@@ -95,7 +95,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	if err != nil {
 		return err
 	}
-	mgmt, err := f.Mgmt()
+	mgmt, answered, err := broker.NewMgmtAnswering(s)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		}
 		return s.Redactor.Redact(err.Error()), "", kind
 	}
-	report := doctor.Run(ctx, doctor.Target{Vhost: s.Vhost, MgmtURL: s.MgmtURL}, probe, mgmt, describe)
+	report := doctor.Run(ctx, doctor.Target{Vhost: s.Vhost, MgmtURL: s.MgmtURL, Answered: answered}, probe, mgmt, describe)
 	view := doctorView{OK: report.OK(), Settings: s.Public(), Checks: report.Checks}
 	if err := output.Print(f.IO, opts.Format, view); err != nil {
 		return err

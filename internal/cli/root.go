@@ -24,7 +24,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 request path and their slow side effects.
 
 Connection: --url / MQCTL_URL (several comma-separated URLs are cluster nodes,
-tried in order), --mgmt-url / MQCTL_MGMT_URL (default: the AMQP host, port 15672),
+tried in order), --mgmt-url / MQCTL_MGMT_URL (default: each AMQP node, port 15672;
+tried in order too),
 MQCTL_PASSWORD / MQCTL_MGMT_PASSWORD so passwords need not appear in argv, and
 named contexts in $XDG_CONFIG_HOME/mqctl/config.yaml (--context / MQCTL_CONTEXT).
 Precedence: flag > environment > context > default.
@@ -49,7 +50,7 @@ or permission refused, 130 interrupted.`,
 	pf := root.PersistentFlags()
 	g := &f.global
 	pf.StringSliceVar(&g.conn.URLs, "url", nil, "AMQP URL(s) amqp[s]://user:pass@host:port/vhost; repeat or comma-separate for cluster nodes (env MQCTL_URL)")
-	pf.StringVar(&g.conn.MgmtURL, "mgmt-url", "", "management API base URL http[s]://host:port (env MQCTL_MGMT_URL; default: AMQP host, port 15672)")
+	pf.StringVar(&g.conn.MgmtURL, "mgmt-url", "", "management API base URL(s) http[s]://host:port, comma-separated, tried in turn (env MQCTL_MGMT_URL; default: each AMQP node, port 15672)")
 	pf.StringVar(&g.conn.Context, "context", "", "named context from the config file (env MQCTL_CONTEXT)")
 	pf.StringVar(&g.conn.ConfigPath, "config", "", "config file (env MQCTL_CONFIG; default $XDG_CONFIG_HOME/mqctl/config.yaml)")
 	pf.StringVar(&g.conn.TLSCA, "tls-ca", "", "CA certificate (PEM) to verify the broker")

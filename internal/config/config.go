@@ -76,9 +76,12 @@ type TLS struct {
 // Settings is the resolved connection configuration. AMQPURLs carry
 // passwords and must never be printed; use Redacted or the Redactor.
 type Settings struct {
-	AMQPURLs     []string
-	Vhost        string
-	MgmtURL      string // base URL without credentials
+	AMQPURLs []string
+	Vhost    string
+	MgmtURL  string // base URL without credentials: MgmtURLs[0]
+	// MgmtURLs are the management APIs to try in turn (one per node by
+	// default); requests go to the first that accepts a connection.
+	MgmtURLs     []string
 	MgmtUser     string
 	MgmtPassword string
 	TLS          TLS
@@ -96,9 +99,11 @@ type Public struct {
 	URLs    []string `json:"urls"`
 	Vhost   string   `json:"vhost"`
 	MgmtURL string   `json:"mgmt_url"`
-	User    string   `json:"user"`
-	Context string   `json:"context,omitempty"`
-	TLS     TLS      `json:"tls"`
+	// MgmtURLs is set when there are several.
+	MgmtURLs []string `json:"mgmt_urls,omitempty"`
+	User     string   `json:"user"`
+	Context  string   `json:"context,omitempty"`
+	TLS      TLS      `json:"tls"`
 }
 
 // Public returns the settings with every password masked.
@@ -107,7 +112,11 @@ func (s Settings) Public() Public {
 	for i, u := range s.AMQPURLs {
 		urls[i] = s.Redactor.Redact(u)
 	}
-	return Public{URLs: urls, Vhost: s.Vhost, MgmtURL: s.MgmtURL, User: s.MgmtUser, Context: s.Context, TLS: s.TLS}
+	var mgmts []string
+	if len(s.MgmtURLs) > 1 {
+		mgmts = s.MgmtURLs
+	}
+	return Public{URLs: urls, Vhost: s.Vhost, MgmtURL: s.MgmtURL, MgmtURLs: mgmts, User: s.MgmtUser, Context: s.Context, TLS: s.TLS}
 }
 
 // DefaultConfigPath is $XDG_CONFIG_HOME/mqctl/config.yaml (~/.config when unset).
@@ -223,22 +232,36 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 		s.Vhost = "/"
 	}
 
-	// Management API.
+	// Management API: by default one per AMQP node, so that a node down
+	// for maintenance does not take the management API away too.
 	mgmt := firstNonEmpty(fl.MgmtURL, getenv("MQCTL_MGMT_URL"), ctx.MgmtURL)
-	var mu *url.URL
+	var mus []*url.URL
 	if mgmt == "" {
-		scheme, port := "http", "15672"
-		if first.Scheme == "amqps" {
-			scheme, port = "https", "15671"
+		seen := map[string]bool{}
+		for _, r := range s.AMQPURLs {
+			u, _ := amqp.ParseURI(r) // parsed above
+			scheme, port := "http", "15672"
+			if u.Scheme == "amqps" {
+				scheme, port = "https", "15671"
+			}
+			if host := net.JoinHostPort(u.Host, port); !seen[host] {
+				seen[host] = true
+				mus = append(mus, &url.URL{Scheme: scheme, Host: host})
+			}
 		}
-		mu = &url.URL{Scheme: scheme, Host: net.JoinHostPort(first.Host, port)}
 	} else {
-		var err error
-		mu, err = url.Parse(mgmt)
-		if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
-			return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", MaskUserinfo(mgmt))
+		for _, m := range splitList(mgmt) {
+			mu, err := url.Parse(m)
+			if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
+				return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", MaskUserinfo(m))
+			}
+			mus = append(mus, mu)
+		}
+		if len(mus) == 0 {
+			return s, fail.Usagef("no management URL given (flag --mgmt-url or MQCTL_MGMT_URL is empty)")
 		}
 	}
+	mu := mus[0]
 	s.MgmtUser, s.MgmtPassword = first.Username, first.Password
 	if mu.User != nil {
 		s.MgmtUser = mu.User.Username()
@@ -253,8 +276,16 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 		s.MgmtPassword = p
 	}
 	s.Redactor.Add(s.MgmtPassword)
-	mu.User = nil
-	s.MgmtURL = strings.TrimRight(mu.String(), "/")
+	for _, u := range mus {
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok {
+				s.Redactor.Add(p)
+			}
+		}
+		u.User = nil
+		s.MgmtURLs = append(s.MgmtURLs, strings.TrimRight(u.String(), "/"))
+	}
+	s.MgmtURL = s.MgmtURLs[0]
 
 	// TLS.
 	s.TLS = TLS{

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,34 @@ func TestResolvePrecedence(t *testing.T) {
 	}
 }
 
+func TestMgmtURLsFollowTheNodes(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		flags Flags
+		want  []string
+	}{
+		{"one per node, in order, no repeats", Flags{URLs: []string{"amqp://u:p@a:5672/,amqp://u:p@b:5673/,amqp://u:p@a:5674/"}},
+			[]string{"http://a:15672", "http://b:15672"}},
+		{"amqps nodes get https 15671", Flags{URLs: []string{"amqps://u:p@a/", "amqps://u:p@b/"}},
+			[]string{"https://a:15671", "https://b:15671"}},
+		{"an explicit list wins", Flags{URLs: []string{"amqp://u:p@a/"}, MgmtURL: "http://m1:15672, https://op:mpw2@m2:443/rabbit/"},
+			[]string{"http://m1:15672", "https://m2:443/rabbit"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := Resolve(c.flags, envOf(nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(s.MgmtURLs, " ") != strings.Join(c.want, " ") || s.MgmtURL != c.want[0] {
+				t.Errorf("mgmt urls = %v (first %s), want %v", s.MgmtURLs, s.MgmtURL, c.want)
+			}
+			if out := fmt.Sprintf("%+v", s.Public()); strings.Contains(out, "mpw2") {
+				t.Errorf("public settings show a management password: %s", out)
+			}
+		})
+	}
+}
+
 func TestResolveErrorsAreUsageAndRedacted(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -111,6 +140,7 @@ func TestResolveErrorsAreUsageAndRedacted(t *testing.T) {
 	}{
 		{"bad scheme", Flags{URLs: []string{"http://u:topsecret@h/"}}, nil},
 		{"bad mgmt", Flags{MgmtURL: "ftp://u:topsecret@h"}, nil},
+		{"bad second mgmt", Flags{MgmtURL: "http://m1:15672,ftp://u:topsecret@h"}, nil},
 		{"missing context", Flags{Context: "nope"}, nil},
 		{"bad timeout", Flags{}, map[string]string{"MQCTL_TIMEOUT": "soon"}},
 		{"cert without key", Flags{TLSCert: "c.pem"}, nil},

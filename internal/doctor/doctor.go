@@ -94,6 +94,16 @@ type Mgmt interface {
 type Target struct {
 	Vhost   string
 	MgmtURL string
+	// Answered names the management API that took the last request, when
+	// there are several to try (nil: MgmtURL).
+	Answered func() string
+}
+
+func (t Target) api() string {
+	if t.Answered != nil {
+		return t.Answered()
+	}
+	return t.MgmtURL
 }
 
 // Describe turns an error into a password-free message, what to try when
@@ -183,7 +193,7 @@ func checkMgmt(t Target, m Mgmt, describe Describe) []Check {
 
 func versionCheck(t Target, ov *rabbithole.Overview) Check {
 	c := Check{Name: "management", Status: OK,
-		Detail: fmt.Sprintf("%s: RabbitMQ %s, management %s, Erlang %s, node %s", t.MgmtURL, ov.RabbitMQVersion, ov.ManagementVersion, ov.ErlangVersion, ov.Node)}
+		Detail: fmt.Sprintf("%s: RabbitMQ %s, management %s, Erlang %s, node %s", t.api(), ov.RabbitMQVersion, ov.ManagementVersion, ov.ErlangVersion, ov.Node)}
 	if major, minor := parseVersion(ov.RabbitMQVersion); major == 3 && minor < 10 || major > 0 && major < 3 {
 		c.Status, c.Hint = Fail, "mqctl needs RabbitMQ 3.10 or later (quorum queue delivery limits, at-least-once dead lettering)"
 	}
