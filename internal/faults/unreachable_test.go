@@ -260,6 +260,21 @@ func TestUnreachable(t *testing.T) {
 		Report(t, Figures{Scenario: "unreachable: AMQP black hole first of two --url nodes", Confirmed: 1, Processed: 1,
 			Note: fmt.Sprintf("dlq show failed over to the live node in %s with --timeout %s", res.Took.Round(10*time.Millisecond), unreachableTimeout)})
 	})
+
+	// The same for the management API: a node's API refusing or silent
+	// costs at most one timeout per request, and the next node's answers.
+	t.Run("management_black_hole_then_a_live_api", func(t *testing.T) {
+		env := with(node.URL(), "http://"+dead+",http://"+hole+","+node.MgmtURL())
+		res := mqctltest.Run(t, 3*unreachableTimeout+unreachableMargin, env, "dlq", "ls")
+		if res.Code != 0 || !strings.Contains(res.Stdout, "email.dlq") {
+			t.Errorf("dlq ls with a refused and a silent API first: exit %d in %s, want 0 and email.dlq; stdout %s stderr %s", res.Code, res.Took, res.Stdout, res.Stderr)
+		}
+		if res.Took > unreachableTimeout+unreachableMargin {
+			t.Errorf("dlq ls took %s: more than one --timeout %s for the silent API (the answering API is tried first after that)", res.Took, unreachableTimeout)
+		}
+		Report(t, Figures{Scenario: "unreachable: management API refused, then black hole, then live", Confirmed: 1, Processed: 1,
+			Note: fmt.Sprintf("dlq ls failed over to the live API in %s with --timeout %s", res.Took.Round(10*time.Millisecond), unreachableTimeout)})
+	})
 }
 
 func containsAny(s string, subs []string) bool {
