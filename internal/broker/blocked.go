@@ -87,21 +87,24 @@ func (e *BlockedError) Error() string {
 // closed before the pending confirms arrived.
 func (e *BlockedError) Is(target error) bool { return target == ErrChannelClosed }
 
+// CloseWait bounds a step that needs the broker's answer to end something
+// (a consumer cancel, a channel or connection close): a broker silent
+// that long, or blocked by an alarm, is not going to answer.
+const CloseWait = 5 * time.Second
+
 // CloseConnection closes conn and never hangs: when the broker does not
 // answer within d (it reads nothing from a connection an alarm blocks, so
 // even connection.close waits for the alarm to clear) the socket is closed
 // under a deadline instead. Unacked deliveries return to their queues
 // either way.
 func CloseConnection(conn *amqp.Connection, d time.Duration) {
-	if !Within(d, func() { _ = conn.Close() }) {
-		_ = conn.CloseDeadline(time.Now().Add(time.Second))
-	}
+	WithinOrCut(conn, d, func() { _ = conn.Close() })
 }
 
-// Within runs f and reports whether it returned within d. When it did
-// not, f goes on in its goroutine: the caller must end what f waits for
-// (close the connection), which ends f too.
-func Within(d time.Duration, f func()) bool {
+// WithinOrCut runs f, a call on conn that waits for the broker's answer,
+// and reports whether it returned within d. When it did not, conn's socket
+// is closed under a deadline, which ends f too.
+func WithinOrCut(conn *amqp.Connection, d time.Duration, f func()) bool {
 	done := make(chan struct{})
 	go func() { f(); close(done) }()
 	t := time.NewTimer(d)
@@ -110,6 +113,11 @@ func Within(d time.Duration, f func()) bool {
 	case <-done:
 		return true
 	case <-t.C:
+		cut(conn)
 		return false
 	}
 }
+
+// cut closes conn's socket with a one-second deadline: the only way to
+// end a write or a close handshake the broker no longer reads.
+func cut(conn *amqp.Connection) { _ = conn.CloseDeadline(time.Now().Add(time.Second)) }

@@ -34,6 +34,13 @@ func (e *ChannelClosedError) Error() string {
 	return fmt.Sprintf("%v: %s", ErrChannelClosed, e.Reason.Reason)
 }
 
+// AccessRefused reports whether the broker refused err's operation for a
+// missing permission (403 ACCESS_REFUSED): no reconnect or retry fixes it.
+func AccessRefused(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Code == amqp.AccessRefused
+}
+
 // Is makes errors.Is(err, ErrChannelClosed) hold.
 func (e *ChannelClosedError) Is(target error) bool { return target == ErrChannelClosed }
 
@@ -259,7 +266,7 @@ func (p *Publisher) watchBlocks(blocks <-chan amqp.Blocking) {
 			// The broker reads nothing from a blocked connection: only a
 			// deadline on the socket ends a publish stuck in write or a
 			// close waiting for its answer.
-			_ = p.conn.CloseDeadline(time.Now().Add(time.Second))
+			cut(p.conn)
 		}
 	}
 }
@@ -471,10 +478,6 @@ func (p *Publisher) PublishAndWait(ctx context.Context, exchange, key string, ms
 	return c.Wait(ctx)
 }
 
-// closeWait bounds the channel close handshake of a connection that is
-// not blocked; a broker that does not answer within it is not coming back.
-const closeWait = 5 * time.Second
-
 // Close closes the channel; publishes still pending fail with
 // ErrChannelClosed. It never hangs: when the broker cannot answer the close
 // (the connection is blocked by an alarm, or no answer within 5 s) it
@@ -487,26 +490,25 @@ func (p *Publisher) Close() error {
 		p.closed = ErrChannelClosed
 	}
 	p.mu.Unlock()
-	_, err := p.closeLane(l)
-	return err
+	return p.closeLane(l)
 }
 
 // closeLane closes l's channel and waits for its loop. When the broker
-// cannot answer the close (blocked, or silent for closeWait) it closes the
-// connection with a deadline on the socket instead, and reports polite
-// false (and no error: the connection is gone either way).
-func (p *Publisher) closeLane(l *lane) (polite bool, err error) {
+// cannot answer the close (blocked, or silent for CloseWait) it closes the
+// connection with a deadline on the socket instead (no error: the
+// connection is gone either way).
+func (p *Publisher) closeLane(l *lane) error {
 	if blocked, changed := p.blockState(); !blocked {
 		errc := make(chan error, 1)
 		go func() { errc <- l.ch.Close() }()
-		timer := time.NewTimer(closeWait)
+		timer := time.NewTimer(CloseWait)
 		defer timer.Stop()
 	wait:
 		for {
 			select {
 			case err := <-errc:
 				<-l.done
-				return true, err
+				return err
 			case <-changed:
 				if blocked, changed = p.blockState(); blocked {
 					break wait
@@ -517,7 +519,7 @@ func (p *Publisher) closeLane(l *lane) (polite bool, err error) {
 		}
 	}
 	// A channel close left waiting ends when the connection does.
-	_ = p.conn.CloseDeadline(time.Now().Add(time.Second))
+	cut(p.conn)
 	<-l.done
-	return false, nil
+	return nil
 }

@@ -128,11 +128,10 @@ func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err err
 			var lost, refused, blocked error
 			for i, perr := range errs {
 				var be *broker.BlockedError
-				var ae *amqp.Error
 				switch {
 				case perr == nil:
 					sum.Confirmed++
-				case errors.As(perr, &ae) && ae.Code == amqp.AccessRefused:
+				case broker.AccessRefused(perr):
 					// A missing permission: reconnecting cannot fix it.
 					_ = pub.Close()
 					_ = conn.Close()

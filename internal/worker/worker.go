@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		err = w.session(ctx, conn)
-		broker.CloseConnection(conn, stopWait)
+		broker.CloseConnection(conn, broker.CloseWait)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -273,9 +273,8 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		// alarm blocks it once a retry was published here): closing the
 		// socket ends the handlers' waits too, the deliveries in hand
 		// return to the queue, and the ledger absorbs their repeat.
-		if !broker.Within(stopWait, func() { _ = ch.Cancel(tag, false) }) {
-			_ = conn.CloseDeadline(time.Now().Add(time.Second))
-			cfg.OnEvent(Event{Kind: Disconnected, Err: fmt.Errorf("no answer from the broker within %s to stop consuming (is an alarm blocking the connection?): closed it; unacked deliveries return to %s", stopWait, cfg.Queue)})
+		if !broker.WithinOrCut(conn, broker.CloseWait, func() { _ = ch.Cancel(tag, false) }) {
+			cfg.OnEvent(Event{Kind: Disconnected, Err: fmt.Errorf("no answer from the broker within %s to stop consuming (is an alarm blocking the connection?): closed it; unacked deliveries return to %s", broker.CloseWait, cfg.Queue)})
 			w.reported = true
 		}
 	case e := <-connClosed:
@@ -294,16 +293,9 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		w.reported = true
 	}
 	wg.Wait()
-	if !broker.Within(stopWait, func() { _ = ch.Close() }) {
-		_ = conn.CloseDeadline(time.Now().Add(time.Second))
-	}
+	broker.WithinOrCut(conn, broker.CloseWait, func() { _ = ch.Close() })
 	return result
 }
-
-// stopWait bounds each step of a stop that needs the broker's answer
-// (consumer cancel, channel and connection close): a stop never waits for
-// an alarm to clear.
-const stopWait = 5 * time.Second
 
 func closeErr(what string, e *amqp.Error) error {
 	if e == nil {
@@ -343,8 +335,7 @@ func (w *worker) process(ctx context.Context, ch *amqp.Channel, pub *broker.Publ
 	perr := pub.PublishAndWait(pctx, dec.Exchange, dec.RoutingKey, msg)
 	cancel()
 	if perr != nil {
-		var ae *amqp.Error
-		if errors.As(perr, &ae) && ae.Code == amqp.AccessRefused {
+		if broker.AccessRefused(perr) {
 			// A missing write permission: every retry would be refused
 			// the same way, so stop instead of cycling the message.
 			w.refuse(fmt.Errorf("consume %s: publishing the retry of %s was refused, so the worker stops (the message stays in %s): %w", cfg.Queue, d.MessageId, cfg.Queue, perr))
