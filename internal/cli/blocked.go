@@ -45,9 +45,10 @@ func blockedPolicy(log *lineLog, timeout time.Duration, waiting string) broker.B
 	}}
 }
 
-// waitingUpTo is what a bounded command says it does while blocked.
-func waitingUpTo(timeout time.Duration) string {
-	return fmt.Sprintf("waiting up to %s for it to clear (--blocked-timeout)", timeout)
+// boundedBlockedPolicy is the policy of a command that takes
+// --blocked-timeout: it waits up to timeout, and says so.
+func boundedBlockedPolicy(log *lineLog, timeout time.Duration) broker.BlockedPolicy {
+	return blockedPolicy(log, timeout, fmt.Sprintf("waiting up to %s for it to clear (--blocked-timeout)", timeout))
 }
 
 // blockedGaveUp reports whether err comes from a block that outlasted

@@ -225,7 +225,7 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 	defer dst.Close()
 	progress := output.NewProgress(f.IO, int64(max(sel.Size(), -1)), "replaying "+opts.Queue)
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "dlq replay")
-	ctx = broker.WithBlockedPolicy(ctx, blockedPolicy(log, opts.BlockedTimeout, waitingUpTo(opts.BlockedTimeout)))
+	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
 	rep, runErr := dlq.Replay(ctx, src, dst, dlq.ReplayOptions{
 		Queue: opts.Queue, Selection: sel, To: opts.To, MaxReplays: opts.MaxReplays, Force: opts.Force,
 		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,

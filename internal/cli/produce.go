@@ -111,7 +111,7 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "produce")
 	sum, runErr := registration.Produce(ctx, registration.ProduceOptions{
 		Count: opts.Count, Rate: opts.Rate, VIPRatio: opts.VIPRatio, Window: opts.Window, Dialer: dialer,
-		Blocked: blockedPolicy(log, opts.BlockedTimeout, waitingUpTo(opts.BlockedTimeout)),
+		Blocked: boundedBlockedPolicy(log, opts.BlockedTimeout),
 		OnEvent: func(e registration.RelayEvent) {
 			if e.Kind == "connected" && !f.global.verbose {
 				return

@@ -96,7 +96,7 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	open := func() (io.ReadCloser, error) { return os.Open(opts.From) }
 	// The whole file is checked before anything connects: a bad file is
 	// exit 2 whether or not the broker is up.
-	if _, err := dlq.CheckRecords(open, opts.From, opts.To); err != nil {
+	if err := dlq.CheckRecords(open, opts.From, opts.To); err != nil {
 		return err
 	}
 	conn, err := dial(ctx, f, "mqctl publish")
@@ -109,7 +109,7 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 		return err
 	}
 	log := newLineLog(f.IO.ErrOut, s.Redactor, "publish")
-	ctx = broker.WithBlockedPolicy(ctx, blockedPolicy(log, opts.BlockedTimeout, waitingUpTo(opts.BlockedTimeout)))
+	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
 	progress := output.NewProgress(f.IO, -1, "publishing")
 	rep, runErr := dlq.PublishRecords(ctx, conn, open, opts.From,
 		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress, Checked: true})

@@ -37,11 +37,11 @@ type PublishOptions struct {
 }
 
 // CheckRecords reads the whole file as PublishRecords would publish it and
-// returns how many records it holds, or the first bad line as a usage
-// error (file:line): not a record, headers that do not decode, or no
-// destination (no origin queue and no to), or no record at all. It needs no broker, so a bad
-// file is refused before anything connects.
-func CheckRecords(open func() (io.ReadCloser, error), name, to string) (int, error) {
+// returns the first bad line as a usage error (file:line): not a record,
+// headers that do not decode, or no destination (no origin queue and no
+// to); or an error when the file holds no record at all. It needs no
+// broker, so a bad file is refused before anything connects.
+func CheckRecords(open func() (io.ReadCloser, error), name, to string) error {
 	n := 0
 	err := eachRecord(open, name, func(line int, r Record) error {
 		if _, err := r.Publishing(); err != nil {
@@ -54,9 +54,9 @@ func CheckRecords(open func() (io.ReadCloser, error), name, to string) (int, err
 		return nil
 	})
 	if err == nil && n == 0 {
-		return 0, fail.Usagef("%s holds no record (empty file): nothing to publish", name)
+		return fail.Usagef("%s holds no record (empty file): nothing to publish", name)
 	}
-	return n, err
+	return err
 }
 
 // PublishRecords publishes every record of a JSONL export or archive
@@ -74,7 +74,7 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 	}
 	o.Window = max(o.Window, 1)
 	if !o.Checked {
-		if _, err := CheckRecords(open, name, o.To); err != nil {
+		if err := CheckRecords(open, name, o.To); err != nil {
 			return nil, err
 		}
 	}

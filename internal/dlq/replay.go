@@ -234,6 +234,9 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 		if len(ready) == 0 {
 			return nil
 		}
+		// Published or not, what was prepared is done with: on an error
+		// it stays in the DLQ.
+		defer func() { ready = ready[:0] }()
 		ids := make([]string, len(ready))
 		for i, p := range ready {
 			ids[i] = p.out.ID
@@ -242,7 +245,6 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 			}
 		}
 		if err := o.Journal.published(ids...); err != nil {
-			ready = ready[:0]
 			return err
 		}
 		for _, p := range ready {
@@ -255,13 +257,11 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 				// The rest were journaled but not published: the next
 				// run reports them as possible duplicates, erring on the
 				// safe side. They stay in the DLQ.
-				ready = ready[:0]
 				return err
 			}
 			rep.Outcomes = append(rep.Outcomes, out)
 			inflight = append(inflight, flight{tag: p.d.DeliveryTag, gen: p.gen, conf: conf, out: len(rep.Outcomes) - 1})
 		}
-		ready = ready[:0]
 		return nil
 	}
 	// always is ready at once: with deliveries prepared, next returns
