@@ -346,8 +346,13 @@ func (w *worker) process(ctx context.Context, ch *amqp.Channel, pub *broker.Publ
 			// millisecond; don't spin on it.
 			sleep(ctx, time.Second)
 		}
-		// Never lose it: leave it to the broker to deliver again.
-		_ = d.Nack(false, true)
+		// Never lose it: leave it to the broker to deliver again. A
+		// reject, not a nack: RabbitMQ 4.3 no longer counts a
+		// nack(requeue) toward a quorum queue's delivery limit, so a
+		// retry publish that keeps failing would loop for ever; a
+		// reject(requeue) counts on every version and ends, at the
+		// limit, in the dead-letter queue.
+		_ = d.Reject(true)
 		cfg.OnEvent(Event{Kind: Requeued, MessageID: d.MessageId, Attempt: attempt, Err: fmt.Errorf("%v; publishing the retry failed: %w", err, perr)})
 		return
 	}

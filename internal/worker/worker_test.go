@@ -247,6 +247,47 @@ func TestWorkerDeadLettersPermanentFailuresAtOnce(t *testing.T) {
 	}
 }
 
+// A retry publish that keeps failing (here: the delay queue is gone) hands
+// the message back to the broker, and that must count toward the work
+// queue's delivery limit on every version, so the message ends in the DLQ
+// instead of looping. RabbitMQ 4.3 stopped counting nack(requeue=true).
+func TestWorkerRequeueCountsTowardTheDeliveryLimit(t *testing.T) {
+	t.Parallel()
+	r := pattern.Retry{Queue: "email", MaxAttempts: 4, Backoff: []time.Duration{time.Second}, DLQ: "email.dlq"}
+	env, publish := setup(t, r)
+	if _, err := env.Channel(t).QueueDelete(pattern.DelayQueue("email", 1), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	publish("looping", "{}")
+	rec := newRecorder()
+	stop := start(t, Config{Queue: "email", Retry: r, Dialer: dialer(t, env), OnEvent: rec.event,
+		Handler: rec.handler(func(Delivery) error { return errors.New("provider down") })})
+	// The worker waits a second after each failed retry publish; the
+	// limit of 10 is reached after about 11 deliveries.
+	brokertest.WaitFor(t, "the message dead-lettered at the delivery limit", 90*time.Second, func() bool {
+		return env.QueueDepth(t, "email.dlq") == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := env.QueueDepth(t, "email"); d != 0 {
+		t.Errorf("email holds %d messages, want 0", d)
+	}
+	m, ok, err := env.Channel(t).Get("email.dlq", false)
+	if err != nil || !ok {
+		t.Fatalf("get from DLQ: %v %v", ok, err)
+	}
+	if m.MessageId != "looping" {
+		t.Errorf("dead letter is %q, want looping", m.MessageId)
+	}
+	if n := len(rec.attempts["looping"]); n < 2 || n > 12 {
+		t.Errorf("handler ran %d times, want the delivery limit (10) plus one at most", n)
+	}
+	if rec.count(Requeued) == 0 {
+		t.Error("no Requeued event: the retry publish did not fail as the test intends")
+	}
+}
+
 func TestWorkerProcessesEveryMessageAcrossAConnectionLoss(t *testing.T) {
 	t.Parallel()
 	r := pattern.Retry{Queue: "coupon", MaxAttempts: 3, Backoff: []time.Duration{100 * time.Millisecond}, DLQ: "coupon.dlq"}
