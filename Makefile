@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 # Integration tests share one broker; each test has its own vhost.
 TESTFLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build broker broker-down test test-unit test-faults demo completions fmt vet
+.PHONY: all build broker broker-down test test-unit test-faults test-versions demo completions fmt vet
 
 all: build
 
@@ -37,6 +37,14 @@ test-faults:
 	rm -f $(FAULTS_REPORT)
 	MQCTL_FAULTS_REPORT=$(FAULTS_REPORT) $(GO) test $(TESTFLAGS) ./internal/faults
 	@test ! -s $(FAULTS_REPORT) || { echo "fault suite figures:"; cat $(FAULTS_REPORT); }
+
+## test-versions: the integration suites against each RabbitMQ release
+## (system = the node of `make broker`, 3.10 here; 4.0 and 4.3 from Debian
+## chroots built once per machine), and the core fault scenarios on 4.3.
+## VERSIONS="4.0" narrows it; .ci/run runs it after `make test`.
+VERSIONS ?= system 4.0 4.3
+test-versions: vet
+	GO=$(GO) TESTFLAGS='$(TESTFLAGS)' scripts/test-versions.sh $(VERSIONS)
 
 ## test-unit: only tests that need no broker.
 test-unit:

@@ -24,13 +24,20 @@ import (
 // broker: its own name, free ports, data directory and cookie, so the
 // shared broker on 5672 is never touched. It needs the rabbitmq-server
 // package and root (or a user that may run it).
+//
+// With MQCTL_NODE_ROOT set to a chroot holding another RabbitMQ release
+// (scripts/broker-version.sh builds them), nodes run that release from the
+// chroot instead, registering with the epmd on MQCTL_NODE_EPMD_PORT so they
+// never meet the host's nodes. Paths in NodeOptions.Config are then read
+// inside the chroot.
 type Node struct {
 	Name     string
 	Port     int // AMQP
 	MgmtPort int // 0 unless NodeOptions.Management
 	DistPort int
 
-	dir  string
+	dir  string // on the host
+	root string // the chroot the node runs in, "" for the host's RabbitMQ
 	env  []string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -78,19 +85,26 @@ func newNode(t testing.TB, opts NodeOptions) *Node {
 	if os.Getenv("MQCTL_SKIP_INTEGRATION") == "1" {
 		t.Skip("MQCTL_SKIP_INTEGRATION=1: integration test skipped")
 	}
-	if _, err := os.Stat(nodeServer); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no %s: a private RabbitMQ node needs the rabbitmq-server package (run `make broker` as root)", nodeServer)
+	root := os.Getenv("MQCTL_NODE_ROOT")
+	if _, err := os.Stat(root + nodeServer); err != nil {
+		if os.Getenv("CI") != "" || root != "" {
+			t.Fatalf("no %s: a private RabbitMQ node needs the rabbitmq-server package (run `make broker` as root)", root+nodeServer)
 		}
 		t.Skipf("no %s: a private RabbitMQ node needs the rabbitmq-server package", nodeServer)
 	}
-	dir, err := os.MkdirTemp("", "mqctl-node-")
+	tmp := ""
+	if root != "" {
+		tmp = filepath.Join(root, "tmp")
+	}
+	dir, err := os.MkdirTemp(tmp, "mqctl-node-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// in is where the node sees its directory: inside the chroot, if any.
+	in := strings.TrimPrefix(dir, root)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	n := &Node{Name: "mqctltest" + hex.EncodeToString(b) + "@localhost", Port: FreePort(t), DistPort: FreePort(t), dir: dir}
+	n := &Node{Name: "mqctltest" + hex.EncodeToString(b) + "@localhost", Port: FreePort(t), DistPort: FreePort(t), dir: dir, root: root}
 	for _, d := range []string{"home", "mnesia", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -119,16 +133,23 @@ func newNode(t testing.TB, opts NodeOptions) *Node {
 		t.Fatal(err)
 	}
 	n.env = []string{
-		"HOME=" + filepath.Join(dir, "home"),
+		"HOME=" + filepath.Join(in, "home"),
 		"RABBITMQ_NODENAME=" + n.Name,
 		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", n.Port),
 		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", n.DistPort),
-		"RABBITMQ_MNESIA_BASE=" + filepath.Join(dir, "mnesia"),
-		"RABBITMQ_LOG_BASE=" + filepath.Join(dir, "log"),
-		"RABBITMQ_CONFIG_FILE=" + filepath.Join(dir, "rabbitmq.conf"),
-		"RABBITMQ_ENABLED_PLUGINS_FILE=" + filepath.Join(dir, "enabled_plugins"),
+		"RABBITMQ_MNESIA_BASE=" + filepath.Join(in, "mnesia"),
+		"RABBITMQ_LOG_BASE=" + filepath.Join(in, "log"),
+		"RABBITMQ_CONFIG_FILE=" + filepath.Join(in, "rabbitmq.conf"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE=" + filepath.Join(in, "enabled_plugins"),
 		"RABBITMQ_CONF_ENV_FILE=/dev/null",
 		"PATH=" + os.Getenv("PATH"),
+	}
+	if root != "" {
+		n.env[len(n.env)-1] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+		n.env = append(n.env, "LC_ALL=C.UTF-8")
+		if p := os.Getenv("MQCTL_NODE_EPMD_PORT"); p != "" {
+			n.env = append(n.env, "ERL_EPMD_PORT="+p)
+		}
 	}
 	t.Cleanup(func() {
 		n.Kill(t)
@@ -168,8 +189,7 @@ func (n *Node) Settings(t testing.TB) config.Settings {
 // Start boots the node (again) and waits until AMQP answers.
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(nodeServer)
-	cmd.Env = n.env
+	cmd := n.command(context.Background(), nodeServer)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logf, err := os.OpenFile(filepath.Join(n.dir, "server.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -187,6 +207,9 @@ func (n *Node) Start(t testing.TB) {
 	for {
 		err := n.answers()
 		if err == nil {
+			if n.root != "" {
+				t.Logf("private node %s runs RabbitMQ from %s", n.Name, n.root)
+			}
 			return
 		}
 		select {
@@ -209,8 +232,7 @@ func (n *Node) Stop(t testing.TB) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ctl := exec.CommandContext(ctx, nodeCtl, "-n", n.Name, "stop")
-	ctl.Env = n.env
+	ctl := n.command(ctx, nodeCtl, "-n", n.Name, "stop")
 	if out, err := ctl.CombinedOutput(); err != nil {
 		t.Logf("rabbitmqctl stop %s: %v: %s; killing it", n.Name, err, out)
 		n.Kill(t)
@@ -277,8 +299,7 @@ func (n *Node) Ctl(t testing.TB, args ...string) string {
 func (n *Node) TryCtl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ctl := exec.CommandContext(ctx, nodeCtl, append([]string{"-n", n.Name}, args...)...)
-	ctl.Env = n.env
+	ctl := n.command(ctx, nodeCtl, append([]string{"-n", n.Name}, args...)...)
 	out, err := ctl.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
@@ -289,8 +310,7 @@ func (n *Node) Plugins(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nodePlugin, append([]string{"-n", n.Name}, args...)...)
-	cmd.Env = n.env
+	cmd := n.command(ctx, nodePlugin, append([]string{"-n", n.Name}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("rabbitmq-plugins %s: %v: %s", strings.Join(args, " "), err, out)
@@ -336,6 +356,19 @@ func StartCluster(t testing.TB, size int, opts NodeOptions) []*Node {
 		n.Ctl(t, "await_startup")
 	}
 	return nodes
+}
+
+// command runs one of RabbitMQ's scripts for the node, in its chroot if it
+// has one; chroot execs the script, so the process group is the node's.
+func (n *Node) command(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if n.root != "" {
+		cmd = exec.CommandContext(ctx, "chroot", append([]string{n.root, bin}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, bin, args...)
+	}
+	cmd.Env = n.env
+	return cmd
 }
 
 func (n *Node) log() string {
