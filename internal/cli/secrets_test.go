@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,10 +124,13 @@ func TestNoCommandPrintsThePassword(t *testing.T) {
 		tables     bool // run in table mode too
 	}
 	vhost := "/" + url.PathEscape(env.Vhost)
+	// The test broker's own address: MQCTL_TEST_URL may point at another
+	// node than the default one (make test-versions).
+	broker := "amqp://" + userURL.Host + ":" + strconv.Itoa(userURL.Port)
 	targets := []target{
-		{name: "working", amqp: "amqp://localhost:5672", mgmt: strings.TrimRight(env.MgmtURL, "/"), password: secret, wantCodes: []int{0, 3}, tables: true},
+		{name: "working", amqp: broker, mgmt: strings.TrimRight(env.MgmtURL, "/"), password: secret, wantCodes: []int{0, 3}, tables: true},
 		{name: "dead-port", amqp: "amqp://127.0.0.1:1", mgmt: "http://127.0.0.1:1", password: secret, wantCodes: []int{1}},
-		{name: "wrong-password", amqp: "amqp://localhost:5672", mgmt: strings.TrimRight(env.MgmtURL, "/"), password: wrong, wantCodes: []int{4}},
+		{name: "wrong-password", amqp: broker, mgmt: strings.TrimRight(env.MgmtURL, "/"), password: wrong, wantCodes: []int{4}},
 		{name: "tls-untrusted", amqp: "amqps://" + tlsHost, mgmt: "https://" + tlsHost, password: secret, wantCodes: []int{1}},
 	}
 	type source struct {

@@ -412,8 +412,9 @@ queues:
 	}
 	must(t, dead.Ack(false))
 
-	// 3. A consumer that crashes every time (requeue) → over the delivery
-	//    limit → DLQ.
+	// 3. A consumer that hands the message back every time (reject with
+	//    requeue: RabbitMQ 4.3 no longer counts nack(requeue) toward the
+	//    limit, reject it does) → over the delivery limit → DLQ.
 	must(t, pub.PublishAndWait(ctx, "", "work", amqp.Publishing{MessageId: "poison", Body: []byte("x"), DeliveryMode: amqp.Persistent}))
 	for i := 0; i < 10; i++ {
 		d, ok, err := ch.Get("work", false)
@@ -427,7 +428,7 @@ queues:
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		must(t, d.Nack(false, true))
+		must(t, d.Reject(true))
 	}
 	dead = getEventually(ctx, t, ch, "work.dlq")
 	if dead.MessageId != "poison" || !strings.Contains(deathReason(dead), "delivery_limit") {

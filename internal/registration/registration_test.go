@@ -458,7 +458,9 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const n = 1500
+	// The rate makes the run last 15 s; the restart starts once a tenth is
+	// confirmed, so it lands mid-run however slowly the machine stops a node.
+	const n, rate = 1500, 100
 	d, err := broker.NewDialer(node.Settings(t), "produce restart test")
 	if err != nil {
 		t.Fatal(err)
@@ -471,7 +473,7 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := Produce(context.Background(), ProduceOptions{Count: n, Rate: 300, Window: 50, Dialer: d,
+		sum, err := Produce(context.Background(), ProduceOptions{Count: n, Rate: rate, Window: 50, Dialer: d,
 			OnEvent: func(e RelayEvent) {
 				if e.Kind == "connected" {
 					mu.Lock()
@@ -481,7 +483,13 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 			}})
 		done <- result{sum, err}
 	}()
-	time.Sleep(time.Second) // a restart in the middle of the run, not before it
+	brokertest.WaitFor(t, "a tenth of the events confirmed", time.Minute, func() bool {
+		q, err := ch.QueueDeclarePassive(Email, true, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("passive declare %s: %v", Email, err)
+		}
+		return q.Messages >= n/10
+	})
 	node.Stop(t)
 	node.Start(t)
 	var r result
