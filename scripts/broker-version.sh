@@ -74,10 +74,16 @@ need_root() { [[ $(id -u) == 0 ]] || die "building and starting chroot nodes nee
 
 ensure_debootstrap() {
 	command -v debootstrap >/dev/null 2>&1 && return
-	log "installing debootstrap"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2 || true
-	apt-get install -y -qq debootstrap >&2
+	# Builds of two suites may start together; apt takes one at a time.
+	mkdir -p "$cache"
+	(
+		flock 8
+		command -v debootstrap >/dev/null 2>&1 && exit 0
+		log "installing debootstrap"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >&2 || true
+		apt-get install -y -qq debootstrap >&2
+	) 8>"$cache/.lock-apt"
 }
 
 mount_proc() {

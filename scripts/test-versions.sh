@@ -20,6 +20,16 @@ FAULT_RUN=${FAULT_RUN:-'^(TestCluster|TestCrashBrokerKilledMidProduceAndMidServe
 versions=("$@")
 [[ ${#versions[@]} -gt 0 ]] || versions=(system 4.0 4.3)
 
+# Build the chroots a fresh machine lacks side by side (mostly download and
+# unpack time), before any suite needs the cores.
+builds=()
+for v in "${versions[@]}"; do
+	[[ $v == system ]] && continue
+	scripts/broker-version.sh build "$v" &
+	builds+=($!)
+done
+for pid in "${builds[@]}"; do wait "$pid" || true; done
+
 summary=()
 failed=0
 for v in "${versions[@]}"; do
