@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,6 +81,9 @@ func topologyTarget(f *Factory, file *topology.File, vhostFlag string) (*topolog
 		return nil, nil, err
 	}
 	b := &topology.MgmtBroker{Client: mgmt}
+	if r, err := broker.NewMgmtReader(s); err == nil {
+		b.Reader = r
+	}
 	if file.VhostOrDefault() == s.Vhost {
 		b.Depth = func(ctx context.Context, vhost, queue string) (int, error) {
 			d, err := f.Dialer("mqctl topology apply")
@@ -118,4 +123,59 @@ func livePlan(ctx context.Context, f *Factory, b topology.Broker, x *topology.Ex
 	}
 	f.Logf(s.Redactor, "plan: %d changes in %s", len(p.Changes), time.Since(start).Round(time.Millisecond))
 	return p, nil
+}
+
+// checkCompat stops plan and apply, before anything changes, when the
+// broker would refuse a setting of the file (exit 2, every such setting
+// with file:line:column); deprecated settings the broker still accepts
+// are printed as warnings on stderr. The broker is asked (its version and
+// deprecated features) only when the file holds such a setting.
+func checkCompat(ctx context.Context, f *Factory, file *topology.File, b *topology.MgmtBroker, changed bool) error {
+	if len(topology.Compats(file)) == 0 {
+		return nil
+	}
+	s, err := f.Settings()
+	if err != nil {
+		return err
+	}
+	facts, err := b.Facts(ctx)
+	if err != nil {
+		return broker.MgmtError(s, "read the broker's version", err)
+	}
+	f.Logf(s.Redactor, "broker: RabbitMQ %s, deprecated features known: %t", facts.Version, facts.Features != nil)
+	refused, warnings := topology.CheckBroker(file, facts)
+	printWarnings(f.IO.ErrOut, warnings)
+	if len(refused) == 0 {
+		return nil
+	}
+	what := "nothing was changed"
+	if !changed {
+		what = "no plan was made"
+	}
+	return fail.Wrap(fail.Usage, &refusedError{problems: refused, version: facts.Version, file: file.Name, what: what})
+}
+
+// refusedError lists the settings of a file the broker would refuse.
+type refusedError struct {
+	problems yamlfile.Problems
+	version  string
+	file     string
+	what     string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("%s\nRabbitMQ %s refuses %d setting(s) of %s; %s: change them as suggested (`mqctl topology validate -f %s` lists every deprecated setting) and run the command again",
+		e.problems.Error(), e.version, len(e.problems), e.file, e.what, e.file)
+}
+
+// printWarnings writes warnings as validate does, one per line.
+func printWarnings(w io.Writer, warnings yamlfile.Problems) {
+	for _, p := range warnings {
+		fmt.Fprintln(w, warningLine(p))
+	}
+}
+
+func warningLine(p yamlfile.Problem) string {
+	p.Message = "warning: " + p.Message
+	return p.String()
 }

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/broker"
@@ -37,6 +40,19 @@ same file again changes nothing.
 
 Conflicts: apply refuses and changes nothing (exit 3); the plan says what to
 do instead.
+
+Broker versions: a setting the broker would refuse (e.g. x-queue-master-locator
+where the broker denies that deprecated feature, as 4.3 does by default;
+x-queue-version: 1 on 4.3; ha-* policy keys on 4.0+) stops apply before any
+import, naming file:line:column (exit 2); see ` + "`mqctl topology plan --help`" + `.
+
+After each import, apply reads the vhost's definitions back (one read) and
+checks that every object it sent is there: the broker's import can answer
+success and skip an object (4.3 does so for a queue with a denied
+x-queue-master-locator, every version for a queue whose name another
+connection holds as an exclusive queue). A skipped object, or an import the
+broker refused (HTTP 400), stops apply with exit 1, naming what was created and
+what was not: an import is not atomic, so what came before the failure stays.
 
 --prune also deletes objects that are not in the file (bindings, policies,
 exchanges, then queues), after confirmation (--yes when not on a terminal).
@@ -100,6 +116,9 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := checkCompat(ctx, f, file, b, true); err != nil {
+		return err
+	}
 	p, err := livePlan(ctx, f, b, x, opts.Prune)
 	if err != nil {
 		return err
@@ -120,6 +139,14 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 	res, err := topology.Apply(ctx, b, p, bar.Add)
 	bar.Finish()
 	if err != nil {
+		var ie *topology.ImportError
+		if errors.As(err, &ie) {
+			var er rabbithole.ErrorResponse
+			if ie.Err == nil || (errors.As(ie.Err, &er) && er.StatusCode != http.StatusForbidden) {
+				return err // the broker answered: the error says what it did
+			}
+			return broker.MgmtError(s, ie.Context(), ie.Err)
+		}
 		if _, ok := fail.KindOf(err); ok {
 			return err
 		}

@@ -41,6 +41,16 @@ broker; export writes len(backoff)+1, which declares the same objects.
 
 --all-vhosts writes one file per vhost into --out-dir (default.yaml for "/").
 
+--from-definitions also carries the objects to RabbitMQ 4.x where a translation
+exists, with one "converted:" line on stderr per change, naming the object:
+x-queue-master-locator becomes x-queue-leader-locator (min-masters and random
+→ balanced, client-local stays); x-queue-mode and x-queue-version: 1 are
+dropped; so are ha-* policy keys, policy queue-mode and queue-version: 1
+(queue-master-locator becomes queue-leader-locator), and a policy left with
+nothing. What has no translation (a non-durable queue) stays, with a warning.
+An export from the live broker is written as it is, so export → plan stays
+empty; its deprecated settings are warnings on stderr.
+
 Least permissions: the monitoring or management tag and read access to the
 vhost(s) (without the administrator tag, --all-vhosts exports the vhosts the
 user may see); none with --from-definitions, which reads only the file (at
@@ -89,6 +99,17 @@ func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
 				target = "/"
 			}
 			perVhost[target] = d
+		}
+		// A definitions file usually comes from an older broker on its way
+		// to a newer one: translate what RabbitMQ 4.x denies or ignores,
+		// and say so, one line per change.
+		for _, v := range vhostNames(perVhost) {
+			if !opts.AllVhosts && vhost != "" && v != vhost {
+				continue
+			}
+			for _, c := range topology.Modernize(v, perVhost[v]) {
+				fmt.Fprintln(f.IO.ErrOut, "converted: "+c.String())
+			}
 		}
 		if !opts.AllVhosts {
 			if vhost == "" {
@@ -170,9 +191,11 @@ func writeExport(f *Factory, path, vhost string, d *topology.Definitions) error 
 	if name == "" {
 		name = "<stdout>"
 	}
-	if _, err := topology.ParseAndValidate(name, data); err != nil {
+	_, warnings, err := topology.ParseAndCheck(name, data)
+	if err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "warning: the exported topology for vhost %s needs editing before it validates:\n%v\n", vhost, err)
 	}
+	printWarnings(f.IO.ErrOut, warnings)
 	if path == "" {
 		_, err = f.IO.Out.Write(data)
 		return err

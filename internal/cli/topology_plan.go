@@ -48,6 +48,13 @@ silently ignores some redeclared arguments.
 --exit-code: exit 3 when changes are pending (create, update, conflict,
 delete), 0 when the broker matches the file — for CI.
 
+Broker versions: when the file holds a setting whose fate depends on the
+RabbitMQ version (x-queue-master-locator, x-queue-version: 1, x-queue-mode,
+durable: false, ha-* and similar policy keys), plan reads the broker's version
+(GET /api/overview) and deprecated features (GET /api/deprecated-features,
+3.13+). A setting this broker refuses is an error naming file:line:column
+(exit 2); a deprecated setting it still accepts is a warning on stderr.
+
 Least permissions: the monitoring or management tag and read access to the
 vhost. (GET /api/definitions/{vhost} wants the administrator tag; without it
 plan reads the vhost's queues, exchanges, bindings and policies lists.)`,
@@ -81,6 +88,9 @@ func topologyPlanRun(ctx context.Context, opts *TopologyPlanOptions) error {
 	}
 	x, b, err := topologyTarget(opts.f, file, opts.Vhost)
 	if err != nil {
+		return err
+	}
+	if err := checkCompat(ctx, opts.f, file, b, false); err != nil {
 		return err
 	}
 	p, err := livePlan(ctx, opts.f, b, x, opts.Prune)

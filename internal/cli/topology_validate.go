@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/topology"
 	"github.com/mqctl/mqctl/internal/yamlfile"
@@ -31,6 +34,15 @@ bad durations, retry without a dead-letter queue, and dead-letter loops. All
 problems are reported in one run. Exit 2 when the file is invalid, not UTF-8
 text, or larger than 8 MiB.
 
+Warnings (exit 0; on stderr, or with "severity": "warning" in -o json) name
+settings RabbitMQ deprecates, with what to use instead: x-queue-master-locator
+(denied by default on 4.3, whose definitions import then skips the queue),
+x-queue-version: 1 (refused on 4.3), x-queue-mode (no effect since 3.12),
+durable: false (transient non-exclusive queues, deprecated), and the policy keys
+ha-* (refused on 4.0+), queue-master-locator, queue-mode and queue-version: 1.
+validate knows no broker; plan and apply turn what the target broker refuses
+into errors.
+
 Least permissions: none (no broker is contacted).`,
 		Example: `  mqctl topology validate -f examples/registration/topology.yaml
   mqctl topology validate -f topology.yaml -o json`,
@@ -52,10 +64,17 @@ Least permissions: none (no broker is contacted).`,
 }
 
 type validateView struct {
-	File     string             `json:"file"`
-	Valid    bool               `json:"valid"`
-	Problems []yamlfile.Problem `json:"problems"`
-	Objects  *objectCounts      `json:"objects,omitempty"`
+	File     string        `json:"file"`
+	Valid    bool          `json:"valid"`
+	Problems []problemView `json:"problems"`
+	Objects  *objectCounts `json:"objects,omitempty"`
+}
+
+// problemView is a problem with its severity: "error" makes the file
+// invalid, "warning" (a deprecated setting) does not.
+type problemView struct {
+	yamlfile.Problem
+	Severity string `json:"severity"`
 }
 
 type objectCounts struct {
@@ -68,32 +87,78 @@ type objectCounts struct {
 func (v validateView) RenderText(w io.Writer, s *output.Styles) error {
 	if !v.Valid {
 		for _, p := range v.Problems {
-			fmt.Fprintln(w, p.String())
+			fmt.Fprintln(w, p.line())
 		}
 		return nil
 	}
-	_, err := fmt.Fprintf(w, "%s %s is valid: expands to %d exchanges, %d queues, %d bindings, %d policies\n",
-		s.OK.Render("✓"), v.File, v.Objects.Exchanges, v.Objects.Queues, v.Objects.Bindings, v.Objects.Policies)
+	warnings := ""
+	if n := len(v.Problems); n > 0 {
+		warnings = fmt.Sprintf(" (%d warning(s) on stderr)", n)
+	}
+	_, err := fmt.Fprintf(w, "%s %s is valid%s: expands to %d exchanges, %d queues, %d bindings, %d policies\n",
+		s.OK.Render("✓"), v.File, warnings, v.Objects.Exchanges, v.Objects.Queues, v.Objects.Bindings, v.Objects.Policies)
 	return err
 }
 
+func (p problemView) line() string {
+	if p.Severity == "warning" {
+		return warningLine(p.Problem)
+	}
+	return p.Problem.String()
+}
+
 func topologyValidateRun(opts *TopologyValidateOptions) error {
-	file, err := loadTopology(opts.File)
-	view := validateView{File: opts.File, Valid: err == nil, Problems: []yamlfile.Problem{}}
+	if opts.File == "" {
+		return fail.Usagef("no topology file: pass -f FILE")
+	}
+	file, warnings, err := topology.LoadChecked(opts.File)
+	view := validateView{File: opts.File, Valid: err == nil, Problems: []problemView{}}
 	if err != nil {
 		var ps yamlfile.Problems
 		if !errors.As(err, &ps) {
 			return err
 		}
-		view.Problems = ps
+		for _, p := range ps {
+			view.Problems = append(view.Problems, problemView{p, "error"})
+		}
+		for _, p := range warnings {
+			view.Problems = append(view.Problems, problemView{p, "warning"})
+		}
+		sort.SliceStable(view.Problems, func(i, j int) bool {
+			a, b := view.Problems[i], view.Problems[j]
+			if a.Line != b.Line {
+				return a.Line < b.Line
+			}
+			return a.Column < b.Column
+		})
 		if opts.Format != output.Table {
 			if perr := output.Print(opts.f.IO, opts.Format, view); perr != nil {
 				return perr
 			}
 		}
-		return err
+		lines := make([]string, len(view.Problems))
+		for i, p := range view.Problems {
+			lines[i] = p.line()
+		}
+		return fail.Wrap(fail.Usage, &problemsError{problems: ps, text: strings.Join(lines, "\n")})
+	}
+	for _, p := range warnings {
+		view.Problems = append(view.Problems, problemView{p, "warning"})
+	}
+	if opts.Format == output.Table {
+		printWarnings(opts.f.IO.ErrOut, warnings)
 	}
 	x := topology.Expand(file)
 	view.Objects = &objectCounts{len(x.Defs.Exchanges), len(x.Defs.Queues), len(x.Defs.Bindings), len(x.Defs.Policies)}
 	return output.Print(opts.f.IO, opts.Format, view)
 }
+
+// problemsError is an invalid file's problems, rendered with its warnings
+// in between; errors.As still finds the Problems.
+type problemsError struct {
+	problems yamlfile.Problems
+	text     string
+}
+
+func (e *problemsError) Error() string { return e.text }
+func (e *problemsError) Unwrap() error { return e.problems }

@@ -2,7 +2,11 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
 	"github.com/mqctl/mqctl/internal/fail"
 )
@@ -73,6 +77,13 @@ const ImportBatch = 500
 // policies), then, for a pruning plan, deletes extra bindings, policies,
 // exchanges and finally queues, each queue only if still empty. progress
 // is called with the number of objects done (may be nil).
+//
+// After each import Apply reads the vhost's definitions back (one read)
+// and checks that every object it sent is there: an import can answer
+// success and skip an object (RabbitMQ 4.3 does so for a queue with a
+// denied x-queue-master-locator). A skipped object, or an import the
+// broker refused, stops Apply with an *ImportError that says what the
+// broker created and what it did not: an import is not atomic.
 func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result, error) {
 	if p.HasConflicts() {
 		return nil, fail.Conditionf("plan has %d conflict(s); nothing was changed: resolve them as the plan suggests (`mqctl topology plan -f FILE`) and apply again", p.Summary.Conflict)
@@ -90,21 +101,12 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 	for _, stage := range stages {
 		for start := 0; start < len(stage); start += ImportBatch {
 			batch := stage[start:min(start+ImportBatch, len(stage))]
-			defs := &Definitions{Queues: []DefQueue{}, Exchanges: []DefExchange{}, Bindings: []DefBinding{}, Policies: []DefPolicy{}}
-			for _, c := range batch {
-				switch {
-				case c.exchange != nil:
-					defs.Exchanges = append(defs.Exchanges, *c.exchange)
-				case c.queue != nil:
-					defs.Queues = append(defs.Queues, *c.queue)
-				case c.binding != nil:
-					defs.Bindings = append(defs.Bindings, *c.binding)
-				case c.policy != nil:
-					defs.Policies = append(defs.Policies, *c.policy)
+			if err := importAndCheck(ctx, b, p.Vhost, batch, res.Applied); err != nil {
+				var ie *ImportError
+				if errors.As(err, &ie) {
+					res.Applied += len(ie.Created)
 				}
-			}
-			if err := b.Import(ctx, defs.ForVhost(p.Vhost)); err != nil {
-				return res, fmt.Errorf("import %d %s definition(s) into vhost %s (%d applied before): %w", len(batch), batch[0].Kind, p.Vhost, res.Applied, err)
+				return res, err
 			}
 			res.Applied += len(batch)
 			progress(len(batch))
@@ -159,4 +161,240 @@ func (p *Plan) Work() int {
 		}
 	}
 	return n
+}
+
+// ImportError is a definitions import that did not create everything it
+// was sent: the broker refused it (Err set), or answered success and
+// skipped objects. It says what this import created anyway, read back
+// from the broker.
+type ImportError struct {
+	Vhost string
+	// Kind is the kind of the batch's objects; Sent how many it held.
+	Kind string
+	Sent int
+	// Err is the broker's error; nil when it answered success.
+	Err error
+	// Created are the batch's objects found on the broker afterwards.
+	Created []string
+	// Missing are the batch's objects not found, each with its likely
+	// cause.
+	Missing []MissingObject
+	// AppliedBefore counts the objects earlier imports of this apply
+	// created or updated.
+	AppliedBefore int
+	// ReadBackErr is set when the definitions could not be read back, so
+	// Created and Missing are unknown.
+	ReadBackErr error
+	// checked is set once Created and Missing are known.
+	checked bool
+}
+
+// MissingObject is an object an import did not create.
+type MissingObject struct {
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	Cause string `json:"cause"`
+}
+
+func (e *ImportError) Unwrap() error { return e.Err }
+
+// Context says which import failed, for wrapping e.Err alone.
+func (e *ImportError) Context() string {
+	return fmt.Sprintf("import %d %s definition(s) into vhost %s (%d object(s) applied by earlier imports)", e.Sent, e.Kind, e.Vhost, e.AppliedBefore)
+}
+
+func (e *ImportError) Error() string {
+	var b strings.Builder
+	if e.Err != nil {
+		fmt.Fprintf(&b, "import of %d %s definition(s) into vhost %s failed: %s", e.Sent, e.Kind, e.Vhost, errorText(e.Err))
+		switch {
+		case e.ReadBackErr != nil:
+			fmt.Fprintf(&b, "\nwhat it created before failing is unknown: reading the definitions back failed too (%v)", e.ReadBackErr)
+		case !e.checked:
+			fmt.Fprintf(&b, "\nwhat it created before failing is unknown")
+		case len(e.Created) > 0:
+			fmt.Fprintf(&b, "\nthe broker still created %d of them: %s", len(e.Created), strings.Join(e.Created, ", "))
+		default:
+			fmt.Fprintf(&b, "\nthe broker created none of them")
+		}
+		if len(e.Missing) > 0 {
+			names := make([]string, len(e.Missing))
+			for i, m := range e.Missing {
+				names[i] = m.Kind + " " + m.Name
+			}
+			fmt.Fprintf(&b, "\nnot created: %s", strings.Join(names, ", "))
+		}
+	} else {
+		fmt.Fprintf(&b, "the broker answered the import of %d %s definition(s) into vhost %s with success but did not create %d of them:", e.Sent, e.Kind, e.Vhost, len(e.Missing))
+		for _, m := range e.Missing {
+			fmt.Fprintf(&b, "\n  %s %s: %s", m.Kind, m.Name, m.Cause)
+		}
+		if len(e.Created) > 0 {
+			fmt.Fprintf(&b, "\ncreated in the same import: %s", strings.Join(e.Created, ", "))
+		}
+	}
+	fmt.Fprintf(&b, "\n%d object(s) were applied by earlier imports; an apply is not atomic: fix the cause, then `mqctl topology plan` shows what is left and `mqctl topology apply` does the rest", e.AppliedBefore)
+	return b.String()
+}
+
+// errorText is a broker error without rabbit-hole's "Error 400 (bad_request):".
+func errorText(err error) string {
+	var er rabbithole.ErrorResponse
+	if errors.As(err, &er) {
+		if er.Message == "" {
+			return fmt.Sprintf("HTTP %d: %s", er.StatusCode, BrokerText(er.Reason))
+		}
+		return fmt.Sprintf("HTTP %d %s: %s", er.StatusCode, er.Message, BrokerText(er.Reason))
+	}
+	return err.Error()
+}
+
+// exclusiveLister is what MgmtBroker adds for explaining a skipped queue.
+type exclusiveLister interface {
+	ExclusiveQueues(ctx context.Context, vhost string) (map[string]bool, error)
+}
+
+// importAndCheck imports one batch and reads the vhost back to check that
+// every object of it is there (for an update: as the file says).
+func importAndCheck(ctx context.Context, b Broker, vhost string, batch []Change, appliedBefore int) error {
+	defs := &Definitions{Queues: []DefQueue{}, Exchanges: []DefExchange{}, Bindings: []DefBinding{}, Policies: []DefPolicy{}}
+	for _, c := range batch {
+		switch {
+		case c.exchange != nil:
+			defs.Exchanges = append(defs.Exchanges, *c.exchange)
+		case c.queue != nil:
+			defs.Queues = append(defs.Queues, *c.queue)
+		case c.binding != nil:
+			defs.Bindings = append(defs.Bindings, *c.binding)
+		case c.policy != nil:
+			defs.Policies = append(defs.Policies, *c.policy)
+		}
+	}
+	importErr := b.Import(ctx, defs.ForVhost(vhost))
+	if importErr != nil && ctx.Err() != nil {
+		return importErr
+	}
+	e := &ImportError{Vhost: vhost, Kind: batch[0].Kind, Sent: len(batch), Err: importErr, AppliedBefore: appliedBefore}
+	if importErr != nil {
+		if k, ok := fail.KindOf(importErr); ok && k == fail.Auth {
+			e.checked = true // refused before anything was done
+			return e
+		}
+		var er rabbithole.ErrorResponse
+		if !errors.As(importErr, &er) {
+			return e // no answer: the broker's state is not knowable now
+		}
+	}
+	live, err := b.Definitions(ctx, vhost)
+	if err != nil {
+		if importErr == nil {
+			return fmt.Errorf("read back the %d %s definition(s) just imported into vhost %s: %w", len(batch), batch[0].Kind, vhost, err)
+		}
+		e.ReadBackErr = err
+		return e
+	}
+	idx := indexLive(live)
+	e.checked = true
+	for _, c := range batch {
+		if idx.has(c) {
+			e.Created = append(e.Created, describe(c))
+		} else {
+			e.Missing = append(e.Missing, MissingObject{Kind: c.Kind, Name: c.Name})
+		}
+	}
+	if importErr == nil && len(e.Missing) == 0 {
+		return nil
+	}
+	if importErr == nil {
+		var exclusive map[string]bool
+		if l, ok := b.(exclusiveLister); ok && batch[0].Kind == KindQueue {
+			exclusive, _ = l.ExclusiveQueues(ctx, vhost)
+		}
+		byName := map[string]Change{}
+		for _, c := range batch {
+			byName[c.Kind+"\x00"+c.Name] = c
+		}
+		for i, m := range e.Missing {
+			e.Missing[i].Cause = skipCause(byName[m.Kind+"\x00"+m.Name], exclusive, idx)
+		}
+	}
+	return e
+}
+
+func describe(c Change) string { return c.Kind + " " + c.Name }
+
+// liveIndex answers "is this change's object on the broker now".
+type liveIndex struct {
+	exchanges, queues, bindings map[string]bool
+	policies                    map[string]DefPolicy
+}
+
+func indexLive(d *Definitions) liveIndex {
+	idx := liveIndex{exchanges: map[string]bool{}, queues: map[string]bool{}, bindings: map[string]bool{}, policies: map[string]DefPolicy{}}
+	for _, e := range d.Exchanges {
+		idx.exchanges[e.Name] = true
+	}
+	for _, q := range d.Queues {
+		idx.queues[q.Name] = true
+	}
+	for _, b := range d.Bindings {
+		idx.bindings[b.Key()] = true
+	}
+	for _, p := range d.Policies {
+		idx.policies[p.Name] = p
+	}
+	return idx
+}
+
+func (idx liveIndex) has(c Change) bool {
+	switch {
+	case c.exchange != nil:
+		return idx.exchanges[c.exchange.Name]
+	case c.queue != nil:
+		return idx.queues[c.queue.Name]
+	case c.binding != nil:
+		return idx.bindings[c.binding.Key()]
+	case c.policy != nil:
+		have, ok := idx.policies[c.policy.Name]
+		return ok && policyDiffs(*c.policy, have) == nil
+	}
+	return false
+}
+
+// skipCause is the likely reason an import answered success without
+// creating c's object.
+func skipCause(c Change, exclusive map[string]bool, idx liveIndex) string {
+	const generic = "the broker skipped it without an error; its log says why"
+	switch {
+	case c.queue != nil:
+		q := c.queue
+		if exclusive[q.Name] {
+			return "a queue of that name exists as another connection's exclusive queue (definitions do not list those); close that connection or rename the queue in the file"
+		}
+		if v, ok := q.Arguments["x-queue-master-locator"]; ok {
+			return fmt.Sprintf("likely denied by the broker's deprecated-feature settings (queue_master_locator, denied by default from RabbitMQ 4.3); use x-queue-leader-locator: %s instead", LeaderLocatorFor(v))
+		}
+		if !q.Durable {
+			return "likely denied by the broker's deprecated-feature settings (transient_nonexcl_queues); make the queue durable"
+		}
+		if ttl, ok := asInt(q.Arguments["x-expires"]); ok {
+			return fmt.Sprintf("it has x-expires %d ms: unused, it may have expired before the check; otherwise the broker skipped it without an error, and its log says why", ttl)
+		}
+	case c.binding != nil:
+		bd := c.binding
+		if bd.DestinationType == "queue" && !idx.queues[bd.Destination] {
+			return fmt.Sprintf("its destination queue %s does not exist", bd.Destination)
+		}
+		if bd.DestinationType == "exchange" && !idx.exchanges[bd.Destination] {
+			return fmt.Sprintf("its destination exchange %s does not exist", bd.Destination)
+		}
+		if !idx.exchanges[bd.Source] && managedExchange(bd.Source) {
+			return fmt.Sprintf("its source exchange %s does not exist", bd.Source)
+		}
+	case c.policy != nil:
+		if _, ok := idx.policies[c.policy.Name]; ok {
+			return "the policy exists but the broker kept its old settings; its log says why"
+		}
+	}
+	return generic
 }

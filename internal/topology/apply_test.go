@@ -2,22 +2,37 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
-// recorder is a Broker that records calls; apply's ordering and refusals
-// are pure logic (the broker behaviour itself is tested in internal/cli).
+// recorder is a Broker that records calls and keeps what it imported, so
+// that apply's read-back finds it; apply's ordering, refusals and reports
+// are pure logic (the broker behaviour itself is tested against real
+// brokers in internal/cli and broker_test.go). skip names objects an
+// import answers for but leaves out (as 4.3 does with a denied
+// x-queue-master-locator); fail names objects an import refuses with a 400
+// after creating the others (as RabbitMQ does).
 type recorder struct {
 	calls   []string
 	refuse  map[string]string
 	imports []*Definitions
+	live    Definitions
+	skip    map[string]bool
+	fail    map[string]string
+	reads   int
 }
 
 func (r *recorder) Definitions(context.Context, string) (*Definitions, error) {
-	return &Definitions{}, nil
+	r.reads++
+	d := r.live
+	return &d, nil
 }
 func (r *recorder) QueueStates(context.Context, string) (map[string]QueueState, error) {
 	return nil, nil
@@ -34,6 +49,37 @@ func (r *recorder) Import(_ context.Context, d *Definitions) error {
 		kind = "binding"
 	}
 	r.calls = append(r.calls, "import "+kind)
+	var failed string
+	keep := func(name string) bool {
+		if why, ok := r.fail[name]; ok {
+			failed = why
+			return false
+		}
+		return !r.skip[name]
+	}
+	for _, e := range d.Exchanges {
+		if keep(e.Name) {
+			r.live.Exchanges = append(r.live.Exchanges, e)
+		}
+	}
+	for _, q := range d.Queues {
+		if keep(q.Name) {
+			r.live.Queues = append(r.live.Queues, q)
+		}
+	}
+	for _, b := range d.Bindings {
+		if keep(b.Destination) {
+			r.live.Bindings = append(r.live.Bindings, b)
+		}
+	}
+	for _, p := range d.Policies {
+		if keep(p.Name) {
+			r.live.Policies = append(r.live.Policies, p)
+		}
+	}
+	if failed != "" {
+		return rabbithole.ErrorResponse{StatusCode: 400, Message: "bad_request", Reason: failed}
+	}
 	return nil
 }
 func (r *recorder) DeleteBinding(_ context.Context, _ string, b DefBinding) error {
@@ -124,4 +170,96 @@ func itoa(i int) string {
 		s = string(rune('0'+i%10)) + s
 	}
 	return s
+}
+
+// After each import apply reads the vhost back once and names every
+// object the broker skipped, with its likely cause.
+func TestApplyReportsSkippedObjects(t *testing.T) {
+	src := `apiVersion: mqctl/v1
+vhost: v
+exchanges: [{name: e, type: topic}]
+queues:
+  - {name: a, type: classic}
+  - {name: old, type: classic, arguments: {x-queue-master-locator: min-masters}}
+  - {name: temp, type: classic, durable: false}
+  - {name: z, type: classic}
+`
+	p := Diff(Expand(mustParse(t, src)), &Definitions{}, nil, PlanOptions{})
+	r := &recorder{skip: map[string]bool{"old": true, "temp": true}}
+	res, err := Apply(context.Background(), r, p, nil)
+	var ie *ImportError
+	if !errors.As(err, &ie) {
+		t.Fatalf("err = %v, want an *ImportError", err)
+	}
+	if k, _ := fail.KindOf(err); k != fail.Operational {
+		t.Errorf("kind %v, want operational (exit 1)", k)
+	}
+	if ie.Err != nil || ie.Kind != KindQueue || ie.Sent != 4 || len(ie.Missing) != 2 || len(ie.Created) != 2 || ie.AppliedBefore != 1 {
+		t.Fatalf("import error: %+v", ie)
+	}
+	if res.Applied != 3 {
+		t.Errorf("applied %d, want 3 (the exchange and two queues)", res.Applied)
+	}
+	if r.reads != 2 {
+		t.Errorf("%d definitions reads for 2 imports, want one each", r.reads)
+	}
+	if len(r.imports) != 2 {
+		t.Errorf("apply went on after the skip: %v", r.calls)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"with success but did not create 2 of them",
+		"queue old: likely denied by the broker's deprecated-feature settings (queue_master_locator",
+		"use x-queue-leader-locator: balanced",
+		"queue temp: likely denied by the broker's deprecated-feature settings (transient_nonexcl_queues)",
+		"created in the same import: queue a, queue z",
+		"1 object(s) were applied by earlier imports",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+// A refused import (400) may have created some of its objects: apply reads
+// back which, and says so with the broker's own text.
+func TestApplyReportsWhatAFailedImportCreated(t *testing.T) {
+	src := "apiVersion: mqctl/v1\nvhost: v\nqueues: [{name: m1}, {name: m2}, {name: m3}]\n"
+	p := Diff(Expand(mustParse(t, src)), &Definitions{}, nil, PlanOptions{})
+	r := &recorder{fail: map[string]string{"m2": "precondition_failed: invalid arg &#39;x-max-priority&#39; for queue &#39;m2&#39;"}}
+	res, err := Apply(context.Background(), r, p, nil)
+	var ie *ImportError
+	if !errors.As(err, &ie) || ie.Err == nil {
+		t.Fatalf("err = %v, want an *ImportError with the broker's error", err)
+	}
+	if res.Applied != 2 {
+		t.Errorf("applied %d, want 2", res.Applied)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"import of 3 queue definition(s) into vhost v failed: HTTP 400 bad_request: precondition_failed: invalid arg 'x-max-priority' for queue 'm2'",
+		"the broker still created 2 of them: queue m1, queue m3",
+		"not created: queue m2",
+		"an apply is not atomic",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "&#39;") {
+		t.Errorf("error keeps HTML escapes:\n%s", msg)
+	}
+}
+
+// A binding the broker dropped because its queue is gone (deleted since
+// the plan; 3.10 answers 204 for that) is named with that cause.
+func TestApplySkippedBindingNamesItsMissingQueue(t *testing.T) {
+	src := "apiVersion: mqctl/v1\nvhost: v\nexchanges: [{name: e, type: topic}]\nqueues: [{name: q, bindings: [{exchange: e, routing_key: k}]}]\n"
+	x := Expand(mustParse(t, src))
+	p := Diff(x, &Definitions{Exchanges: x.Defs.Exchanges, Queues: x.Defs.Queues}, nil, PlanOptions{})
+	r := &recorder{live: Definitions{Exchanges: x.Defs.Exchanges}, skip: map[string]bool{"q": true}}
+	_, err := Apply(context.Background(), r, p, nil)
+	if err == nil || !strings.Contains(err.Error(), "binding e → queue q [k]: its destination queue q does not exist") {
+		t.Fatalf("err = %v, want the skipped binding named with its cause", err)
+	}
 }

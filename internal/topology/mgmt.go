@@ -3,9 +3,15 @@ package topology
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
 	"io"
+	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -20,6 +26,62 @@ type MgmtBroker struct {
 	// declare) for the emptiness check before a prune; the management API's
 	// figures are up to 5 s old.
 	Depth func(ctx context.Context, vhost, queue string) (int, error)
+	// Reader, when set, reads what rabbit-hole does not know (the
+	// broker's deprecated features); without it Facts has the version only.
+	Reader JSONGetter
+}
+
+// JSONGetter decodes GET /api/<path> into v; broker.MgmtReader is one.
+type JSONGetter interface {
+	GetJSON(ctx context.Context, path string, query url.Values, v any) error
+}
+
+// Facts reads the broker's version (GET /api/overview) and, with a
+// Reader, its deprecated features (GET /api/deprecated-features, 3.13+).
+// A broker without that list, or a user who may not read it, leaves
+// Features nil: the version rules decide then.
+func (m *MgmtBroker) Facts(ctx context.Context) (BrokerFacts, error) {
+	ov, err := m.Client.Overview()
+	if err != nil {
+		return BrokerFacts{}, err
+	}
+	facts := BrokerFacts{Version: ov.RabbitMQVersion}
+	if m.Reader == nil {
+		return facts, nil
+	}
+	var list []DeprecatedFeature
+	if err := m.Reader.GetJSON(ctx, "deprecated-features", nil, &list); err != nil {
+		var er rabbithole.ErrorResponse
+		// Before 3.13 the endpoint does not exist: 404, or 406 when the
+		// request asks for JSON (3.10).
+		if k, _ := fail.KindOf(err); k == fail.Auth || (errors.As(err, &er) &&
+			(er.StatusCode == http.StatusNotFound || er.StatusCode == http.StatusNotAcceptable || er.StatusCode == http.StatusForbidden)) {
+			return facts, nil
+		}
+		return facts, fmt.Errorf("read the broker's deprecated features: %w", err)
+	}
+	facts.Features = make(map[string]DeprecatedFeature, len(list))
+	for _, f := range list {
+		facts.Features[f.Name] = f
+	}
+	return facts, nil
+}
+
+// ExclusiveQueues lists the vhost's exclusive queues, which definitions
+// leave out: a queue of the same name makes an import skip the file's
+// queue without an error.
+func (m *MgmtBroker) ExclusiveQueues(ctx context.Context, vhost string) (map[string]bool, error) {
+	qs, err := m.Client.ListQueuesWithParametersIn(vhost, url.Values{"columns": {"name,exclusive"}})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, q := range qs {
+		if q.Exclusive {
+			out[q.Name] = true
+		}
+	}
+	return out, nil
 }
 
 // Definitions implements Broker with GET /api/definitions/{vhost}. That
@@ -168,6 +230,17 @@ func (m *MgmtBroker) Import(ctx context.Context, defs *Definitions) error {
 	}
 	res, err := m.Client.UploadDefinitions(&exp)
 	if err != nil {
+		var er rabbithole.ErrorResponse
+		if errors.As(err, &er) {
+			er.Reason = BrokerText(er.Reason)
+			if strings.Contains(er.Message, "cannot unmarshal array") {
+				// RabbitMQ 3.x sends some reasons as Erlang character
+				// lists, which the client cannot decode.
+				er.Message = ""
+				er.Reason = "the broker's reason came in a form mqctl cannot read (RabbitMQ 3.x); its log has it"
+			}
+			return er
+		}
 		return err
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
@@ -262,4 +335,44 @@ func SplitByVhost(d *Definitions) map[string]*Definitions {
 		get(p.Vhost).Policies = append(get(p.Vhost).Policies, p)
 	}
 	return out
+}
+
+var (
+	erlangBinary      = regexp.MustCompile(`<<"((?:[^"\\]|\\.)*)">>`)
+	wholeErlangBinary = regexp.MustCompile(`^<<"((?:[^"\\]|\\.)*)">>$`)
+)
+
+// BrokerText makes an error text of the management API readable: 4.0
+// (and 3.x) HTML-escape some of them (&lt;&lt;, &#39;), and policy
+// validation errors arrive as printed Erlang binaries, <<"...\n...">>
+// with escaped quotes and newlines. The result is one line.
+func BrokerText(s string) string {
+	s = html.UnescapeString(s)
+	if m := wholeErlangBinary.FindStringSubmatch(s); m != nil {
+		s = unescapeErlang(m[1])
+	}
+	s = erlangBinary.ReplaceAllStringFunc(s, func(b string) string {
+		return strconv.Quote(unescapeErlang(b[3 : len(b)-3]))
+	})
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func unescapeErlang(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+			switch s[i] {
+			case 'n':
+				b.WriteByte('\n')
+			case 't':
+				b.WriteByte('\t')
+			default:
+				b.WriteByte(s[i])
+			}
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -78,6 +78,11 @@ type Queue struct {
 	Retry         *Retry         `json:"retry,omitempty" yaml:"retry,omitempty"`
 	DeadLetter    DeadLetter     `json:"dead_letter,omitzero" yaml:"dead_letter,omitempty"`
 	Pos           Pos            `json:"-" yaml:"-"`
+
+	// durablePos and argPos say where `durable` and each argument were
+	// written, so a problem with one of them points at it.
+	durablePos Pos
+	argPos     map[string]Pos
 }
 
 // QueueBinding binds the enclosing queue to an exchange.
@@ -154,6 +159,9 @@ type Policy struct {
 	Priority   int            `json:"priority,omitempty" yaml:"priority,omitempty"`
 	Definition map[string]any `json:"definition" yaml:"definition"`
 	Pos        Pos            `json:"-" yaml:"-"`
+
+	// keyPos says where each definition key was written.
+	keyPos map[string]Pos
 }
 
 // Duration is a time.Duration written like "5s", "2m", "1h30m".

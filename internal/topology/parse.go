@@ -28,15 +28,35 @@ func Load(path string) (*File, error) {
 // ParseAndValidate parses data and validates the result; every problem of
 // both stages is returned at once, sorted by position.
 func ParseAndValidate(name string, data []byte) (*File, error) {
+	f, _, err := ParseAndCheck(name, data)
+	return f, err
+}
+
+// LoadChecked is Load that also returns the file's warnings: its
+// deprecated settings (see Warnings), found even when the file is invalid.
+func LoadChecked(path string) (*File, yamlfile.Problems, error) {
+	data, err := yamlfile.ReadFile(path, "a topology file", yamlfile.MaxTopologyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ParseAndCheck(path, data)
+}
+
+// ParseAndCheck is ParseAndValidate that also returns the file's
+// warnings, sorted by position, even when the file is invalid.
+func ParseAndCheck(name string, data []byte) (*File, yamlfile.Problems, error) {
 	f, probs := Parse(name, data)
+	var warnings yamlfile.Problems
 	if f != nil {
 		probs = append(probs, Validate(f)...)
+		warnings = Warnings(f)
+		sortProblems(warnings)
 	}
 	if len(probs) > 0 {
 		sortProblems(probs)
-		return nil, probs
+		return nil, warnings, probs
 	}
-	return f, nil
+	return f, warnings, nil
 }
 
 func sortProblems(ps yamlfile.Problems) {
@@ -288,6 +308,20 @@ func (r *reader) integer(n ast.Node, what string) (int, bool) {
 	return 0, false
 }
 
+// argsAt is args that also returns where each key was written.
+func (r *reader) argsAt(n ast.Node, what string) (map[string]any, map[string]Pos) {
+	m := r.args(n, what)
+	if m == nil {
+		return nil, nil
+	}
+	entries, _ := mappingEntries(unwrap(n))
+	pos := make(map[string]Pos, len(entries))
+	for _, e := range entries {
+		pos[keyOf(e)] = posOf(e.Key)
+	}
+	return m, pos
+}
+
 // args reads a free-form mapping (x-arguments, policy definitions).
 func (r *reader) args(n ast.Node, what string) map[string]any {
 	u := unwrap(n)
@@ -383,9 +417,9 @@ func (r *reader) queue(n ast.Node) Queue {
 	q.Pos = r.fields(n, "a queue", map[string]func(ast.Node){
 		"name":        func(n ast.Node) { q.Name = r.str(n, "queue name") },
 		"type":        func(n ast.Node) { q.Type = r.enum(n, "queue type", Quorum, Classic, Stream) },
-		"durable":     func(n ast.Node) { b := r.boolean(n, "durable"); q.Durable = &b },
+		"durable":     func(n ast.Node) { b := r.boolean(n, "durable"); q.Durable, q.durablePos = &b, posOf(n) },
 		"auto_delete": func(n ast.Node) { q.AutoDelete = r.boolean(n, "auto_delete") },
-		"arguments":   func(n ast.Node) { q.Arguments = r.args(n, "queue arguments") },
+		"arguments":   func(n ast.Node) { q.Arguments, q.argPos = r.argsAt(n, "queue arguments") },
 		"delivery_limit": func(n ast.Node) {
 			v, ok := r.integer(n, "delivery_limit")
 			if ok && v < 1 {
@@ -483,7 +517,7 @@ func (r *reader) policy(n ast.Node) Policy {
 			p.ApplyTo = r.enum(n, "apply_to", "queues", "exchanges", "all", "classic_queues", "quorum_queues", "streams")
 		},
 		"priority":   func(n ast.Node) { p.Priority, _ = r.integer(n, "priority") },
-		"definition": func(n ast.Node) { p.Definition = r.args(n, "policy definition") },
+		"definition": func(n ast.Node) { p.Definition, p.keyPos = r.argsAt(n, "policy definition") },
 	}, "name", "pattern", "definition")
 	return p
 }

@@ -257,6 +257,14 @@ func (v *validator) queue(q *Queue, exchanges map[string]Pos) {
 			v.addf(q.Pos, "queue %q: argument %s is set by `dead_letter:` on quorum queues (at-least-once dead lettering needs x-overflow: reject-publish)", q.Name, k)
 			continue
 		}
+		if k == "x-queue-master-locator" && typ != Classic {
+			pos := q.Pos
+			if p, ok := q.argPos[k]; ok {
+				pos = p
+			}
+			v.addf(pos, "queue %q: %s queues refuse x-queue-master-locator on every RabbitMQ version; use x-queue-leader-locator: %s", q.Name, typ, LeaderLocatorFor(val))
+			continue
+		}
 		if k == "x-overflow" {
 			if s, _ := val.(string); s != "drop-head" && s != "reject-publish" && s != "reject-publish-dlx" {
 				v.addf(q.Pos, "queue %q: argument x-overflow must be drop-head, reject-publish or reject-publish-dlx, not %v", q.Name, val)

@@ -1,0 +1,105 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/brokertest"
+)
+
+// mgmtBroker is MgmtBroker for env's vhost as the CLI builds it.
+func mgmtBroker(t *testing.T, env *brokertest.Env) *MgmtBroker {
+	t.Helper()
+	r, err := broker.NewMgmtReader(env.Settings(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &MgmtBroker{Client: env.Mgmt, Reader: r}
+}
+
+// Facts reads what the broker says: no deprecated-features list before
+// 3.13 (3.10 answers 406), phases only on 4.0, states from 4.3.
+func TestFactsOfTheTestBroker(t *testing.T) {
+	env := brokertest.New(t)
+	facts, err := mgmtBroker(t, env).Facts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := ParseVersion(facts.Version)
+	if !ok {
+		t.Fatalf("version %q", facts.Version)
+	}
+	qml, listed := facts.Features["queue_master_locator"]
+	switch {
+	case v.Less(Version{3, 13, 0}):
+		if facts.Features != nil {
+			t.Errorf("RabbitMQ %s has deprecated features %v", v, facts.Features)
+		}
+	case v.Less(v4_0):
+		// 3.13 lists deprecated features, not this one.
+	case v.Less(v4_3):
+		if !listed || qml.Phase != "permitted_by_default" {
+			t.Errorf("RabbitMQ %s: queue_master_locator %+v", v, qml)
+		}
+	default:
+		if !listed || qml.State == "" {
+			t.Errorf("RabbitMQ %s: queue_master_locator %+v, want a state", v, qml)
+		}
+	}
+}
+
+// The read-back after an import, on the real broker: a classic queue with
+// x-queue-master-locator is skipped by 4.3's definitions import (HTTP
+// 204, nothing created), created by 3.x and 4.0. Apply, run here without
+// the version check plan and apply do first, must name the skipped queue;
+// where the broker creates it, Apply succeeds.
+func TestApplyReadsBackWhatTheImportCreated(t *testing.T) {
+	env := brokertest.New(t)
+	src := "apiVersion: mqctl/v1\nvhost: " + env.Vhost + "\nqueues:\n  - {name: plain, type: classic}\n  - {name: located, type: classic, arguments: {x-queue-master-locator: min-masters}}\n"
+	f := mustParse(t, src)
+	b := mgmtBroker(t, env)
+	ctx := context.Background()
+	facts, err := b.Facts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, _ := CheckBroker(f, facts)
+	p, err := PlanLive(ctx, b, Expand(f), PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Apply(ctx, b, p, nil)
+	v, _ := ParseVersion(facts.Version)
+	skips := !v.Less(v4_3) && facts.Features["queue_master_locator"].State != "permitted"
+	if skips != (len(refused) > 0) {
+		t.Errorf("RabbitMQ %s: the version check refuses %v, the broker skips: %t", facts.Version, refused, skips)
+	}
+	if !skips {
+		if err != nil {
+			t.Fatalf("RabbitMQ %s: %v", facts.Version, err)
+		}
+		if _, err := env.Mgmt.GetQueue(env.Vhost, "located"); err != nil {
+			t.Errorf("RabbitMQ %s: located: %v", facts.Version, err)
+		}
+		return
+	}
+	var ie *ImportError
+	if !errors.As(err, &ie) || ie.Err != nil || len(ie.Missing) != 1 || ie.Missing[0].Name != "located" {
+		t.Fatalf("RabbitMQ %s: err = %v, want located named as skipped", facts.Version, err)
+	}
+	if !strings.Contains(ie.Missing[0].Cause, "use x-queue-leader-locator: balanced") || !strings.Contains(err.Error(), "created in the same import: queue plain") {
+		t.Errorf("error:\n%v", err)
+	}
+	if _, err := env.Mgmt.GetQueue(env.Vhost, "located"); err == nil {
+		t.Error("the broker has the queue it skipped")
+	}
+	var er rabbithole.ErrorResponse
+	if errors.As(err, &er) {
+		t.Errorf("a skip is not an HTTP error: %v", er)
+	}
+}
