@@ -110,24 +110,24 @@ func (s *shiftingSource) QueuePage(_ context.Context, _ string, page, _ int) (Pa
 // below quorum.
 func testSnapshot() Snapshot {
 	ts := time.Date(2026, 1, 1, 11, 59, 0, 0, time.UTC)
-	return Snapshot{
+	s := Snapshot{
 		Taken: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
 		Queues: []QueueStat{
-			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: 5, Unacked: 2, Consumers: 0,
+			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: ptr(5), Unacked: ptr(2), Consumers: ptr(0),
 				Arguments: map[string]any{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"},
 				Leader:    "n1", Members: []string{"n1", "n2", "n3"}, Online: []string{"n1"}},
-			{Vhost: "v", Name: "email.retry.1", Type: "quorum", Ready: 3,
+			{Vhost: "v", Name: "email.retry.1", Type: "quorum", Ready: ptr(3),
 				Arguments: map[string]any{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "email"}},
-			{Vhost: "v", Name: "email.dlq", Type: "classic", Ready: 4},
-			{Vhost: "v", Name: "points", Type: "classic", Ready: 10, Consumers: 2, HeadStamp: &ts, Publish: 1.5, Deliver: 2.5,
+			{Vhost: "v", Name: "email.dlq", Type: "classic", Ready: ptr(4)},
+			{Vhost: "v", Name: "points", Type: "classic", Ready: ptr(10), Consumers: ptr(2), HeadStamp: &ts, Publish: ptr(1.5), Deliver: ptr(2.5),
 				Policy: map[string]any{"dead-letter-exchange": "graveyard"}},
 			{Vhost: "v", Name: "points.dead", Type: "classic"},
-			{Vhost: "v", Name: "coupon", Type: "classic", Ready: 0, Consumers: 1},
-			{Vhost: "v", Name: "coupon.dlq", Type: "classic", Ready: 0},
-			{Vhost: "v", Name: "audit", Type: "classic", Ready: 1, Consumers: 1,
+			{Vhost: "v", Name: "coupon", Type: "classic", Ready: ptr(0), Consumers: ptr(1)},
+			{Vhost: "v", Name: "coupon.dlq", Type: "classic", Ready: ptr(0)},
+			{Vhost: "v", Name: "audit", Type: "classic", Ready: ptr(1), Consumers: ptr(1),
 				Arguments: map[string]any{"x-dead-letter-exchange": "dead.topic", "x-dead-letter-routing-key": "audit.failed"}},
-			{Vhost: "v", Name: "audit.failures", Type: "classic", Ready: 7},
-			{Vhost: "v", Name: "other.failures", Type: "classic", Ready: 100},
+			{Vhost: "v", Name: "audit.failures", Type: "classic", Ready: ptr(7)},
+			{Vhost: "v", Name: "other.failures", Type: "classic", Ready: ptr(100)},
 		},
 		Exchanges: []Exchange{{"v", "email.dlx", "direct"}, {"v", "graveyard", "fanout"}, {"v", "dead.topic", "topic"}},
 		Bindings: []Binding{
@@ -138,6 +138,29 @@ func testSnapshot() Snapshot {
 			{"v", "dead.topic", "other.failures", "billing.*"},
 		},
 	}
+	for i := range s.Queues {
+		s.Queues[i] = sampled(s.Queues[i])
+	}
+	return s
+}
+
+// sampled gives a queue the figures a broker with metrics collection on
+// reports: counts, consumers and rates default to 0, not unknown.
+func sampled(q QueueStat) QueueStat {
+	zero := func(n **int) {
+		if *n == nil {
+			*n = ptr(0)
+		}
+	}
+	zero(&q.Ready)
+	zero(&q.Unacked)
+	zero(&q.Consumers)
+	for _, r := range []**float64{&q.Publish, &q.Deliver, &q.Ack} {
+		if *r == nil {
+			*r = ptr(0.0)
+		}
+	}
+	return q
 }
 
 func row(t *testing.T, rep Report, name string) Row {
@@ -170,11 +193,11 @@ func TestBuildLinksDLQs(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := row(t, rep, c.queue)
-		if !reflect.DeepEqual(r.DeadLetter, c.link) || r.Role != c.role || r.DLQMessages != c.dlqMsg {
-			t.Errorf("%s: link %+v role %s dlq %d; want %+v %s %d", c.queue, r.DeadLetter, r.Role, r.DLQMessages, c.link, c.role, c.dlqMsg)
+		if !reflect.DeepEqual(r.DeadLetter, c.link) || r.Role != c.role || r.DLQMessages == nil || *r.DLQMessages != c.dlqMsg {
+			t.Errorf("%s: link %+v role %s dlq %v; want %+v %s %d", c.queue, r.DeadLetter, r.Role, r.DLQMessages, c.link, c.role, c.dlqMsg)
 		}
 	}
-	if d := row(t, rep, "email").DLQs; !reflect.DeepEqual(d, []DLQ{{"email.dlq", 4}}) {
+	if d := row(t, rep, "email").DLQs; !reflect.DeepEqual(d, []DLQ{{"email.dlq", ptr(4)}}) {
 		t.Errorf("email dlqs %v", d)
 	}
 }
@@ -204,12 +227,12 @@ func TestBuildWarningsSortAndSummary(t *testing.T) {
 		}
 	}
 	// email.dlq 4 + points.dead 0 + coupon.dlq 0 + audit.failures 7, each once.
-	wantSum := Summary{Queues: 10, Messages: 132, Ready: 130, Unacked: 2, DLQMessages: 11, Warnings: 5}
-	if rep.Summary != wantSum {
+	wantSum := Summary{Queues: 10, Messages: ptr(132), Ready: ptr(130), Unacked: ptr(2), DLQMessages: ptr(11), Warnings: 5}
+	if !reflect.DeepEqual(rep.Summary, wantSum) {
 		t.Errorf("summary %+v, want %+v", rep.Summary, wantSum)
 	}
 	p := row(t, rep, "points")
-	if p.OldestMessageAgeSeconds == nil || *p.OldestMessageAgeSeconds != 60 || p.PublishRate != 1.5 || p.DeliverRate != 2.5 {
+	if p.OldestMessageAgeSeconds == nil || *p.OldestMessageAgeSeconds != 60 || *p.PublishRate != 1.5 || *p.DeliverRate != 2.5 {
 		t.Errorf("points age/rates: %+v", p)
 	}
 	if e := row(t, rep, "email"); e.MembersOnline != 1 || e.Leader != "n1" || len(e.Members) != 3 {
@@ -224,13 +247,13 @@ func TestBuildWarningsSortAndSummary(t *testing.T) {
 	if want := []string{"coupon", "email", "email.dlq", "email.retry.1"}; !reflect.DeepEqual(order, want) {
 		t.Errorf("globbed %v, want %v", order, want)
 	}
-	if rep.Summary.DLQMessages != 4 {
-		t.Errorf("globbed dlq messages %d, want 4 (email.dlq once)", rep.Summary.DLQMessages)
+	if rep.Summary.DLQMessages == nil || *rep.Summary.DLQMessages != 4 {
+		t.Errorf("globbed dlq messages %v, want 4 (email.dlq once)", rep.Summary.DLQMessages)
 	}
 }
 
 func TestJSONFieldsAlwaysPresent(t *testing.T) {
-	rep := Build(Snapshot{Queues: []QueueStat{{Vhost: "v", Name: "q", Type: "classic"}}}, "v", NewMatcher(nil), SortReady)
+	rep := Build(Snapshot{Queues: []QueueStat{sampled(QueueStat{Vhost: "v", Name: "q", Type: "classic"})}}, "v", NewMatcher(nil), SortReady)
 	b, _ := json.Marshal(rep.Queues[0])
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -333,7 +356,7 @@ func TestMatcherUnmatched(t *testing.T) {
 func TestHistoryTrend(t *testing.T) {
 	h := NewHistory(4)
 	for _, n := range []int{0, 4, 8, 2, 6} {
-		h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: n}}})
+		h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: ptr(n)}}})
 	}
 	r := Row{Vhost: "v", Name: "q"}
 	if h.Delta(r) != 4 || h.Arrow(r) != "↑" {
@@ -342,7 +365,7 @@ func TestHistoryTrend(t *testing.T) {
 	if s := h.Sparkline(r); s != "▃█▁▅" {
 		t.Errorf("sparkline %q", s)
 	}
-	h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: 1}}})
+	h.Record(Report{Queues: []Row{{Vhost: "v", Name: "q", Ready: ptr(1)}}})
 	if h.Arrow(r) != "↓" {
 		t.Error("want ↓")
 	}
@@ -356,6 +379,12 @@ func TestHistoryTrend(t *testing.T) {
 type fakeGetter map[string]string
 
 func (g fakeGetter) GetJSON(_ context.Context, path string, q url.Values, v any) error {
+	if q.Get("enable_queue_totals") == "true" {
+		if q.Get("disable_stats") != "true" || q.Get("columns") != totalsColumns {
+			return fmt.Errorf("bad totals query %v", q)
+		}
+		path += "#totals"
+	}
 	body, ok := g[path]
 	if !ok {
 		return fmt.Errorf("unexpected path %s", path)
@@ -375,6 +404,9 @@ func TestHTTPSourceDecodes(t *testing.T) {
 			 "message_stats":{"publish_details":{"rate":1.5},"deliver_get_details":{"rate":2},"ack_details":{"rate":0.5}}},
 			{"vhost":"a/b","name":"q","type":"quorum","arguments":{"x-queue-type":"quorum"},"effective_policy_definition":[],
 			 "head_message_timestamp":"","leader":"n1","members":["n1","n2"],"online":["n1"]}]}`,
+		// q has no statistics: its counts come from queue totals.
+		"queues/a%2Fb#totals": `{"page_count":1,"items":[{"vhost":"a/b","name":"c","messages_ready":3,"messages_unacknowledged":1},
+			{"vhost":"a/b","name":"q","messages_ready":4,"messages_unacknowledged":0}]}`,
 		"bindings/a%2Fb":  `[{"vhost":"a/b","source":"","destination":"c","destination_type":"queue","routing_key":"c"},{"vhost":"a/b","source":"d","destination":"c","destination_type":"queue","routing_key":"k"},{"vhost":"a/b","source":"d","destination":"e","destination_type":"exchange","routing_key":"k"}]`,
 		"exchanges/a%2Fb": `[{"vhost":"a/b","name":"d","type":"fanout"}]`,
 	}
@@ -385,9 +417,9 @@ func TestHTTPSourceDecodes(t *testing.T) {
 	ts := time.Unix(1700000000, 0).UTC()
 	want := []QueueStat{
 		{Vhost: "a/b", Name: "c", Type: "classic", State: "running", Policy: map[string]any{"dead-letter-exchange": "d"},
-			Ready: 3, Unacked: 1, Consumers: 2, Publish: 1.5, Deliver: 2, Ack: 0.5, HeadStamp: &ts},
+			Ready: ptr(3), Unacked: ptr(1), Consumers: ptr(2), Publish: ptr(1.5), Deliver: ptr(2.0), Ack: ptr(0.5), HeadStamp: &ts},
 		{Vhost: "a/b", Name: "q", Type: "quorum", Arguments: map[string]any{"x-queue-type": "quorum"},
-			Leader: "n1", Members: []string{"n1", "n2"}, Online: []string{"n1"}},
+			Ready: ptr(4), Unacked: ptr(0), Leader: "n1", Members: []string{"n1", "n2"}, Online: []string{"n1"}},
 	}
 	if !reflect.DeepEqual(snap.Queues, want) {
 		t.Errorf("queues\n%+v\nwant\n%+v", snap.Queues, want)
@@ -433,8 +465,8 @@ func TestParseSort(t *testing.T) {
 func TestUnroutableDeadLetters(t *testing.T) {
 	snap := Snapshot{
 		Queues: []QueueStat{
-			{Vhost: "v", Name: "lost", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": "nowhere"}},
-			{Vhost: "v", Name: "back", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": ""}},
+			sampled(QueueStat{Vhost: "v", Name: "lost", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": "nowhere"}}),
+			sampled(QueueStat{Vhost: "v", Name: "back", Type: "classic", Arguments: map[string]any{"x-dead-letter-exchange": ""}}),
 		},
 	}
 	rep := Build(snap, "v", NewMatcher(nil), SortName)
@@ -445,5 +477,124 @@ func TestUnroutableDeadLetters(t *testing.T) {
 	// message's own key names no DLQ and is not a warning.
 	if r := row(t, rep, "back"); r.DeadLetter != nil || len(r.Warnings) != 0 {
 		t.Errorf("back: %+v", r)
+	}
+}
+
+// metricsOffGetter is a broker with management metrics collection off:
+// the queue list has no counts, consumers, rates or timestamps; queue
+// totals have counts for every queue but "gone" (deleted between reads).
+// As 3.x and 4.0 do, it gives no effective_policy_definition, only the
+// policy's name.
+func metricsOffGetter(t *testing.T) getterFunc {
+	return func(q url.Values, v any) error {
+		if q.Get("columns") == "vhost,name,definition" {
+			return json.Unmarshal([]byte(`[{"vhost":"v","name":"audit-dlx","definition":{"dead-letter-exchange":"","dead-letter-routing-key":"email.dlq"}},
+				{"vhost":"other","name":"audit-dlx","definition":{}}]`), v)
+		}
+		if q.Get("enable_queue_totals") == "true" {
+			return json.Unmarshal([]byte(`{"page_count":1,"items":[
+				{"vhost":"v","name":"email","messages_ready":10,"messages_unacknowledged":2},
+				{"vhost":"v","name":"email.dlq","messages_ready":3,"messages_unacknowledged":0},
+				{"vhost":"v","name":"cl","messages_ready":0,"messages_unacknowledged":0},
+				{"vhost":"v","name":"audit","messages_ready":0,"messages_unacknowledged":0}]}`), v)
+		}
+		if !strings.Contains(q.Get("columns"), "messages_ready") {
+			t.Errorf("columns %q", q.Get("columns"))
+		}
+		return json.Unmarshal([]byte(`{"page_count":1,"items":[
+			{"vhost":"v","name":"email","type":"quorum","state":"running","arguments":{"x-dead-letter-exchange":"","x-dead-letter-routing-key":"email.dlq"}},
+			{"vhost":"v","name":"email.dlq","type":"classic","state":"live","arguments":{}},
+			{"vhost":"v","name":"cl","type":"classic","state":"live","arguments":{}},
+			{"vhost":"v","name":"gone","type":"classic","state":"live","arguments":{"x-dead-letter-exchange":"","x-dead-letter-routing-key":"gone.dlq"}},
+			{"vhost":"v","name":"gone.dlq","type":"classic","state":"live","arguments":{}},
+			{"vhost":"v","name":"audit","type":"classic","state":"live","arguments":{},"policy":"audit-dlx"}]}`), v)
+	}
+}
+
+func TestBacklogMetricsOffCountsFromQueueTotalsElseUnknown(t *testing.T) {
+	page, err := HTTPSource{API: metricsOffGetter(t)}.QueuePage(context.Background(), "v", 1, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := Build(Snapshot{Queues: page.Queues}, "v", NewMatcher(nil), SortReady)
+	email := row(t, rep, "email")
+	if email.Ready == nil || *email.Ready != 10 || *email.Unacked != 2 || *email.Messages != 12 {
+		t.Errorf("email counts should come from queue totals: %+v", email)
+	}
+	if email.Consumers != nil || email.PublishRate != nil || email.DeliverRate != nil || email.AckRate != nil {
+		t.Errorf("email consumers and rates should be unknown, not 0: %+v", email)
+	}
+	if d := email.DLQs; len(d) != 1 || d[0].Messages == nil || *d[0].Messages != 3 || *email.DLQMessages != 3 {
+		t.Errorf("email dlq %+v", d)
+	}
+	// Without consumers known, "no consumer" cannot be claimed; the DLQ's
+	// known depth still warns.
+	if !reflect.DeepEqual(email.Warnings, []Warning{WarnDLQNotEmpty}) {
+		t.Errorf("email warnings %v", email.Warnings)
+	}
+	gone := row(t, rep, "gone")
+	if gone.Ready != nil || gone.Unacked != nil || gone.Messages != nil || gone.DLQMessages != nil {
+		t.Errorf("gone: counts should be unknown: %+v", gone)
+	}
+	if !reflect.DeepEqual(gone.Warnings, []Warning{WarnCountsUnknown}) {
+		t.Errorf("gone warnings %v", gone.Warnings)
+	}
+	want := &Link{Source: LinkPolicy, Exchange: "", RoutingKey: "email.dlq", Queues: []string{"email.dlq"}}
+	if a := row(t, rep, "audit"); !reflect.DeepEqual(a.DeadLetter, want) {
+		t.Errorf("audit: its policy's dead-letter exchange should be found by the policy's name: %+v", a.DeadLetter)
+	}
+	if w := row(t, rep, "cl").Warnings; len(w) != 0 {
+		t.Errorf(`state "live" is a running queue on 3.x without statistics: %v`, w)
+	}
+	if s := rep.Summary; s.Messages != nil || s.Ready != nil || s.Unacked != nil || s.DLQMessages != nil || s.CountsUnknown != 2 {
+		t.Errorf("summary should have unknown totals: %+v", s)
+	}
+	// Unknown sorts after known, whatever the key.
+	if last := rep.Queues[len(rep.Queues)-1].Name; last != "gone" && last != "gone.dlq" {
+		t.Errorf("order: %s last", last)
+	}
+	b, _ := json.Marshal(gone)
+	for _, k := range []string{`"ready":null`, `"unacked":null`, `"messages":null`, `"consumers":null`, `"publish_rate":null`, `"dlq_messages":null`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("JSON lacks %s: %s", k, b)
+		}
+	}
+
+	v := Evaluate(rep, Limits{MaxReady: ptr(5), MaxUnacked: ptr(100), MaxDLQ: ptr(100), MinConsumers: ptr(1), MaxAge: ptr(time.Hour)}, nil)
+	if v.OK {
+		t.Fatal("check passed on unknown figures")
+	}
+	got := map[string]Violation{}
+	for _, x := range v.Violations {
+		got[x.Queue+"/"+string(x.Check)] = x
+	}
+	for _, want := range []struct {
+		key     string
+		unknown bool
+	}{
+		{"email/max_ready", false}, // 10 > 5, known from totals
+		{"email/min_consumers", true},
+		{"gone/max_ready", true}, {"gone/max_unacked", true}, {"gone/min_consumers", true},
+		{"gone/max_age", true}, {"gone/max_dlq", true},
+	} {
+		x, ok := got[want.key]
+		if !ok {
+			t.Errorf("no violation %s in %+v", want.key, v.Violations)
+			continue
+		}
+		if x.Unknown != want.unknown || (want.unknown && (x.Actual != -1 || !strings.Contains(x.Message, "cannot evaluate --"+strings.ReplaceAll(string(x.Check), "_", "-")))) {
+			t.Errorf("%s: %+v", want.key, x)
+		}
+	}
+	if _, ok := got["cl/min_consumers"]; !ok {
+		t.Error("cl: consumers unknown should fail --min-consumers")
+	}
+	if _, ok := got["cl/max_age"]; ok {
+		t.Error("cl holds no ready message: --max-age holds")
+	}
+	// A quorum queue never reports the age: that stays a note, as with
+	// metrics on.
+	if len(v.Unchecked) != 1 || v.Unchecked[0].Queue != "email" {
+		t.Errorf("unchecked %+v", v.Unchecked)
 	}
 }

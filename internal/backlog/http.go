@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,6 +18,17 @@ type Getter interface {
 
 // HTTPSource is the Source over the management HTTP API. It asks only for
 // the columns backlog reads, which keeps a page of 500 queues small.
+//
+// With management metrics collection off (management_agent.disable_metrics_collector
+// on 3.x, the deprecated feature management_metrics_collection on 4.x) the
+// queue list carries no message counts, consumers, rates or head timestamp
+// at all. A page that lacks counts is read a second time as queue totals
+// (disable_stats=true&enable_queue_totals=true), which the broker serves
+// without the statistics database; what is still missing stays unknown
+// (nil), never 0. 3.x and 4.0 then also leave out
+// effective_policy_definition: a queue's policy is then looked up by name
+// in the vhost's policies, so a dead-letter exchange set by policy is
+// still seen.
 type HTTPSource struct {
 	API Getter
 	// NoRates leaves out the message rates (backlog check needs none),
@@ -27,7 +39,7 @@ type HTTPSource struct {
 // queueColumns are the columns backlog reads; nested ones use the API's
 // dotted form.
 var queueColumns = []string{
-	"vhost", "name", "type", "state", "arguments", "effective_policy_definition",
+	"vhost", "name", "type", "state", "arguments", "policy", "effective_policy_definition",
 	"messages_ready", "messages_unacknowledged", "consumers", "head_message_timestamp",
 	"leader", "members", "online",
 }
@@ -36,6 +48,9 @@ var rateColumns = []string{
 	"message_stats.publish_details.rate", "message_stats.deliver_get_details.rate",
 	"message_stats.ack_details.rate",
 }
+
+// totalsColumns are what a queue-totals read asks for.
+const totalsColumns = "vhost,name,messages_ready,messages_unacknowledged"
 
 func (s HTTPSource) columns() string {
 	if s.NoRates {
@@ -48,17 +63,21 @@ type apiRate struct {
 	Rate float64 `json:"rate"`
 }
 
+// apiQueue is one queue of the list. Counts are pointers: absent (metrics
+// collection off) must not read as 0.
 type apiQueue struct {
 	Vhost     string          `json:"vhost"`
 	Name      string          `json:"name"`
 	Type      string          `json:"type"`
 	State     string          `json:"state"`
 	Arguments json.RawMessage `json:"arguments"`
-	Policy    json.RawMessage `json:"effective_policy_definition"`
-	Ready     int             `json:"messages_ready"`
-	Unacked   int             `json:"messages_unacknowledged"`
-	Consumers int             `json:"consumers"`
-	Stats     struct {
+	// PolicyName is the policy applied ("" or null: none).
+	PolicyName *string         `json:"policy"`
+	Policy     json.RawMessage `json:"effective_policy_definition"`
+	Ready      *int            `json:"messages_ready"`
+	Unacked    *int            `json:"messages_unacknowledged"`
+	Consumers  *int            `json:"consumers"`
+	Stats      struct {
 		Publish    apiRate `json:"publish_details"`
 		DeliverGet apiRate `json:"deliver_get_details"`
 		Ack        apiRate `json:"ack_details"`
@@ -93,18 +112,98 @@ func (s HTTPSource) QueuePage(ctx context.Context, vhost string, page, size int)
 		return Page{}, err
 	}
 	out := Page{PageCount: ap.PageCount, Queues: make([]QueueStat, len(ap.Items))}
+	missing := false
+	var unresolved []int // queues with a policy but no effective definition
 	for i, a := range ap.Items {
-		out.Queues[i] = QueueStat{
+		qs := QueueStat{
 			Vhost: a.Vhost, Name: a.Name, Type: a.Type, State: a.State,
 			Arguments: objectOrNil(a.Arguments),
 			Policy:    objectOrNil(a.Policy),
 			Ready:     a.Ready, Unacked: a.Unacked, Consumers: a.Consumers,
-			Publish: a.Stats.Publish.Rate, Deliver: a.Stats.DeliverGet.Rate, Ack: a.Stats.Ack.Rate,
 			HeadStamp: timestamp(a.HeadStamp),
 			Leader:    a.Leader, Members: a.Members, Online: a.Online,
 		}
+		// Counts present mean the queue is in the statistics database:
+		// then an absent message_stats is a queue without traffic (0/s).
+		if a.Ready != nil && !s.NoRates {
+			qs.Publish, qs.Deliver, qs.Ack = &a.Stats.Publish.Rate, &a.Stats.DeliverGet.Rate, &a.Stats.Ack.Rate
+		}
+		if a.Ready == nil || a.Unacked == nil {
+			missing = true
+		}
+		if len(bytes.TrimSpace(a.Policy)) == 0 && a.PolicyName != nil && *a.PolicyName != "" {
+			unresolved = append(unresolved, i)
+		}
+		out.Queues[i] = qs
+	}
+	if missing {
+		if err := s.fillTotals(ctx, vhost, page, size, out.Queues); err != nil {
+			return Page{}, err
+		}
+	}
+	if len(unresolved) > 0 {
+		defs, err := s.policies(ctx, vhost)
+		if err != nil {
+			return Page{}, err
+		}
+		for _, i := range unresolved {
+			q := &out.Queues[i]
+			q.Policy = defs[qkey{q.Vhost, *ap.Items[i].PolicyName}]
+		}
 	}
 	return out, nil
+}
+
+// policies reads the policies' definitions by vhost and name.
+func (s HTTPSource) policies(ctx context.Context, vhost string) (map[qkey]map[string]any, error) {
+	var raw []struct {
+		Vhost      string          `json:"vhost"`
+		Name       string          `json:"name"`
+		Definition json.RawMessage `json:"definition"`
+	}
+	q := url.Values{"columns": {"vhost,name,definition"}}
+	if err := s.API.GetJSON(ctx, vhostPath("policies", vhost), q, &raw); err != nil {
+		return nil, fmt.Errorf("read policies (the API gives no effective policy per queue): %w", err)
+	}
+	out := make(map[qkey]map[string]any, len(raw))
+	for _, p := range raw {
+		out[qkey{p.Vhost, p.Name}] = objectOrNil(p.Definition)
+	}
+	return out, nil
+}
+
+// fillTotals reads the same page as queue totals and takes the counts of
+// the queues that lack them. Queues are matched by name: one created or
+// deleted between the two reads shifts the page, and a queue not found
+// keeps unknown counts.
+func (s HTTPSource) fillTotals(ctx context.Context, vhost string, page, size int, queues []QueueStat) error {
+	q := url.Values{
+		"page":                {strconv.Itoa(page)},
+		"page_size":           {strconv.Itoa(size)},
+		"columns":             {totalsColumns},
+		"disable_stats":       {"true"},
+		"enable_queue_totals": {"true"},
+	}
+	var ap apiPage
+	if err := s.API.GetJSON(ctx, vhostPath("queues", vhost), q, &ap); err != nil {
+		return fmt.Errorf("read queue totals (the API reports no message counts): %w", err)
+	}
+	totals := make(map[qkey]apiQueue, len(ap.Items))
+	for _, a := range ap.Items {
+		totals[qkey{a.Vhost, a.Name}] = a
+	}
+	for i := range queues {
+		qs := &queues[i]
+		if qs.Ready != nil && qs.Unacked != nil {
+			continue
+		}
+		if t, ok := totals[qkey{qs.Vhost, qs.Name}]; ok && t.Ready != nil && t.Unacked != nil {
+			qs.Ready, qs.Unacked = t.Ready, t.Unacked
+		} else {
+			qs.Ready, qs.Unacked = nil, nil
+		}
+	}
+	return nil
 }
 
 // objectOrNil decodes a JSON object; Erlang's empty proplist arrives as [].

@@ -27,30 +27,38 @@ const (
 	// WarnNotRunning: the broker reports the queue in a state other than
 	// running or idle (down, crashed, stopped…).
 	WarnNotRunning Warning = "not_running"
+	// WarnCountsUnknown: the management API gave no message counts for
+	// the queue, not even as queue totals, so nothing can say whether it
+	// is piling up.
+	WarnCountsUnknown Warning = "counts_unknown"
 )
 
-// DLQ is a dead-letter queue and its depth.
+// DLQ is a dead-letter queue and its depth (null when unknown).
 type DLQ struct {
 	Name     string `json:"name"`
-	Messages int    `json:"messages"`
+	Messages *int   `json:"messages"`
 }
 
 // Row is one queue in the backlog report. Every field is always present
 // in JSON; the names are part of mqctl's contract.
+//
+// A figure the management API does not give is null, never 0: with
+// management metrics collection off the broker reports no consumers and
+// no rates, and message counts only as queue totals (see HTTPSource).
 type Row struct {
 	Vhost     string `json:"vhost"`
 	Name      string `json:"name"`
 	Type      string `json:"type"`
 	State     string `json:"state"`
 	Role      Role   `json:"role"`
-	Ready     int    `json:"ready"`
-	Unacked   int    `json:"unacked"`
-	Messages  int    `json:"messages"` // ready + unacked
-	Consumers int    `json:"consumers"`
+	Ready     *int   `json:"ready"`
+	Unacked   *int   `json:"unacked"`
+	Messages  *int   `json:"messages"` // ready + unacked
+	Consumers *int   `json:"consumers"`
 	// Rates in messages per second over the management API's last sample.
-	PublishRate float64 `json:"publish_rate"`
-	DeliverRate float64 `json:"deliver_rate"`
-	AckRate     float64 `json:"ack_rate"`
+	PublishRate *float64 `json:"publish_rate"`
+	DeliverRate *float64 `json:"deliver_rate"`
+	AckRate     *float64 `json:"ack_rate"`
 	// OldestMessageAt is the timestamp property of the message at the head
 	// of the queue, when the broker reports it (classic queues, messages
 	// published with a timestamp); null otherwise.
@@ -59,9 +67,10 @@ type Row struct {
 	OldestMessageAgeSeconds *float64 `json:"oldest_message_age_seconds"`
 	// DeadLetter is how the queue dead-letters and where; null when it
 	// does not.
-	DeadLetter  *Link `json:"dead_letter"`
-	DLQs        []DLQ `json:"dlqs"`
-	DLQMessages int   `json:"dlq_messages"`
+	DeadLetter *Link `json:"dead_letter"`
+	DLQs       []DLQ `json:"dlqs"`
+	// DLQMessages sums DLQs; null when any of them is unknown.
+	DLQMessages *int `json:"dlq_messages"`
 	// Quorum queues: the leader node, all members, the members online.
 	Leader        string    `json:"leader"`
 	Members       []string  `json:"members"`
@@ -70,16 +79,21 @@ type Row struct {
 	Warnings      []Warning `json:"warnings"`
 }
 
-// Summary totals the rows of a report.
+// Summary totals the rows of a report. A total is null when a count
+// that goes into it is unknown: a partial sum would understate the
+// backlog.
 type Summary struct {
-	Queues   int `json:"queues"`
-	Messages int `json:"messages"`
-	Ready    int `json:"ready"`
-	Unacked  int `json:"unacked"`
+	Queues   int  `json:"queues"`
+	Messages *int `json:"messages"`
+	Ready    *int `json:"ready"`
+	Unacked  *int `json:"unacked"`
 	// DLQMessages is the depth of every distinct DLQ linked from a row or
 	// shown as a row, each counted once.
-	DLQMessages int `json:"dlq_messages"`
-	Warnings    int `json:"warnings"` // rows with at least one warning
+	DLQMessages *int `json:"dlq_messages"`
+	Warnings    int  `json:"warnings"` // rows with at least one warning
+	// CountsUnknown is the number of rows whose message counts are
+	// unknown.
+	CountsUnknown int `json:"counts_unknown"`
 }
 
 // Report is the backlog at one moment.
@@ -194,11 +208,12 @@ func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
 		}
 	}
 	rep := Report{Taken: s.Taken, Vhost: vhost, Sort: key, Queues: []Row{}}
+	sum := struct{ messages, ready, unacked, dlq total }{}
 	dlqCounted := map[qkey]bool{}
-	countDLQ := func(k qkey, n int) {
+	countDLQ := func(k qkey, n *int) {
 		if !dlqCounted[k] {
 			dlqCounted[k] = true
-			rep.Summary.DLQMessages += n
+			sum.dlq.add(n)
 		}
 	}
 	for i := range s.Queues {
@@ -212,24 +227,28 @@ func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
 		}
 		r := Row{
 			Vhost: q.Vhost, Name: q.Name, Type: q.Type, State: q.State, Role: role,
-			Ready: q.Ready, Unacked: q.Unacked, Messages: q.Ready + q.Unacked, Consumers: q.Consumers,
+			Ready: q.Ready, Unacked: q.Unacked, Messages: messages(q), Consumers: q.Consumers,
 			PublishRate: q.Publish, DeliverRate: q.Deliver, AckRate: q.Ack,
 			DeadLetter: links[i], DLQs: []DLQ{},
 			Leader: q.Leader, Members: nonNil(q.Members), Online: nonNil(q.Online), MembersOnline: len(q.Online),
 			Warnings: []Warning{},
 		}
-		if q.HeadStamp != nil && r.Ready > 0 {
+		if q.HeadStamp != nil && r.Ready != nil && *r.Ready > 0 {
 			t := *q.HeadStamp
 			age := max(s.Taken.Sub(t).Seconds(), 0)
 			r.OldestMessageAt, r.OldestMessageAgeSeconds = &t, &age
 		}
 		if links[i] != nil {
+			var dlqs total
 			for _, d := range links[i].Queues {
-				dq := ix.queues[qkey{q.Vhost, d}]
-				r.DLQs = append(r.DLQs, DLQ{Name: d, Messages: dq.Ready + dq.Unacked})
-				r.DLQMessages += dq.Ready + dq.Unacked
-				countDLQ(qkey{q.Vhost, d}, dq.Ready+dq.Unacked)
+				n := messages(ix.queues[qkey{q.Vhost, d}])
+				r.DLQs = append(r.DLQs, DLQ{Name: d, Messages: n})
+				dlqs.add(n)
+				countDLQ(qkey{q.Vhost, d}, n)
 			}
+			r.DLQMessages = dlqs.value()
+		} else {
+			r.DLQMessages = new(int)
 		}
 		if role == RoleDLQ {
 			countDLQ(qkey{q.Vhost, q.Name}, r.Messages)
@@ -237,16 +256,57 @@ func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
 		r.Warnings = warnings(r)
 		rep.Queues = append(rep.Queues, r)
 		rep.Summary.Queues++
-		rep.Summary.Messages += r.Messages
-		rep.Summary.Ready += r.Ready
-		rep.Summary.Unacked += r.Unacked
+		sum.messages.add(r.Messages)
+		sum.ready.add(r.Ready)
+		sum.unacked.add(r.Unacked)
+		if r.Messages == nil {
+			rep.Summary.CountsUnknown++
+		}
 		if len(r.Warnings) > 0 {
 			rep.Summary.Warnings++
 		}
 	}
+	rep.Summary.Messages, rep.Summary.Ready, rep.Summary.Unacked = sum.messages.value(), sum.ready.value(), sum.unacked.value()
+	rep.Summary.DLQMessages = sum.dlq.value()
 	sortRows(rep.Queues, key)
 	return rep
 }
+
+// messages is ready + unacked; nil when either is unknown, or when q is
+// nil (a queue bound between the bindings read and the queue pages).
+func messages(q *QueueStat) *int {
+	if q == nil || q.Ready == nil || q.Unacked == nil {
+		return nil
+	}
+	n := *q.Ready + *q.Unacked
+	return &n
+}
+
+// total sums counts some of which may be unknown; an unknown part makes
+// the total unknown.
+type total struct {
+	n       int
+	unknown bool
+}
+
+func (t *total) add(n *int) {
+	if n == nil {
+		t.unknown = true
+		return
+	}
+	t.n += *n
+}
+
+func (t total) value() *int {
+	if t.unknown {
+		return nil
+	}
+	n := t.n
+	return &n
+}
+
+// positive reports whether n is known and above 0.
+func positive(n *int) bool { return n != nil && *n > 0 }
 
 func nonNil(s []string) []string {
 	if s == nil {
@@ -263,10 +323,13 @@ func (r Row) BelowQuorum() bool {
 
 func warnings(r Row) []Warning {
 	w := []Warning{}
-	if r.Role == RoleWork && r.Ready > 0 && r.Consumers == 0 {
+	if r.Messages == nil {
+		w = append(w, WarnCountsUnknown)
+	}
+	if r.Role == RoleWork && positive(r.Ready) && r.Consumers != nil && *r.Consumers == 0 {
 		w = append(w, WarnNoConsumer)
 	}
-	if r.DLQMessages > 0 || (r.Role == RoleDLQ && r.Messages > 0) {
+	if positive(r.DLQMessages) || (r.Role == RoleDLQ && positive(r.Messages)) {
 		w = append(w, WarnDLQNotEmpty)
 	}
 	if r.DeadLetter != nil && len(r.DeadLetter.Queues) == 0 {
@@ -275,29 +338,44 @@ func warnings(r Row) []Warning {
 	if r.BelowQuorum() {
 		w = append(w, WarnBelowQuorum)
 	}
-	if r.State != "" && r.State != "running" && r.State != "idle" {
+	// Without statistics 3.x reports "live" for a queue process that runs.
+	if r.State != "" && r.State != "running" && r.State != "idle" && r.State != "live" {
 		w = append(w, WarnNotRunning)
 	}
 	return w
 }
 
+// sortRows orders rows by key, largest first; an unknown figure sorts
+// after every known one.
 func sortRows(rows []Row, key SortKey) {
+	count := func(n *int) float64 {
+		if n == nil {
+			return -1
+		}
+		return float64(*n)
+	}
+	rate := func(f *float64) float64 {
+		if f == nil {
+			return -1
+		}
+		return *f
+	}
 	num := func(r Row) float64 {
 		switch key {
 		case SortUnacked:
-			return float64(r.Unacked)
+			return count(r.Unacked)
 		case SortMessages:
-			return float64(r.Messages)
+			return count(r.Messages)
 		case SortConsumers:
-			return float64(r.Consumers)
+			return count(r.Consumers)
 		case SortPublish:
-			return r.PublishRate
+			return rate(r.PublishRate)
 		case SortDeliver:
-			return r.DeliverRate
+			return rate(r.DeliverRate)
 		case SortDLQ:
-			return float64(r.DLQMessages)
+			return count(r.DLQMessages)
 		}
-		return float64(r.Ready)
+		return count(r.Ready)
 	}
 	slices.SortStableFunc(rows, func(a, b Row) int {
 		if key != SortName {

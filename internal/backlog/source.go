@@ -22,13 +22,19 @@ type QueueStat struct {
 	State       string // running, idle, down…; "" when not reported
 	Arguments   map[string]any
 	// Policy is effective_policy_definition: the policy keys applied.
-	Policy    map[string]any
-	Ready     int
-	Unacked   int
-	Consumers int
-	Publish   float64 // messages/s published into the queue
-	Deliver   float64 // messages/s delivered or fetched (deliver_get)
-	Ack       float64 // messages/s acknowledged
+	Policy map[string]any
+	// Ready and Unacked are the message counts; nil when the management
+	// API gives none, not even as queue totals (see HTTPSource): unknown,
+	// never 0.
+	Ready, Unacked *int
+	// Consumers is nil when the API reports no statistics for the queue
+	// (management metrics collection off, or not sampled yet).
+	Consumers *int
+	// Rates in messages/s; nil when unknown (no statistics) or not read.
+	Publish *float64 // published into the queue
+	Deliver *float64 // delivered or fetched (deliver_get)
+	Ack     *float64 // acknowledged
+	// HeadStamp is nil when unknown or when the head message has none.
 	HeadStamp *time.Time
 	Leader    string
 	Members   []string
@@ -105,6 +111,14 @@ func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapsho
 	}
 	snap.Queues = queues
 	return snap, nil
+}
+
+// FetchQueues reads the queue list alone, page by page as Fetch does.
+func FetchQueues(ctx context.Context, src Source, vhost string, pageSize int) ([]QueueStat, error) {
+	if pageSize <= 0 || pageSize > MaxPageSize {
+		pageSize = MaxPageSize
+	}
+	return fetchQueues(ctx, src, vhost, pageSize)
 }
 
 func fetchQueues(ctx context.Context, src Source, vhost string, size int) ([]QueueStat, error) {

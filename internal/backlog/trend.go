@@ -14,13 +14,17 @@ func NewHistory(size int) *History {
 	return &History{size: max(size, 2), seen: map[qkey][]int{}}
 }
 
-// Record adds the report's ready counts; queues gone from the report are
-// forgotten.
+// Record adds the report's ready counts; queues gone from the report, or
+// whose ready count is unknown, are forgotten: a trend across a gap would
+// claim a change nobody saw.
 func (h *History) Record(rep Report) {
 	next := make(map[qkey][]int, len(rep.Queues))
 	for _, r := range rep.Queues {
+		if r.Ready == nil {
+			continue
+		}
 		k := qkey{r.Vhost, r.Name}
-		s := append(h.seen[k], r.Ready)
+		s := append(h.seen[k], *r.Ready)
 		if len(s) > h.size {
 			s = s[len(s)-h.size:]
 		}

@@ -127,6 +127,17 @@ Warnings: a work queue with ready messages and no consumer, a non-empty DLQ,
 a quorum queue with fewer members online than a majority, a queue not running.
 
 Figures come from the management API, which samples every 5 seconds.
+With management metrics collection off (management_agent.disable_metrics_collector
+on 3.x; the deprecated feature management_metrics_collection on 4.x) the API
+lists queues without figures: backlog then reads the message counts as queue
+totals (disable_stats=true&enable_queue_totals=true), and shows what is still
+missing (consumers, rates, the oldest message's age; counts where even totals
+are absent) as "unknown" in the table and null in -o json, never as 0. A note
+on stderr says so; mqctl doctor tells whether collection is off. Unknown
+figures sort last; a summary total is null when a count in it is unknown
+(summary.counts_unknown says for how many queues), and such a queue carries
+the warning "counts unknown".
+
 --watch [INTERVAL] refreshes (default 5s) until Ctrl-C: in place with trend
 arrows and sparklines of ready messages on a terminal, as repeated snapshots
 otherwise (-o json prints one document per refresh). Write --watch=10s, or
@@ -206,7 +217,13 @@ func backlogRun(ctx context.Context, opts *BacklogOptions) error {
 		if err != nil {
 			return err
 		}
-		return output.Print(opts.IO, opts.Format, backlogView{Report: rep})
+		if err := output.Print(opts.IO, opts.Format, backlogView{Report: rep}); err != nil {
+			return err
+		}
+		if note := figuresNote(rep); note != "" && opts.Format == output.Table {
+			fmt.Fprintln(opts.IO.ErrOut, note)
+		}
+		return nil
 	}
 	return backlogWatch(ctx, opts, t)
 }
@@ -220,6 +237,7 @@ func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) er
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	shown := 0
+	noted := false
 	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -244,6 +262,11 @@ func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) er
 		view := backlogView{Report: rep, History: hist, Fancy: opts.IO.ColorEnabled()}
 		if err := writeWatchFrame(opts.IO, opts.Format, inPlace, opts.Watch, view); err != nil {
 			return err
+		}
+		// Once: a note every refresh would scroll a piped watch away.
+		if note := figuresNote(rep); note != "" && opts.Format == output.Table && !noted {
+			noted = true
+			fmt.Fprintln(opts.IO.ErrOut, note)
 		}
 		if shown++; opts.Count > 0 && shown >= opts.Count {
 			return nil
@@ -299,11 +322,11 @@ func (v backlogView) Table() output.TableData {
 		if r.Role != backlog.RoleWork {
 			name += " (" + string(r.Role) + ")"
 		}
-		row := []string{name, r.Type, strconv.Itoa(r.Ready)}
+		row := []string{name, r.Type, count(r.Ready)}
 		if v.History != nil {
 			row = append(row, v.trend(r))
 		}
-		row = append(row, strconv.Itoa(r.Unacked), strconv.Itoa(r.Consumers),
+		row = append(row, count(r.Unacked), count(r.Consumers),
 			rate(r.PublishRate), rate(r.DeliverRate), age(r.OldestMessageAgeSeconds),
 			dlqCell(r), quorumCell(r), warningsCell(r.Warnings))
 		rows[i] = row
@@ -326,6 +349,8 @@ func (v backlogView) Table() output.TableData {
 			switch {
 			case c == ready && hasWarning(r, backlog.WarnNoConsumer):
 				return output.LevelError
+			case c == ready && r.Ready == nil:
+				return output.LevelWarn
 			case c == dlq && hasWarning(r, backlog.WarnDLQNotEmpty):
 				return output.LevelWarn
 			case c == quorum && hasWarning(r, backlog.WarnBelowQuorum):
@@ -343,6 +368,9 @@ func (v backlogView) Table() output.TableData {
 }
 
 func (v backlogView) trend(r backlog.Row) string {
+	if r.Ready == nil {
+		return "-"
+	}
 	if v.Fancy {
 		return v.History.Arrow(r) + " " + v.History.Sparkline(r)
 	}
@@ -358,7 +386,23 @@ func hasWarning(r backlog.Row, w backlog.Warning) bool {
 	return false
 }
 
-func rate(r float64) string { return strconv.FormatFloat(r, 'f', 1, 64) }
+// unknown is how a table shows a figure the management API did not give
+// (JSON: null).
+const unknown = "unknown"
+
+func count(n *int) string {
+	if n == nil {
+		return unknown
+	}
+	return strconv.Itoa(*n)
+}
+
+func rate(r *float64) string {
+	if r == nil {
+		return unknown
+	}
+	return strconv.FormatFloat(*r, 'f', 1, 64)
+}
 
 func age(sec *float64) string {
 	if sec == nil {
@@ -388,7 +432,7 @@ func dlqCell(r backlog.Row) string {
 	}
 	parts := make([]string, len(r.DLQs))
 	for i, d := range r.DLQs {
-		parts[i] = fmt.Sprintf("%s %d", d.Name, d.Messages)
+		parts[i] = d.Name + " " + count(d.Messages)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -416,7 +460,41 @@ func warningsCell(ws []backlog.Warning) string {
 }
 
 func summaryLine(s backlog.Summary) string {
-	return fmt.Sprintf("%s, %s (%d ready, %d unacked), %s, %s with warnings",
-		plural(s.Queues, "queue"), plural(s.Messages, "message"), s.Ready, s.Unacked,
-		plural(s.DLQMessages, "DLQ message"), plural(s.Warnings, "queue"))
+	msgs := "messages unknown"
+	if s.Messages != nil {
+		msgs = plural(*s.Messages, "message")
+	}
+	if s.Ready != nil && s.Unacked != nil {
+		msgs += fmt.Sprintf(" (%d ready, %d unacked)", *s.Ready, *s.Unacked)
+	} else {
+		msgs += fmt.Sprintf(" (counts unknown for %s)", plural(s.CountsUnknown, "queue"))
+	}
+	dlq := "DLQ messages unknown"
+	if s.DLQMessages != nil {
+		dlq = plural(*s.DLQMessages, "DLQ message")
+	}
+	return fmt.Sprintf("%s, %s, %s, %s with warnings", plural(s.Queues, "queue"), msgs, dlq, plural(s.Warnings, "queue"))
+}
+
+// figuresNote explains unknown figures, for stderr under a table; "" when
+// every figure is known.
+func figuresNote(rep backlog.Report) string {
+	var noStats, noCounts int
+	for _, r := range rep.Queues {
+		if r.Consumers == nil {
+			noStats++
+		}
+		if r.Messages == nil {
+			noCounts++
+		}
+	}
+	switch {
+	case noStats == 0 && noCounts == 0:
+		return ""
+	case noCounts == 0:
+		return fmt.Sprintf("note: the management API reports no statistics for %s (management metrics collection off, or not sampled yet): "+
+			"message counts come from queue totals; consumers and rates are unknown. `mqctl doctor` tells whether collection is off", plural(noStats, "queue"))
+	}
+	return fmt.Sprintf("note: the management API reports no message counts for %s, not even as queue totals (of %s without statistics): "+
+		"they show as unknown, not 0. `mqctl doctor` tells whether metrics collection is off", plural(noCounts, "queue"), plural(noStats, "queue"))
 }

@@ -54,7 +54,14 @@ messages without a timestamp) the limit is not checked and a note on stderr
 says which queue and why; --require-age makes that a violation instead.
 A queue with no ready message passes.
 
-Figures come from the management API's 5-second samples.
+Figures come from the management API's 5-second samples. A limit whose
+figure the API does not give is not passed: it fails with a "cannot evaluate"
+line naming the queue and the limit (in JSON a violation with "unknown": true
+and "actual": -1). That happens with management metrics collection off:
+message counts are then read as queue totals, so --max-ready, --max-unacked
+and --max-dlq still work, but consumers and the oldest message's age are
+unknown, so --min-consumers and --max-age (classic queues) cannot be
+evaluated. mqctl doctor tells whether collection is off.
 
 Least permissions: a user with the monitoring tag (or management tag and
 read access to the vhost).`,
@@ -171,6 +178,16 @@ func backlogCheckRun(ctx context.Context, opts *BacklogCheckOptions) error {
 		}
 	}
 	if !verdict.OK {
+		unknown := 0
+		for _, x := range verdict.Violations {
+			if x.Unknown {
+				unknown++
+			}
+		}
+		if unknown > 0 {
+			return fail.Conditionf("backlog check failed: %s in %s checked, %d of them limits that cannot be evaluated because the management API gives no figure; run `mqctl doctor` to see whether metrics collection is off",
+				plural(len(verdict.Violations), "violation"), plural(verdict.Checked, "queue"), unknown)
+		}
 		return fail.Conditionf("backlog check failed: %s in %s checked", plural(len(verdict.Violations), "violation"), plural(verdict.Checked, "queue"))
 	}
 	return nil

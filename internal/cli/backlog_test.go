@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/mqctltest"
@@ -26,7 +27,9 @@ type staticSource struct {
 func (s *staticSource) QueuePage(_ context.Context, _ string, _, _ int) (backlog.Page, error) {
 	s.reads++
 	qs := append([]backlog.QueueStat(nil), s.snap.Queues...)
-	qs[0].Ready += s.reads - 1
+	if qs[0].Ready != nil {
+		qs[0].Ready = ref(*qs[0].Ready + s.reads - 1)
+	}
 	return backlog.Page{Queues: qs, PageCount: 1}, nil
 }
 func (s *staticSource) Bindings(context.Context, string) ([]backlog.Binding, error) {
@@ -39,11 +42,14 @@ func (s *staticSource) Exchanges(context.Context, string) ([]backlog.Exchange, e
 func fakeBacklog() *staticSource {
 	return &staticSource{snap: backlog.Snapshot{
 		Queues: []backlog.QueueStat{
-			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: 5, Unacked: 1,
+			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: ref(5), Unacked: ref(1), Consumers: ref(0),
+				Publish: ref(0.0), Deliver: ref(0.0), Ack: ref(0.0),
 				Arguments: map[string]any{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"},
 				Leader:    "rabbit@a", Members: []string{"rabbit@a", "rabbit@b", "rabbit@c"}, Online: []string{"rabbit@a"}},
-			{Vhost: "v", Name: "email.dlq", Type: "classic", State: "running", Ready: 3},
-			{Vhost: "v", Name: "points", Type: "classic", State: "running", Ready: 0, Consumers: 2},
+			{Vhost: "v", Name: "email.dlq", Type: "classic", State: "running", Ready: ref(3), Unacked: ref(0), Consumers: ref(0),
+				Publish: ref(0.0), Deliver: ref(0.0), Ack: ref(0.0)},
+			{Vhost: "v", Name: "points", Type: "classic", State: "running", Ready: ref(0), Unacked: ref(0), Consumers: ref(2),
+				Publish: ref(1.5), Deliver: ref(0.0), Ack: ref(0.0)},
 		},
 		Exchanges: []backlog.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
 		Bindings:  []backlog.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
@@ -114,7 +120,7 @@ func TestBacklogJSONIsTheReport(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if rep.Vhost != "v" || len(rep.Queues) != 3 || rep.Queues[0].Name != "email" || rep.Summary.DLQMessages != 3 {
+	if rep.Vhost != "v" || len(rep.Queues) != 3 || rep.Queues[0].Name != "email" || *rep.Summary.DLQMessages != 3 {
 		t.Errorf("report %+v", rep)
 	}
 	var raw map[string]any
@@ -176,7 +182,7 @@ func TestBacklogWatchJSONStreamsDocuments(t *testing.T) {
 		if err := dec.Decode(&rep); err != nil {
 			t.Fatalf("document %d: %v", i, err)
 		}
-		if rep.Queues[0].Ready != 5+i {
+		if *rep.Queues[0].Ready != 5+i {
 			t.Errorf("document %d: email ready %d", i, rep.Queues[0].Ready)
 		}
 	}
@@ -322,5 +328,98 @@ func TestBacklogWatchSurvivesAFailedRefresh(t *testing.T) {
 	opts.Watch = time.Millisecond
 	if err := backlogRun(context.Background(), opts); ExitCode(context.Background(), err, true) != ExitAuth {
 		t.Errorf("auth failure: %v", err)
+	}
+}
+
+// metricsOffBacklog is a broker with management metrics collection off:
+// email's counts came from queue totals, email.dlq's not even from there.
+func metricsOffBacklog() *staticSource {
+	return &staticSource{snap: backlog.Snapshot{
+		Queues: []backlog.QueueStat{
+			{Vhost: "v", Name: "email", Type: "classic", State: "running", Ready: ref(10), Unacked: ref(0),
+				Arguments: map[string]any{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"}},
+			{Vhost: "v", Name: "email.dlq", Type: "classic", State: "live"},
+		},
+		Exchanges: []backlog.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
+		Bindings:  []backlog.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
+	}}
+}
+
+func TestBacklogShowsUnknownFiguresAsUnknown(t *testing.T) {
+	ios, _, out, errOut := iostreams.Test()
+	if err := backlogRun(context.Background(), fakeBacklogOpts(ios, output.Table, metricsOffBacklog())); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want header, 2 rows, summary:\n%s", out)
+	}
+	for i, want := range [][]string{
+		{"email", "10", "unknown", "email.dlq unknown"},
+		{"email.dlq (dlq)", "unknown", "counts unknown"},
+		{"2 queues, messages unknown (counts unknown for 1 queue), DLQ messages unknown, 1 queue with warnings"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("line %d lacks %q: %q", i+1, w, lines[i+1])
+			}
+		}
+	}
+	if strings.Contains(lines[2], " 0 ") {
+		t.Errorf("an unknown figure shown as 0: %q", lines[2])
+	}
+	if !strings.Contains(errOut.String(), "note: the management API reports no message counts for 1 queue") {
+		t.Errorf("stderr note missing: %q", errOut)
+	}
+
+	ios, _, out, _ = iostreams.Test()
+	if err := backlogRun(context.Background(), fakeBacklogOpts(ios, output.JSON, metricsOffBacklog())); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"consumers": null`, `"ready": null`, `"publish_rate": null`, `"dlq_messages": null`, `"counts_unknown": 1`} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("JSON lacks %s:\n%s", w, out)
+		}
+	}
+}
+
+func TestBacklogCheckCannotEvaluateUnknownFigures(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	opts := &BacklogCheckOptions{IO: ios, Format: output.Table,
+		Query:  fakeBacklogOpts(ios, output.Table, metricsOffBacklog()).Query,
+		Limits: backlog.Limits{MaxReady: ref(100), MaxDLQ: ref(100), MinConsumers: ref(0)}}
+	err := backlogCheckRun(context.Background(), opts)
+	if code := ExitCode(context.Background(), err, true); code != ExitCondition {
+		t.Errorf("exit %d, want 3 (%v)", code, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "mqctl doctor") {
+		t.Errorf("error should say what to do next: %v", err)
+	}
+	for _, w := range []string{
+		"email: cannot evaluate --min-consumers: consumer count unknown",
+		"email: cannot evaluate --max-dlq: the depth of its dead-letter queue email.dlq is unknown",
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("no line %q in\n%s", w, out)
+		}
+	}
+	if strings.Contains(out.String(), "max_ready") || strings.Contains(out.String(), "ok:") {
+		t.Errorf("ready is known (10 ≤ 100) and must hold; nothing may pass:\n%s", out)
+	}
+}
+
+func TestDLQLsShowsUnknownDepth(t *testing.T) {
+	v := dlqListView{DLQs: []dlq.DLQ{{Name: "a.dlq", Type: "classic", Messages: ref(2), Origins: []string{"a"}},
+		{Name: "b.dlq", Type: "classic", Origins: []string{"b"}}}}
+	td := v.Table()
+	if td.Rows[0][2] != "2" || td.Rows[1][2] != "unknown" {
+		t.Errorf("rows %v", td.Rows)
+	}
+	if td.RowLevel(1) != output.LevelWarn || td.RowLevel(0) != output.LevelError {
+		t.Error("unknown depth should warn; a known non-empty DLQ is an error")
+	}
+	b, _ := json.Marshal(v)
+	if !strings.Contains(string(b), `"name":"b.dlq","type":"classic","messages":null`) {
+		t.Errorf("json %s", b)
 	}
 }

@@ -3,11 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/backlog"
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/output"
 )
@@ -30,7 +33,10 @@ func NewCmdDLQList(f *Factory, runF func(*DLQListOptions) error) *cobra.Command 
 x-dead-letter-exchange (argument or policy) routes to, and queues named by
 mqctl's pattern (bound to an "X.dlx" exchange, or named "X.dlq").
 
-Depth comes from the management API (sampled every 5 s). Top reasons and the
+Depth comes from the management API (sampled every 5 s). With management
+metrics collection off the API lists queues without counts; the depth is then
+read as queue totals, and where even those are missing it shows as "unknown"
+(null in -o json), never as 0. Top reasons and the
 oldest death come from a non-destructive peek at the first --peek messages of
 each DLQ (see ` + "`mqctl dlq --help`" + `); --peek 0 skips it.
 
@@ -72,16 +78,16 @@ func (v dlqListView) Table() output.TableData {
 		if d.PeekError != "" {
 			note = strings.TrimSpace(note + " peek failed: " + d.PeekError)
 		}
-		rows[i] = []string{d.Name, d.Type, fmt.Sprint(d.Messages), strings.Join(d.Origins, ", "), strings.Join(reasons, ", "), oldest, note}
+		rows[i] = []string{d.Name, d.Type, count(d.Messages), strings.Join(d.Origins, ", "), strings.Join(reasons, ", "), oldest, note}
 	}
 	return output.TableData{
 		Headers: []string{"dlq", "type", "messages", "origins", "top reasons", "oldest death", "note"},
 		Rows:    rows,
 		RowLevel: func(row int) output.Level {
 			switch {
-			case v.DLQs[row].Warning != "" || v.DLQs[row].PeekError != "":
+			case v.DLQs[row].Warning != "" || v.DLQs[row].PeekError != "" || v.DLQs[row].Messages == nil:
 				return output.LevelWarn
-			case v.DLQs[row].Messages > 0:
+			case *v.DLQs[row].Messages > 0:
 				return output.LevelError
 			}
 			return output.LevelNone
@@ -95,22 +101,38 @@ func dlqListRun(ctx context.Context, opts *DLQListOptions) error {
 	if err != nil {
 		return err
 	}
-	mgmt, err := f.Mgmt()
+	// One reader for every request: with several management APIs, the
+	// one that answered is tried first by the next request, so a dead API
+	// costs one timeout, not one per request.
+	api, err := broker.NewMgmtReader(s)
 	if err != nil {
 		return err
 	}
+	vhost := url.PathEscape(s.Vhost)
 	var t dlq.Topology
-	if t.Queues, err = mgmt.ListQueuesIn(s.Vhost); err != nil {
-		return broker.MgmtError(s, "list queues", err)
+	for _, r := range []struct {
+		what, path string
+		columns    string
+		into       any
+	}{
+		{"list queues", "queues/" + vhost, "name,vhost,type,arguments,policy", &t.Queues},
+		{"list exchanges", "exchanges/" + vhost, "name,vhost,type", &t.Exchanges},
+		{"list bindings", "bindings/" + vhost, "", &t.Bindings},
+		{"list policies", "policies/" + vhost, "", &t.Policies},
+	} {
+		var q url.Values
+		if r.columns != "" {
+			q = url.Values{"columns": {r.columns}}
+		}
+		if err := api.GetJSON(ctx, r.path, q, r.into); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return broker.MgmtError(s, r.what, err)
+		}
 	}
-	if t.Exchanges, err = mgmt.ListExchangesIn(s.Vhost); err != nil {
-		return broker.MgmtError(s, "list exchanges", err)
-	}
-	if t.Bindings, err = mgmt.ListBindingsIn(s.Vhost); err != nil {
-		return broker.MgmtError(s, "list bindings", err)
-	}
-	if t.Policies, err = mgmt.ListPoliciesIn(s.Vhost); err != nil {
-		return broker.MgmtError(s, "list policies", err)
+	if t.Depths, err = queueDepths(ctx, s, api); err != nil {
+		return err
 	}
 	view := dlqListView{DLQs: dlq.Find(t)}
 	if opts.Peek > 0 && len(view.DLQs) > 0 {
@@ -147,5 +169,36 @@ func dlqListRun(ctx context.Context, opts *DLQListOptions) error {
 			d.Summarise(recs)
 		}
 	}
-	return output.Print(f.IO, opts.Format, view)
+	if err := output.Print(f.IO, opts.Format, view); err != nil {
+		return err
+	}
+	if opts.Format == output.Table {
+		for _, d := range view.DLQs {
+			if d.Messages == nil {
+				fmt.Fprintln(f.IO.ErrOut, "note: the management API reports no message counts for some DLQs, not even as queue totals: their depth shows as unknown, not 0; `mqctl doctor` tells whether metrics collection is off")
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// queueDepths reads every queue's message count through backlog's
+// reader, which falls back to queue totals when management metrics
+// collection is off; a queue whose count is still missing is left out.
+func queueDepths(ctx context.Context, s config.Settings, api backlog.Getter) (map[string]int, error) {
+	qs, err := backlog.FetchQueues(ctx, backlog.HTTPSource{API: api, NoRates: true}, s.Vhost, backlog.MaxPageSize)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, broker.MgmtError(s, "read queue depths", err)
+	}
+	out := make(map[string]int, len(qs))
+	for _, q := range qs {
+		if q.Ready != nil && q.Unacked != nil {
+			out[q.Name] = *q.Ready + *q.Unacked
+		}
+	}
+	return out, nil
 }

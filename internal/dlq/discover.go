@@ -14,14 +14,21 @@ type Topology struct {
 	Exchanges []rabbithole.ExchangeInfo
 	Bindings  []rabbithole.BindingInfo
 	Policies  []rabbithole.Policy
+	// Depths are the queues' message counts (ready + unacknowledged) by
+	// name, where the management API gives them. A DLQ not in Depths has
+	// an unknown depth (Messages nil): QueueInfo.Messages is not read,
+	// because the API leaves counts out, and rabbit-hole turns that
+	// into 0, when management metrics collection is off.
+	Depths map[string]int
 }
 
 // DLQ is a queue that receives dead letters.
 type DLQ struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
-	// Messages is the management API's figure (sampled every 5 s).
-	Messages int `json:"messages"`
+	// Messages is the management API's figure (sampled every 5 s); nil
+	// (JSON null) when the API gives none (see Topology.Depths).
+	Messages *int `json:"messages"`
 	// Origins are the queues whose dead letters land here.
 	Origins []string `json:"origins"`
 	// FoundBy says why this is a DLQ: "arguments", "policy" (another
@@ -67,7 +74,10 @@ func Find(t Topology) []DLQ {
 		}
 		d := byName[dlq]
 		if d == nil {
-			d = &DLQ{Name: dlq, Type: q.Type, Messages: q.Messages}
+			d = &DLQ{Name: dlq, Type: q.Type}
+			if n, ok := t.Depths[dlq]; ok {
+				d.Messages = &n
+			}
 			if q.Type == "quorum" {
 				d.Warning = "quorum DLQ: every peek counts toward its delivery limit (4.x default 20); use a classic DLQ"
 			}
