@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/iostreams"
 )
@@ -36,11 +38,13 @@ func TestDoctorHealthyBroker(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
 		t.Fatalf("doctor -o json is not JSON: %v\n%s", err, r.Stdout)
 	}
-	if !v.OK || len(v.Checks) != 5 {
+	if !v.OK || len(v.Checks) != 10 {
 		t.Errorf("json = %+v", v)
 	}
 	for _, c := range v.Checks {
-		if c.Status != "ok" {
+		// Deprecated features in use are the whole broker's: on a shared
+		// 4.x node another test's transient queue may be one.
+		if c.Status != "ok" && !(c.Name == "deprecated features" && c.Status == "warn") {
 			t.Errorf("check %s = %s", c.Name, c.Status)
 		}
 	}
@@ -116,7 +120,12 @@ func TestDoctorManagementPluginOffHint(t *testing.T) {
 func TestDoctorUnknownVhost(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
-	r := runCLI(t, map[string]string{"MQCTL_URL": "amqp://guest:guest@localhost:5672/no-such-vhost-here", "MQCTL_MGMT_URL": env.MgmtURL}, "doctor")
+	u, err := amqp.ParseURI(env.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Vhost = "no-such-vhost-here"
+	r := runCLI(t, map[string]string{"MQCTL_URL": u.String(), "MQCTL_MGMT_URL": env.MgmtURL}, "doctor")
 	if r.Code != ExitAuth {
 		t.Fatalf("exit %d, want 4\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}

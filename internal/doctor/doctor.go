@@ -1,6 +1,12 @@
 // Package doctor checks that mqctl can do its work against a broker: AMQP
 // reachable, management API up and recent enough, the user's tags and
-// permissions, and the feature flags later commands rely on.
+// permissions, the feature flags later commands rely on, and what changes
+// between RabbitMQ 3.x and 4.x: the broker version, the metadata store,
+// deprecated features in use, management metrics collection, and quorum
+// queues that drop messages at their delivery limit.
+//
+// A check fails only where mqctl cannot work; what an operator should look
+// at is a warning, which does not fail doctor.
 package doctor
 
 import (
@@ -8,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +95,10 @@ type Mgmt interface {
 	ListVhosts() ([]rabbithole.VhostInfo, error)
 	GetPermissionsIn(vhost, user string) (rabbithole.PermissionInfo, error)
 	ListFeatureFlags() ([]rabbithole.FeatureFlag, error)
+	// GetJSON decodes GET /api/<path>?<query> (broker.MgmtReader): the
+	// resources rabbit-hole does not model. HTTP errors are
+	// rabbithole.ErrorResponse.
+	GetJSON(ctx context.Context, path string, query url.Values, v any) error
 }
 
 // Target says what the checks are about.
@@ -124,7 +135,7 @@ func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe Des
 	}()
 	go func() {
 		defer wg.Done()
-		mgmtChecks = checkMgmt(t, mgmt, describe)
+		mgmtChecks = checkMgmt(ctx, t, mgmt, describe)
 	}()
 	wg.Wait()
 	// The management plugin being off is the usual reason the API is
@@ -146,7 +157,11 @@ func checkAMQP(ctx context.Context, probe AMQPProbe, describe Describe) Check {
 	return Check{Name: "amqp", Status: OK, Detail: fmt.Sprintf("connected to %s (RabbitMQ %s)", node, version)}
 }
 
-func checkMgmt(t Target, m Mgmt, describe Describe) []Check {
+// mgmtChecks name the checks after "management", in order.
+var mgmtChecks = []string{"broker version", "user", "vhost", "feature flags", "metadata store",
+	"deprecated features", "metrics collection", "dead lettering"}
+
+func checkMgmt(ctx context.Context, t Target, m Mgmt, describe Describe) []Check {
 	failed := func(name string, err error, hint string) Check {
 		msg, known, kind := describe(err)
 		if known != "" {
@@ -169,9 +184,10 @@ func checkMgmt(t Target, m Mgmt, describe Describe) []Check {
 		} else if advice := broker.TLSAdvice(err); advice != "" {
 			hint = advice
 		}
-		return append([]Check{failed("management", err, hint)}, skipped("user", "vhost", "feature flags")...)
+		return append([]Check{failed("management", err, hint)}, skipped(mgmtChecks...)...)
 	}
-	checks := []Check{versionCheck(t, ov)}
+	v := parseVersion(ov.RabbitMQVersion)
+	checks := []Check{managementCheck(t, ov), brokerVersionCheck(ov.RabbitMQVersion, v)}
 
 	who, err := m.Whoami()
 	var user string
@@ -187,17 +203,18 @@ func checkMgmt(t Target, m Mgmt, describe Describe) []Check {
 		checks = append(checks, c)
 	}
 	checks = append(checks, vhostCheck(t, m, user, tags, describe))
-	checks = append(checks, featureCheck(m, describe))
+	flags, flagsErr := m.ListFeatureFlags()
+	checks = append(checks, featureCheck(flags, flagsErr, describe))
+	checks = append(checks, metadataStoreCheck(v, flags, flagsErr, describe))
+	checks = append(checks, deprecatedCheck(ctx, m, ov.RabbitMQVersion, describe))
+	checks = append(checks, metricsCheck(ctx, m, v, describe))
+	checks = append(checks, deadLetterCheck(ctx, m, t.Vhost, v, describe))
 	return checks
 }
 
-func versionCheck(t Target, ov *rabbithole.Overview) Check {
-	c := Check{Name: "management", Status: OK,
+func managementCheck(t Target, ov *rabbithole.Overview) Check {
+	return Check{Name: "management", Status: OK,
 		Detail: fmt.Sprintf("%s: RabbitMQ %s, management %s, Erlang %s, node %s", t.api(), ov.RabbitMQVersion, ov.ManagementVersion, ov.ErlangVersion, ov.Node)}
-	if major, minor := parseVersion(ov.RabbitMQVersion); major == 3 && minor < 10 || major > 0 && major < 3 {
-		c.Status, c.Hint = Fail, "mqctl needs RabbitMQ 3.10 or later (quorum queue delivery limits, at-least-once dead lettering)"
-	}
-	return c
 }
 
 func vhostCheck(t Target, m Mgmt, user string, tags []string, describe Describe) Check {
@@ -255,9 +272,8 @@ func findVhost(m Mgmt, name string) (*rabbithole.VhostInfo, error) {
 	return nil, rabbithole.ErrorResponse{StatusCode: http.StatusNotFound, Message: "not found", Reason: "no vhost " + name + " among the vhosts this user may use"}
 }
 
-func featureCheck(m Mgmt, describe Describe) Check {
+func featureCheck(flags []rabbithole.FeatureFlag, err error, describe Describe) Check {
 	c := Check{Name: "feature flags", Status: OK}
-	flags, err := m.ListFeatureFlags()
 	if err != nil {
 		msg, _, _ := describe(err)
 		c.Status, c.Detail = Warn, "cannot read feature flags: "+msg
@@ -283,14 +299,24 @@ func featureCheck(m Mgmt, describe Describe) Check {
 	return c
 }
 
-func parseVersion(v string) (int, int) {
+// version is a RabbitMQ release series; 0.0 when unknown.
+type version struct{ major, minor int }
+
+func parseVersion(v string) version {
 	parts := strings.SplitN(v, ".", 3)
 	if len(parts) < 2 {
-		return 0, 0
+		return version{}
 	}
 	major, _ := strconv.Atoi(parts[0])
 	minor, _ := strconv.Atoi(parts[1])
-	return major, minor
+	return version{major, minor}
+}
+
+func (v version) known() bool { return v.major > 0 }
+
+// atLeast reports whether v is major.minor or later.
+func (v version) atLeast(major, minor int) bool {
+	return v.major > major || v.major == major && v.minor >= minor
 }
 
 func hasAny(tags []string, want ...string) bool {
