@@ -179,6 +179,12 @@ listeners.tcp.default = $amqp_port
 management.tcp.port = $mgmt_port
 loopback_users = none
 EOF
+	# The 4.3 node denies transient non-exclusive queues, as RabbitMQ plans
+	# for all brokers and operators may set today, so the matrix holds a
+	# broker that refuses them (Debian's 4.3.6 still permits them).
+	if [[ $version == 4.3 ]]; then
+		echo 'deprecated_features.permit.transient_nonexcl_queues = false' >>"$data/rabbitmq.conf"
+	fi
 	log "starting $node (RabbitMQ $(chroot "$root" dpkg-query -W -f '${Version}' rabbitmq-server)) on AMQP $amqp_port, API $mgmt_port"
 	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 	in_root /usr/lib/rabbitmq/bin/rabbitmq-server -detached >>"$data/log/start.out" 2>&1 || true

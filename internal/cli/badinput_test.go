@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -205,8 +206,23 @@ func brokerState(t *testing.T, env *brokertest.Env) string {
 	for _, q := range *defs.Queues {
 		depths[q.Name] = env.QueueDepth(t, q.Name)
 	}
-	b, _ := json.Marshal([]any{defs.Queues, defs.Exchanges, defs.Bindings, defs.Policies, depths})
+	// Khepri (4.x) lists objects in no fixed order: compare sorted lists.
+	b, _ := json.Marshal([]any{sortedJSON(defs.Queues), sortedJSON(defs.Exchanges), sortedJSON(defs.Bindings), sortedJSON(defs.Policies), depths})
 	return string(b)
+}
+
+// sortedJSON is a list's elements as JSON, sorted.
+func sortedJSON[T any](list *[]T) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, 0, len(*list))
+	for _, x := range *list {
+		b, _ := json.Marshal(x)
+		out = append(out, string(b))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // countingWriter writes through a buffer and counts what it wrote.
