@@ -95,6 +95,13 @@ func newNode(t testing.TB, opts NodeOptions) *Node {
 	tmp := ""
 	if root != "" {
 		tmp = filepath.Join(root, "tmp")
+		// The node reads its memory use from /proc; scripts/broker-version.sh
+		// mounts it while its own node runs, a test may come without.
+		if _, err := os.Stat(filepath.Join(root, "proc", "self")); err != nil {
+			if out, err := exec.Command("mount", "-t", "proc", "proc", filepath.Join(root, "proc")).CombinedOutput(); err != nil {
+				t.Fatalf("mount /proc in %s: %v: %s (run `scripts/broker-version.sh up VERSION` as root)", root, err, out)
+			}
+		}
 	}
 	dir, err := os.MkdirTemp(tmp, "mqctl-node-")
 	if err != nil {

@@ -85,26 +85,26 @@ func topologyTarget(f *Factory, file *topology.File, vhostFlag string) (*topolog
 		b.Reader = r
 	}
 	if file.VhostOrDefault() == s.Vhost {
-		b.Depth = func(ctx context.Context, vhost, queue string) (int, error) {
+		b.Depth = func(ctx context.Context, vhost, queue string) (topology.QueueState, error) {
 			d, err := f.Dialer("mqctl topology apply")
 			if err != nil {
-				return 0, err
+				return topology.QueueState{}, err
 			}
 			conn, err := d.Dial(ctx)
 			if err != nil {
-				return 0, err
+				return topology.QueueState{}, err
 			}
 			defer conn.Close()
 			ch, err := conn.Channel()
 			if err != nil {
-				return 0, err
+				return topology.QueueState{}, err
 			}
 			defer ch.Close()
 			q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 			if err != nil {
-				return 0, err
+				return topology.QueueState{}, err
 			}
-			return q.Messages, nil
+			return topology.QueueState{Messages: q.Messages, Consumers: q.Consumers}, nil
 		}
 	}
 	return topology.Expand(file), b, nil

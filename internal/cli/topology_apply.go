@@ -156,7 +156,14 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 		return err
 	}
 	if len(res.Kept) > 0 {
-		return fail.Conditionf("pruned partially: kept %d queue(s) that hold messages or have consumers: %s", len(res.Kept), strings.Join(res.Kept, ", "))
+		kept := make([]string, len(res.Kept))
+		for i, q := range res.Kept {
+			kept[i] = q
+			if why := res.KeptWhy[q]; why != "" {
+				kept[i] += " (" + why + ")"
+			}
+		}
+		return fail.Conditionf("pruned partially: kept %d queue(s) that hold messages or have consumers: %s", len(res.Kept), strings.Join(kept, ", "))
 	}
 	return nil
 }

@@ -65,6 +65,16 @@ type Result struct {
 	Applied int      `json:"applied"`
 	Deleted int      `json:"deleted"`
 	Kept    []string `json:"kept,omitempty"`
+	// KeptWhy says, per kept queue, why it was not deleted.
+	KeptWhy map[string]string `json:"kept_why,omitempty"`
+}
+
+func (r *Result) keep(name, why string) {
+	r.Kept = append(r.Kept, name)
+	if r.KeptWhy == nil {
+		r.KeptWhy = map[string]string{}
+	}
+	r.KeptWhy[name] = why
 }
 
 // ImportBatch bounds the objects sent in one definitions import, so a large
@@ -121,7 +131,7 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 				continue
 			}
 			if c.Action == Keep {
-				res.Kept = append(res.Kept, c.Name)
+				res.keep(c.Name, strings.Join(c.Details, "; "))
 				continue
 			}
 			var err error
@@ -136,7 +146,7 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 				var refused string
 				refused, err = b.DeleteQueueIfEmpty(ctx, p.Vhost, c.Name)
 				if err == nil && refused != "" {
-					res.Kept = append(res.Kept, c.Name)
+					res.keep(c.Name, refused)
 					progress(1)
 					continue
 				}

@@ -22,10 +22,10 @@ import (
 // by the client's timeout.
 type MgmtBroker struct {
 	Client *rabbithole.Client
-	// Depth, when set, returns a queue's exact ready count (an AMQP passive
-	// declare) for the emptiness check before a prune; the management API's
-	// figures are up to 5 s old.
-	Depth func(ctx context.Context, vhost, queue string) (int, error)
+	// Depth, when set, returns a queue's exact ready count and consumers
+	// (an AMQP passive declare) for the emptiness check before a prune; the
+	// management API's figures are up to 5 s old, or missing.
+	Depth func(ctx context.Context, vhost, queue string) (QueueState, error)
 	// Reader, when set, reads what rabbit-hole does not know (the
 	// broker's deprecated features); without it Facts has the version only.
 	Reader JSONGetter
@@ -286,22 +286,28 @@ func (m *MgmtBroker) DeleteExchange(ctx context.Context, vhost, name string) err
 // if-empty on delete, so the counts are checked here: the management
 // figures (messages including unacknowledged, consumers) and, when Depth is
 // set, the exact ready count. Classic queues also get if-empty/if-unused.
+//
+// A broker with management statistics off reports no counts at all
+// (rabbit-hole reads them as 0): then only the AMQP count decides, and
+// without it (a queue of another vhost than --url's) the queue is kept.
 func (m *MgmtBroker) DeleteQueueIfEmpty(ctx context.Context, vhost, name string) (string, error) {
-	q, err := m.Client.GetQueue(vhost, name)
+	q, err := m.queueCounts(ctx, vhost, name)
 	if err != nil {
 		return "", err
 	}
-	if q.Messages > 0 || q.Consumers > 0 {
-		return fmt.Sprintf("holds %d messages, %d consumers", q.Messages, q.Consumers), nil
+	if q.Messages != nil && q.Consumers != nil && (*q.Messages > 0 || *q.Consumers > 0) {
+		return fmt.Sprintf("holds %d messages, %d consumers", *q.Messages, *q.Consumers), nil
 	}
 	if m.Depth != nil {
-		n, err := m.Depth(ctx, vhost, name)
+		st, err := m.Depth(ctx, vhost, name)
 		if err != nil {
 			return "", fmt.Errorf("check that queue %s is empty: %w", name, err)
 		}
-		if n > 0 {
-			return fmt.Sprintf("holds %d messages", n), nil
+		if st.Messages > 0 || st.Consumers > 0 {
+			return fmt.Sprintf("holds %d messages, %d consumers", st.Messages, st.Consumers), nil
 		}
+	} else if q.Messages == nil || q.Consumers == nil {
+		return "its message count is unknown: the broker keeps no management statistics, and mqctl counts over AMQP only in the vhost of --url", nil
 	}
 	var opts []rabbithole.QueueDeleteOptions
 	if q.Type == "" || q.Type == Classic {
@@ -311,6 +317,29 @@ func (m *MgmtBroker) DeleteQueueIfEmpty(ctx context.Context, vhost, name string)
 		return "", err
 	}
 	return "", nil
+}
+
+// liveQueue is what the emptiness check reads of a queue; counts are nil
+// when the broker did not report them.
+type liveQueue struct {
+	Type      string `json:"type"`
+	Messages  *int   `json:"messages"`
+	Consumers *int   `json:"consumers"`
+}
+
+// queueCounts reads GET /api/queues/{vhost}/{name}, through Reader when set
+// so that missing counts stay missing.
+func (m *MgmtBroker) queueCounts(ctx context.Context, vhost, name string) (liveQueue, error) {
+	var q liveQueue
+	if m.Reader != nil {
+		err := m.Reader.GetJSON(ctx, "queues/"+url.PathEscape(vhost)+"/"+url.PathEscape(name), nil, &q)
+		return q, err
+	}
+	info, err := m.Client.GetQueue(vhost, name)
+	if err != nil {
+		return q, err
+	}
+	return liveQueue{Type: info.Type, Messages: &info.Messages, Consumers: &info.Consumers}, nil
 }
 
 // SplitByVhost groups a whole-broker definitions document per vhost.
