@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
 // fakeSource serves a fixed snapshot in pages and counts calls.
@@ -37,10 +39,10 @@ func (f *fakeSource) QueuePage(ctx context.Context, vhost string, page, size int
 	return Page{Queues: f.snap.Queues[lo:hi], PageCount: pc}, nil
 }
 
-func (f *fakeSource) Bindings(context.Context, string) ([]Binding, error) {
+func (f *fakeSource) Bindings(context.Context, string) ([]deadletter.Binding, error) {
 	return f.snap.Bindings, nil
 }
-func (f *fakeSource) Exchanges(context.Context, string) ([]Exchange, error) {
+func (f *fakeSource) Exchanges(context.Context, string) ([]deadletter.Exchange, error) {
 	return f.snap.Exchanges, nil
 }
 
@@ -129,13 +131,13 @@ func testSnapshot() Snapshot {
 			{Vhost: "v", Name: "audit.failures", Type: "classic", Ready: ptr(7)},
 			{Vhost: "v", Name: "other.failures", Type: "classic", Ready: ptr(100)},
 		},
-		Exchanges: []Exchange{{"v", "email.dlx", "direct"}, {"v", "graveyard", "fanout"}, {"v", "dead.topic", "topic"}},
-		Bindings: []Binding{
-			{"v", "email.dlx", "email.dlq", "email"},
-			{"v", "email.dlx", "other.failures", "not-email"},
-			{"v", "graveyard", "points.dead", "whatever"},
-			{"v", "dead.topic", "audit.failures", "audit.#"},
-			{"v", "dead.topic", "other.failures", "billing.*"},
+		Exchanges: []deadletter.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}, {Vhost: "v", Name: "graveyard", Type: "fanout"}, {Vhost: "v", Name: "dead.topic", Type: "topic"}},
+		Bindings: []deadletter.Binding{
+			{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"},
+			{Vhost: "v", Source: "email.dlx", Queue: "other.failures", RoutingKey: "not-email"},
+			{Vhost: "v", Source: "graveyard", Queue: "points.dead", RoutingKey: "whatever"},
+			{Vhost: "v", Source: "dead.topic", Queue: "audit.failures", RoutingKey: "audit.#"},
+			{Vhost: "v", Source: "dead.topic", Queue: "other.failures", RoutingKey: "billing.*"},
 		},
 	}
 	for i := range s.Queues {
@@ -178,18 +180,18 @@ func TestBuildLinksDLQs(t *testing.T) {
 	rep := Build(testSnapshot(), "v", NewMatcher(nil), SortReady)
 	cases := []struct {
 		queue  string
-		link   *Link
-		role   Role
+		link   *deadletter.Link
+		role   deadletter.Role
 		dlqMsg int
 	}{
-		{"email", &Link{LinkArguments, "email.dlx", "email", []string{"email.dlq"}}, RoleWork, 4},
-		{"email.retry.1", nil, RoleRetry, 0},
-		{"email.dlq", nil, RoleDLQ, 0},
-		{"points", &Link{LinkPolicy, "graveyard", "", []string{"points.dead"}}, RoleWork, 0},
-		{"points.dead", nil, RoleDLQ, 0},
-		{"coupon", &Link{LinkPattern, "coupon.dlx", "coupon", []string{"coupon.dlq"}}, RoleWork, 0},
-		{"audit", &Link{LinkArguments, "dead.topic", "audit.failed", []string{"audit.failures"}}, RoleWork, 7},
-		{"other.failures", nil, RoleWork, 0},
+		{"email", &deadletter.Link{Source: deadletter.SourceArguments, Exchange: "email.dlx", RoutingKey: "email", Queues: []string{"email.dlq"}}, deadletter.RoleWork, 4},
+		{"email.retry.1", nil, deadletter.RoleRetry, 0},
+		{"email.dlq", nil, deadletter.RoleDLQ, 0},
+		{"points", &deadletter.Link{Source: deadletter.SourcePolicy, Exchange: "graveyard", RoutingKey: "", Queues: []string{"points.dead"}}, deadletter.RoleWork, 0},
+		{"points.dead", nil, deadletter.RoleDLQ, 0},
+		{"coupon", &deadletter.Link{Source: deadletter.SourcePattern, Exchange: "coupon.dlx", RoutingKey: "coupon", Queues: []string{"coupon.dlq"}}, deadletter.RoleWork, 0},
+		{"audit", &deadletter.Link{Source: deadletter.SourceArguments, Exchange: "dead.topic", RoutingKey: "audit.failed", Queues: []string{"audit.failures"}}, deadletter.RoleWork, 7},
+		{"other.failures", nil, deadletter.RoleWork, 0},
 	}
 	for _, c := range cases {
 		r := row(t, rep, c.queue)
@@ -267,20 +269,6 @@ func TestJSONFieldsAlwaysPresent(t *testing.T) {
 	for _, k := range []string{"dlqs", "members", "online", "warnings"} {
 		if m[k] == nil {
 			t.Errorf("%s is null, want []", k)
-		}
-	}
-}
-
-func TestTopicMatch(t *testing.T) {
-	for _, c := range []struct {
-		p, k string
-		ok   bool
-	}{
-		{"a.#", "a", true}, {"a.#", "a.b.c", true}, {"#", "", true}, {"*.b", "a.b", true},
-		{"*.b", "a.c", false}, {"a.*", "a", false}, {"#.c", "a.b.c", true}, {"a.#.c", "a.c", true}, {"a", "b", false},
-	} {
-		if got := topicMatch(c.p, c.k); got != c.ok {
-			t.Errorf("topicMatch(%q, %q) = %v", c.p, c.k, got)
 		}
 	}
 }
@@ -424,10 +412,10 @@ func TestHTTPSourceDecodes(t *testing.T) {
 	if !reflect.DeepEqual(snap.Queues, want) {
 		t.Errorf("queues\n%+v\nwant\n%+v", snap.Queues, want)
 	}
-	if want := []Binding{{"a/b", "d", "c", "k"}}; !reflect.DeepEqual(snap.Bindings, want) {
+	if want := []deadletter.Binding{{Vhost: "a/b", Source: "d", Queue: "c", RoutingKey: "k"}}; !reflect.DeepEqual(snap.Bindings, want) {
 		t.Errorf("bindings %+v", snap.Bindings)
 	}
-	if want := []Exchange{{"a/b", "d", "fanout"}}; !reflect.DeepEqual(snap.Exchanges, want) {
+	if want := []deadletter.Exchange{{Vhost: "a/b", Name: "d", Type: "fanout"}}; !reflect.DeepEqual(snap.Exchanges, want) {
 		t.Errorf("exchanges %+v", snap.Exchanges)
 	}
 	if _, err := Fetch(context.Background(), HTTPSource{API: fakeGetter{}}, "", 0); err == nil {
@@ -539,7 +527,7 @@ func TestBacklogMetricsOffCountsFromQueueTotalsElseUnknown(t *testing.T) {
 	if !reflect.DeepEqual(gone.Warnings, []Warning{WarnCountsUnknown}) {
 		t.Errorf("gone warnings %v", gone.Warnings)
 	}
-	want := &Link{Source: LinkPolicy, Exchange: "", RoutingKey: "email.dlq", Queues: []string{"email.dlq"}}
+	want := &deadletter.Link{Source: deadletter.SourcePolicy, Exchange: "", RoutingKey: "email.dlq", Queues: []string{"email.dlq"}}
 	if a := row(t, rep, "audit"); !reflect.DeepEqual(a.DeadLetter, want) {
 		t.Errorf("audit: its policy's dead-letter exchange should be found by the policy's name: %+v", a.DeadLetter)
 	}

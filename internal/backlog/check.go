@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
 // Limits are the gates of `backlog check`; a nil limit is not checked.
@@ -74,102 +76,108 @@ type Verdict struct {
 // gate whose figure is unknown (null in the report) is a violation with
 // Unknown set, for the same reason.
 func Evaluate(rep Report, l Limits, unmatched []string) Verdict {
-	v := Verdict{Violations: []Violation{}, Unchecked: []Unchecked{}}
+	e := evaluation{limits: l, dlqSeen: map[qkey]bool{}, v: Verdict{Violations: []Violation{}, Unchecked: []Unchecked{}}}
 	for _, g := range unmatched {
-		v.Violations = append(v.Violations, Violation{Vhost: rep.Vhost, Queue: g, Check: CheckMatch,
+		e.v.Violations = append(e.v.Violations, Violation{Vhost: rep.Vhost, Queue: g, Check: CheckMatch,
 			Message: fmt.Sprintf("no queue matches %q", g)})
 	}
-	add := func(r Row, c Check, actual, limit int64, format string, a ...any) {
-		v.Violations = append(v.Violations, Violation{Vhost: r.Vhost, Queue: r.Name, Check: c,
-			Actual: actual, Limit: limit, Message: fmt.Sprintf(format, a...)})
-	}
-	unknown := func(r Row, c Check, limit int64, what string) {
-		v.Violations = append(v.Violations, Violation{Vhost: r.Vhost, Queue: r.Name, Check: c,
-			Actual: -1, Limit: limit, Unknown: true,
-			Message: fmt.Sprintf("cannot evaluate --%s: %s unknown (%s)", strings.ReplaceAll(string(c), "_", "-"), what, noFigures)})
-	}
-	dlqSeen := map[qkey]bool{}
-	checkDLQ := func(r Row, vhost, name string, n *int) {
-		k := qkey{vhost, name}
-		if l.MaxDLQ == nil || dlqSeen[k] {
-			return
-		}
-		dlqSeen[k] = true
-		switch {
-		case n == nil && name == r.Name:
-			unknown(r, CheckMaxDLQ, int64(*l.MaxDLQ), "its depth is")
-		case n == nil:
-			unknown(r, CheckMaxDLQ, int64(*l.MaxDLQ), "the depth of its dead-letter queue "+name+" is")
-		case *n > *l.MaxDLQ && name == r.Name:
-			add(r, CheckMaxDLQ, int64(*n), int64(*l.MaxDLQ), "dead-letter queue %s holds %d messages (max %d)", name, *n, *l.MaxDLQ)
-		case *n > *l.MaxDLQ:
-			add(r, CheckMaxDLQ, int64(*n), int64(*l.MaxDLQ), "its dead-letter queue %s holds %d messages (max %d)", name, *n, *l.MaxDLQ)
-		}
-	}
 	for _, r := range rep.Queues {
-		v.Checked++
+		e.v.Checked++
 		for _, d := range r.DLQs {
-			checkDLQ(r, r.Vhost, d.Name, d.Messages)
+			e.dlq(r, d.Name, d.Messages)
 		}
-		if r.Role == RoleDLQ {
-			checkDLQ(r, r.Vhost, r.Name, r.Messages)
+		if r.Role == deadletter.RoleDLQ {
+			e.dlq(r, r.Name, r.Messages)
 		}
-		if r.Role != RoleWork {
+		if r.Role != deadletter.RoleWork {
 			continue
 		}
-		if l.MaxReady != nil {
-			switch {
-			case r.Ready == nil:
-				unknown(r, CheckMaxReady, int64(*l.MaxReady), "ready count")
-			case *r.Ready > *l.MaxReady:
-				add(r, CheckMaxReady, int64(*r.Ready), int64(*l.MaxReady), "%d ready messages (max %d)", *r.Ready, *l.MaxReady)
-			}
-		}
-		if l.MaxUnacked != nil {
-			switch {
-			case r.Unacked == nil:
-				unknown(r, CheckMaxUnacked, int64(*l.MaxUnacked), "unacknowledged count")
-			case *r.Unacked > *l.MaxUnacked:
-				add(r, CheckMaxUnacked, int64(*r.Unacked), int64(*l.MaxUnacked), "%d unacknowledged messages (max %d)", *r.Unacked, *l.MaxUnacked)
-			}
-		}
-		if l.MinConsumers != nil {
-			switch {
-			case r.Consumers == nil:
-				unknown(r, CheckMinConsumers, int64(*l.MinConsumers), "consumer count")
-			case *r.Consumers < *l.MinConsumers:
-				add(r, CheckMinConsumers, int64(*r.Consumers), int64(*l.MinConsumers), "%d consumers (min %d)", *r.Consumers, *l.MinConsumers)
-			}
-		}
-		if l.MaxAge != nil {
-			limit := int64(l.MaxAge.Seconds())
-			switch {
-			case r.Ready != nil && *r.Ready == 0:
-				// nothing waiting (unacked ones are being worked on)
-			case r.Ready == nil:
-				unknown(r, CheckMaxAge, limit, "ready count")
-			case r.OldestMessageAgeSeconds != nil:
-				age := *r.OldestMessageAgeSeconds
-				if age > l.MaxAge.Seconds() {
-					add(r, CheckMaxAge, int64(math.Round(age)), limit, "oldest message is %s old (max %s)",
-						(time.Duration(age) * time.Second).String(), l.MaxAge.String())
-				}
-			case r.Type == "classic" && r.Consumers == nil:
-				// No statistics for the queue at all: unlike a quorum
-				// queue's, this age would be known with metrics on.
-				unknown(r, CheckMaxAge, limit, "oldest message age")
-			default:
-				reason := ageUnknownReason(r)
-				if l.RequireAge {
-					add(r, CheckMaxAge, -1, limit, "oldest message age unknown: %s", reason)
-				} else {
-					v.Unchecked = append(v.Unchecked, Unchecked{Vhost: r.Vhost, Queue: r.Name, Check: CheckMaxAge, Reason: reason})
-				}
-			}
-		}
+		e.count(r, CheckMaxReady, l.MaxReady, r.Ready, "ready count", "%d ready messages (max %d)")
+		e.count(r, CheckMaxUnacked, l.MaxUnacked, r.Unacked, "unacknowledged count", "%d unacknowledged messages (max %d)")
+		e.count(r, CheckMinConsumers, l.MinConsumers, r.Consumers, "consumer count", "%d consumers (min %d)")
+		e.age(r)
 	}
-	v.OK = len(v.Violations) == 0
-	return v
+	e.v.OK = len(e.v.Violations) == 0
+	return e.v
+}
+
+// evaluation is one Evaluate under way.
+type evaluation struct {
+	limits  Limits
+	dlqSeen map[qkey]bool
+	v       Verdict
+}
+
+func (e *evaluation) add(r Row, c Check, actual, limit int64, format string, a ...any) {
+	e.v.Violations = append(e.v.Violations, Violation{Vhost: r.Vhost, Queue: r.Name, Check: c,
+		Actual: actual, Limit: limit, Message: fmt.Sprintf(format, a...)})
+}
+
+func (e *evaluation) unknown(r Row, c Check, limit int64, what string) {
+	e.v.Violations = append(e.v.Violations, Violation{Vhost: r.Vhost, Queue: r.Name, Check: c,
+		Actual: -1, Limit: limit, Unknown: true,
+		Message: fmt.Sprintf("cannot evaluate --%s: %s unknown (%s)", strings.ReplaceAll(string(c), "_", "-"), what, noFigures)})
+}
+
+// count gates a count n of row r: at most limit, or for min_consumers at
+// least limit. format takes n and the limit.
+func (e *evaluation) count(r Row, c Check, limit, n *int, what, format string) {
+	switch {
+	case limit == nil:
+	case n == nil:
+		e.unknown(r, c, int64(*limit), what)
+	case c == CheckMinConsumers && *n < *limit, c != CheckMinConsumers && *n > *limit:
+		e.add(r, c, int64(*n), int64(*limit), format, *n, *limit)
+	}
+}
+
+// dlq gates the depth n of DLQ name, linked from row r or r itself, once
+// per DLQ.
+func (e *evaluation) dlq(r Row, name string, n *int) {
+	k, limit := qkey{r.Vhost, name}, e.limits.MaxDLQ
+	if limit == nil || e.dlqSeen[k] {
+		return
+	}
+	e.dlqSeen[k] = true
+	switch {
+	case n == nil && name == r.Name:
+		e.unknown(r, CheckMaxDLQ, int64(*limit), "its depth is")
+	case n == nil:
+		e.unknown(r, CheckMaxDLQ, int64(*limit), "the depth of its dead-letter queue "+name+" is")
+	case *n > *limit && name == r.Name:
+		e.add(r, CheckMaxDLQ, int64(*n), int64(*limit), "dead-letter queue %s holds %d messages (max %d)", name, *n, *limit)
+	case *n > *limit:
+		e.add(r, CheckMaxDLQ, int64(*n), int64(*limit), "its dead-letter queue %s holds %d messages (max %d)", name, *n, *limit)
+	}
+}
+
+// age gates the age of r's oldest ready message.
+func (e *evaluation) age(r Row) {
+	maxAge := e.limits.MaxAge
+	if maxAge == nil {
+		return
+	}
+	limit := int64(maxAge.Seconds())
+	switch {
+	case r.Ready != nil && *r.Ready == 0:
+		// nothing waiting (unacked ones are being worked on)
+	case r.Ready == nil:
+		e.unknown(r, CheckMaxAge, limit, "ready count")
+	case r.OldestMessageAgeSeconds != nil:
+		age := *r.OldestMessageAgeSeconds
+		if age > maxAge.Seconds() {
+			e.add(r, CheckMaxAge, int64(math.Round(age)), limit, "oldest message is %s old (max %s)",
+				(time.Duration(age) * time.Second).String(), maxAge.String())
+		}
+	case r.Type == "classic" && r.Consumers == nil:
+		// No statistics for the queue at all: unlike a quorum queue's,
+		// this age would be known with metrics on.
+		e.unknown(r, CheckMaxAge, limit, "oldest message age")
+	case e.limits.RequireAge:
+		e.add(r, CheckMaxAge, -1, limit, "oldest message age unknown: %s", ageUnknownReason(r))
+	default:
+		e.v.Unchecked = append(e.v.Unchecked, Unchecked{Vhost: r.Vhost, Queue: r.Name, Check: CheckMaxAge, Reason: ageUnknownReason(r)})
+	}
 }
 
 // noFigures says why a figure is missing.

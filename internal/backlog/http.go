@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
 // Getter reads one management API resource as JSON (broker.MgmtReader).
@@ -232,7 +234,7 @@ func timestamp(raw json.RawMessage) *time.Time {
 }
 
 // Bindings implements Source.
-func (s HTTPSource) Bindings(ctx context.Context, vhost string) ([]Binding, error) {
+func (s HTTPSource) Bindings(ctx context.Context, vhost string) ([]deadletter.Binding, error) {
 	var raw []struct {
 		Vhost       string `json:"vhost"`
 		Source      string `json:"source"`
@@ -244,32 +246,32 @@ func (s HTTPSource) Bindings(ctx context.Context, vhost string) ([]Binding, erro
 	if err := s.API.GetJSON(ctx, vhostPath("bindings", vhost), q, &raw); err != nil {
 		return nil, err
 	}
-	out := make([]Binding, 0, len(raw))
+	out := make([]deadletter.Binding, 0, len(raw))
 	for _, b := range raw {
 		// The default exchange's implicit bindings are implied by queue
 		// names; skipping them halves the data kept.
 		if b.DestType != "queue" || b.Source == "" {
 			continue
 		}
-		out = append(out, Binding{Vhost: b.Vhost, Source: b.Source, Queue: b.Destination, RoutingKey: b.RoutingKey})
+		out = append(out, deadletter.Binding{Vhost: b.Vhost, Source: b.Source, Queue: b.Destination, RoutingKey: b.RoutingKey})
 	}
 	return out, nil
 }
 
 // Exchanges implements Source.
-func (s HTTPSource) Exchanges(ctx context.Context, vhost string) ([]Exchange, error) {
-	var raw []Exchange
-	var dec []struct {
+func (s HTTPSource) Exchanges(ctx context.Context, vhost string) ([]deadletter.Exchange, error) {
+	var raw []struct {
 		Vhost string `json:"vhost"`
 		Name  string `json:"name"`
 		Type  string `json:"type"`
 	}
 	q := url.Values{"columns": {"vhost,name,type"}}
-	if err := s.API.GetJSON(ctx, vhostPath("exchanges", vhost), q, &dec); err != nil {
+	if err := s.API.GetJSON(ctx, vhostPath("exchanges", vhost), q, &raw); err != nil {
 		return nil, err
 	}
-	for _, e := range dec {
-		raw = append(raw, Exchange(e))
+	out := make([]deadletter.Exchange, len(raw))
+	for i, e := range raw {
+		out[i] = deadletter.Exchange(e)
 	}
-	return raw, nil
+	return out, nil
 }

@@ -2,11 +2,14 @@ package backlog
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
 // Warning names a condition an operator should look at.
@@ -46,15 +49,15 @@ type DLQ struct {
 // management metrics collection off the broker reports no consumers and
 // no rates, and message counts only as queue totals (see HTTPSource).
 type Row struct {
-	Vhost     string `json:"vhost"`
-	Name      string `json:"name"`
-	Type      string `json:"type"`
-	State     string `json:"state"`
-	Role      Role   `json:"role"`
-	Ready     *int   `json:"ready"`
-	Unacked   *int   `json:"unacked"`
-	Messages  *int   `json:"messages"` // ready + unacked
-	Consumers *int   `json:"consumers"`
+	Vhost     string          `json:"vhost"`
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	State     string          `json:"state"`
+	Role      deadletter.Role `json:"role"`
+	Ready     *int            `json:"ready"`
+	Unacked   *int            `json:"unacked"`
+	Messages  *int            `json:"messages"` // ready + unacked
+	Consumers *int            `json:"consumers"`
 	// Rates in messages per second over the management API's last sample.
 	PublishRate *float64 `json:"publish_rate"`
 	DeliverRate *float64 `json:"deliver_rate"`
@@ -67,8 +70,8 @@ type Row struct {
 	OldestMessageAgeSeconds *float64 `json:"oldest_message_age_seconds"`
 	// DeadLetter is how the queue dead-letters and where; null when it
 	// does not.
-	DeadLetter *Link `json:"dead_letter"`
-	DLQs       []DLQ `json:"dlqs"`
+	DeadLetter *deadletter.Link `json:"dead_letter"`
+	DLQs       []DLQ            `json:"dlqs"`
 	// DLQMessages sums DLQs; null when any of them is unknown.
 	DLQMessages *int `json:"dlq_messages"`
 	// Quorum queues: the leader node, all members, the members online.
@@ -191,21 +194,40 @@ func (m Matcher) Unmatched(names []string) []string {
 	return out
 }
 
+// Query says which queues a report covers, and how.
+type Query struct {
+	// Vhost is the vhost read; "" reads every vhost.
+	Vhost string
+	// Globs select queues by name (see Matcher); none selects all.
+	Globs []string
+	Sort  SortKey
+	// PageSize is the queue list's page size; out of 1..MaxPageSize it is
+	// MaxPageSize.
+	PageSize int
+}
+
+// Read takes one snapshot through src and builds the report of the
+// queues q selects; unmatched lists the globs that matched no queue.
+func Read(ctx context.Context, src Source, q Query) (rep Report, unmatched []string, err error) {
+	snap, err := Fetch(ctx, src, q.Vhost, q.PageSize)
+	if err != nil {
+		return Report{}, nil, err
+	}
+	m := NewMatcher(q.Globs)
+	names := make([]string, len(snap.Queues))
+	for i, s := range snap.Queues {
+		names[i] = s.Name
+	}
+	return Build(snap, q.Vhost, m, q.Sort), m.Unmatched(names), nil
+}
+
 // Build turns a snapshot into a report of the queues matching m, sorted by
 // key, with DLQ links, roles and warnings.
 func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
-	ix := newIndex(s)
-	links := make([]*Link, len(s.Queues))
-	roles := make([]Role, len(s.Queues))
-	isDLQ := map[qkey]bool{}
+	g := s.Graph()
+	stats := make(map[qkey]*QueueStat, len(s.Queues))
 	for i := range s.Queues {
-		q := &s.Queues[i]
-		links[i], roles[i] = ix.link(q)
-		if links[i] != nil {
-			for _, d := range links[i].Queues {
-				isDLQ[qkey{q.Vhost, d}] = true
-			}
-		}
+		stats[qkey{s.Queues[i].Vhost, s.Queues[i].Name}] = &s.Queues[i]
 	}
 	rep := Report{Taken: s.Taken, Vhost: vhost, Sort: key, Queues: []Row{}}
 	sum := struct{ messages, ready, unacked, dlq total }{}
@@ -221,36 +243,18 @@ func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
 		if !m.Match(q.Name) {
 			continue
 		}
-		role := roles[i]
-		if isDLQ[qkey{q.Vhost, q.Name}] {
-			role = RoleDLQ
-		}
-		r := Row{
-			Vhost: q.Vhost, Name: q.Name, Type: q.Type, State: q.State, Role: role,
-			Ready: q.Ready, Unacked: q.Unacked, Messages: messages(q), Consumers: q.Consumers,
-			PublishRate: q.Publish, DeliverRate: q.Deliver, AckRate: q.Ack,
-			DeadLetter: links[i], DLQs: []DLQ{},
-			Leader: q.Leader, Members: nonNil(q.Members), Online: nonNil(q.Online), MembersOnline: len(q.Online),
-			Warnings: []Warning{},
-		}
-		if q.HeadStamp != nil && r.Ready != nil && *r.Ready > 0 {
-			t := *q.HeadStamp
-			age := max(s.Taken.Sub(t).Seconds(), 0)
-			r.OldestMessageAt, r.OldestMessageAgeSeconds = &t, &age
-		}
-		if links[i] != nil {
+		r := newRow(q, g.Role(q.Vhost, q.Name), g.Link(q.Vhost, q.Name), s.Taken)
+		if r.DeadLetter != nil {
 			var dlqs total
-			for _, d := range links[i].Queues {
-				n := messages(ix.queues[qkey{q.Vhost, d}])
+			for _, d := range r.DeadLetter.Queues {
+				n := stats[qkey{q.Vhost, d}].Messages()
 				r.DLQs = append(r.DLQs, DLQ{Name: d, Messages: n})
 				dlqs.add(n)
 				countDLQ(qkey{q.Vhost, d}, n)
 			}
 			r.DLQMessages = dlqs.value()
-		} else {
-			r.DLQMessages = new(int)
 		}
-		if role == RoleDLQ {
+		if r.Role == deadletter.RoleDLQ {
 			countDLQ(qkey{q.Vhost, q.Name}, r.Messages)
 		}
 		r.Warnings = warnings(r)
@@ -272,14 +276,22 @@ func Build(s Snapshot, vhost string, m Matcher, key SortKey) Report {
 	return rep
 }
 
-// messages is ready + unacked; nil when either is unknown, or when q is
-// nil (a queue bound between the bindings read and the queue pages).
-func messages(q *QueueStat) *int {
-	if q == nil || q.Ready == nil || q.Unacked == nil {
-		return nil
+// newRow is q's row before its DLQs' depths and warnings are known.
+func newRow(q *QueueStat, role deadletter.Role, link *deadletter.Link, taken time.Time) Row {
+	r := Row{
+		Vhost: q.Vhost, Name: q.Name, Type: q.Type, State: q.State, Role: role,
+		Ready: q.Ready, Unacked: q.Unacked, Messages: q.Messages(), Consumers: q.Consumers,
+		PublishRate: q.Publish, DeliverRate: q.Deliver, AckRate: q.Ack,
+		DeadLetter: link, DLQs: []DLQ{}, DLQMessages: new(int),
+		Leader: q.Leader, Members: nonNil(q.Members), Online: nonNil(q.Online), MembersOnline: len(q.Online),
+		Warnings: []Warning{},
 	}
-	n := *q.Ready + *q.Unacked
-	return &n
+	if q.HeadStamp != nil && r.Ready != nil && *r.Ready > 0 {
+		t := *q.HeadStamp
+		age := max(taken.Sub(t).Seconds(), 0)
+		r.OldestMessageAt, r.OldestMessageAgeSeconds = &t, &age
+	}
+	return r
 }
 
 // total sums counts some of which may be unknown; an unknown part makes
@@ -326,10 +338,10 @@ func warnings(r Row) []Warning {
 	if r.Messages == nil {
 		w = append(w, WarnCountsUnknown)
 	}
-	if r.Role == RoleWork && positive(r.Ready) && r.Consumers != nil && *r.Consumers == 0 {
+	if r.Role == deadletter.RoleWork && positive(r.Ready) && r.Consumers != nil && *r.Consumers == 0 {
 		w = append(w, WarnNoConsumer)
 	}
-	if positive(r.DLQMessages) || (r.Role == RoleDLQ && positive(r.Messages)) {
+	if positive(r.DLQMessages) || (r.Role == deadletter.RoleDLQ && positive(r.Messages)) {
 		w = append(w, WarnDLQNotEmpty)
 	}
 	if r.DeadLetter != nil && len(r.DeadLetter.Queues) == 0 {

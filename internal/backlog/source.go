@@ -1,7 +1,9 @@
 // Package backlog answers "what is piling up, and where": it reads queue
 // figures, bindings and exchanges from the management API through a small
-// Source, links every queue to its dead-letter queue, builds a sorted
-// report with warnings, and evaluates CI gates (Check). It never prints.
+// Source (mqctl's one reader of a vhost's objects: `dlq ls` and doctor read
+// through it too), links every queue to its dead-letter queue with the
+// deadletter model, builds a sorted report with warnings, and evaluates CI
+// gates (Check). It never prints.
 package backlog
 
 import (
@@ -9,6 +11,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
 // MaxPageSize is the largest page the management API serves.
@@ -41,15 +45,18 @@ type QueueStat struct {
 	Online    []string
 }
 
-// Binding is a binding whose destination is a queue.
-type Binding struct {
-	Vhost, Source, Queue, RoutingKey string
+// Messages is ready + unacked; nil when either is unknown, or when q is
+// nil (a queue bound between the bindings read and the queue pages).
+func (q *QueueStat) Messages() *int {
+	if q == nil || q.Ready == nil || q.Unacked == nil {
+		return nil
+	}
+	n := *q.Ready + *q.Unacked
+	return &n
 }
 
-// Exchange is an exchange's name and type.
-type Exchange struct {
-	Vhost, Name, Type string
-}
+// qkey names a queue (or policy) across vhosts.
+type qkey struct{ vhost, name string }
 
 // Page is one page of queues.
 type Page struct {
@@ -62,17 +69,28 @@ type Source interface {
 	// QueuePage returns page (1-based) of the queue list, sorted by name.
 	QueuePage(ctx context.Context, vhost string, page, size int) (Page, error)
 	// Bindings returns every binding to a queue.
-	Bindings(ctx context.Context, vhost string) ([]Binding, error)
+	Bindings(ctx context.Context, vhost string) ([]deadletter.Binding, error)
 	// Exchanges returns every exchange.
-	Exchanges(ctx context.Context, vhost string) ([]Exchange, error)
+	Exchanges(ctx context.Context, vhost string) ([]deadletter.Exchange, error)
 }
 
-// Snapshot is everything backlog needs, read at one moment.
+// Snapshot is a vhost's (or every vhost's) queues, bindings and exchanges,
+// read at one moment.
 type Snapshot struct {
 	Taken     time.Time
 	Queues    []QueueStat
-	Bindings  []Binding
-	Exchanges []Exchange
+	Bindings  []deadletter.Binding
+	Exchanges []deadletter.Exchange
+}
+
+// Graph is the snapshot's dead-letter linkage: the one that backlog's
+// report and `dlq ls` both show.
+func (s Snapshot) Graph() *deadletter.Graph {
+	qs := make([]deadletter.Queue, len(s.Queues))
+	for i, q := range s.Queues {
+		qs[i] = deadletter.Queue{Vhost: q.Vhost, Name: q.Name, Arguments: q.Arguments, Policy: q.Policy}
+	}
+	return deadletter.New(qs, s.Exchanges, s.Bindings)
 }
 
 // fetchParallel bounds concurrent page reads: enough to overlap the

@@ -3,18 +3,21 @@ package bench
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/ledger"
+	"github.com/mqctl/mqctl/internal/registration"
 )
 
 // Designs compared by the register benchmark.
@@ -93,122 +96,171 @@ type RegisterResult struct {
 	Down           []Phase   `json:"provider_down"` // sync, async; empty when DownRequests is 0
 	// P99Ratio is the synchronous p99 over the asynchronous p99, providers up.
 	P99Ratio float64 `json:"p99_ratio"`
-	// Queue holds the published events; QueueDepth is its depth at the end
-	// (no consumer runs: they wait there for the workers).
-	Queue        string `json:"queue"`
-	QueueDepth   int    `json:"queue_depth"`
-	OutboxUnsent int    `json:"outbox_unsent"`
+	// Queue holds the published events (the exchange they are published
+	// to has the same name); QueueDepth is its depth at the end (no
+	// consumer runs: they wait there for the workers).
+	Queue      string `json:"queue"`
+	QueueDepth int    `json:"queue_depth"`
+	// OutboxUnsent counts the outbox rows the relay had not published when
+	// the benchmark stopped waiting for it.
+	OutboxUnsent int `json:"outbox_unsent"`
 }
 
 // RunRegister measures the sign-up path both ways under the same offered
 // load (cfg.Rate sign-ups per second, at most cfg.Concurrency in flight;
 // latency counts from the scheduled start, so time spent waiting for a free
 // slot is included), first with every provider up, then with the e-mail
-// provider down. It declares a topic exchange and a queue for the events
-// and deletes them at the end.
-func RunRegister(ctx context.Context, cfg RegisterConfig, dial DialFunc) (_ *RegisterResult, retErr error) {
+// provider down. The asynchronous design is the application `mqctl serve`
+// ships (registration.Stack: user and outbox row in one SQLite
+// transaction, 201, and the relay publishing with confirms behind it) with
+// its relay dialling through relay. It declares a topic exchange and a
+// queue for the events (the relay publishes there instead of user.events),
+// waits up to cfg.Timeout for the relay to publish the whole outbox, and
+// deletes both at the end.
+func RunRegister(ctx context.Context, cfg RegisterConfig, dial DialFunc, relay registration.Dialer) (_ *RegisterResult, retErr error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = cfg.ProviderTimeout*3 + 10*time.Second
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	cfg.EmailLatencyMS = float64(cfg.EmailLatency) / float64(time.Millisecond)
-	cfg.OtherLatencyMS = float64(cfg.OtherLatency) / float64(time.Millisecond)
-	cfg.ProviderTimeoutMS = float64(cfg.ProviderTimeout) / float64(time.Millisecond)
+	cfg.defaults()
 	res := &RegisterResult{Config: cfg}
 	for _, b := range LatencyBounds {
 		res.BucketBoundsMS = append(res.BucketBoundsMS, float64(b)/float64(time.Millisecond))
 	}
-
 	conn, err := dial(ctx, "mqctl bench register")
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	suffix := randomHex(4)
-	exchange := "mqctl-bench-register-" + suffix
-	res.Queue = exchange
-	if err := declareSignupTopology(ctx, conn, exchange, res.Queue, cfg); err != nil {
+	// The exchange and the queue share the name.
+	res.Queue = "mqctl-bench-register-" + randomHex(4)
+	if err := declareSignupTopology(ctx, conn, res.Queue, cfg); err != nil {
 		return nil, err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 		defer cancel()
-		if err := deleteSignupTopology(dctx, conn, exchange, res.Queue, cfg.Timeout); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
+		retErr = errors.Join(retErr, deleteSignupTopology(dctx, conn, res.Queue, cfg.Timeout))
 	}()
-
-	dir, err := os.MkdirTemp("", "mqctl-bench-register-")
-	if err != nil {
-		return nil, fmt.Errorf("temporary directory for the sign-up database: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := OpenSignupDB(dir)
+	apps, err := startSignupApps(ctx, cfg, res.Queue, relay)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	pub, err := broker.NewPublisher(conn, cfg.Concurrency)
-	if err != nil {
-		return nil, err
-	}
-	defer pub.Close()
-
-	email := &Provider{Name: "e-mail", Latency: cfg.EmailLatency}
-	points := &Provider{Name: "points", Latency: cfg.OtherLatency}
-	coupon := &Provider{Name: "coupon", Latency: cfg.OtherLatency}
-	mux := http.NewServeMux()
-	mux.Handle("/sync/register", &SyncSignup{Providers: []*Provider{email, points, coupon}, Timeout: cfg.ProviderTimeout})
-	mux.Handle("/async/register", &AsyncSignup{DB: db, Publisher: pub, Exchange: exchange, PublishTimeout: cfg.Timeout})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen for the sign-up API: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	client := &http.Client{
-		Timeout:   cfg.RequestTimeout,
-		Transport: &http.Transport{MaxIdleConns: cfg.Concurrency, MaxIdleConnsPerHost: cfg.Concurrency, IdleConnTimeout: 30 * time.Second},
-	}
-	defer client.CloseIdleConnections()
-	base := "http://" + ln.Addr().String()
-
-	run := func(design, condition string, n int) (Phase, error) {
-		ph := signupLoad(ctx, client, base+"/"+design+"/register", design+"-"+condition, n, cfg)
-		ph.Design = design
-		return ph, ctx.Err()
-	}
-	for _, d := range []string{DesignSync, DesignAsync} {
-		ph, err := run(d, "up", cfg.Requests)
-		res.Up = append(res.Up, ph)
-		if err != nil {
-			return res, fmt.Errorf("benchmark interrupted: %w", err)
-		}
-	}
-	if cfg.DownRequests > 0 {
-		email.SetDown(true)
-		for _, d := range []string{DesignSync, DesignAsync} {
-			ph, err := run(d, "down", cfg.DownRequests)
-			res.Down = append(res.Down, ph)
-			if err != nil {
-				return res, fmt.Errorf("benchmark interrupted: %w", err)
-			}
-		}
+	defer func() { retErr = errors.Join(retErr, apps.stop()) }()
+	if err := apps.runPhases(ctx, res); err != nil {
+		return res, fmt.Errorf("benchmark interrupted: %w", err)
 	}
 	if a := res.Up[1].Latency.P99; a > 0 {
 		res.P99Ratio = float64(res.Up[0].Latency.P99) / float64(a)
 	}
-	err = bounded(ctx, cfg.Timeout, "read the event queue's depth", func() error {
+	return res, apps.settle(ctx, conn, res)
+}
+
+func (c *RegisterConfig) defaults() {
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = c.ProviderTimeout*3 + 10*time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	c.EmailLatencyMS = float64(c.EmailLatency) / float64(time.Millisecond)
+	c.OtherLatencyMS = float64(c.OtherLatency) / float64(time.Millisecond)
+	c.ProviderTimeoutMS = float64(c.ProviderTimeout) / float64(time.Millisecond)
+}
+
+// signupApps are the two designs under test, each served in-process over
+// HTTP, and the client that signs users up.
+type signupApps struct {
+	cfg      RegisterConfig
+	email    *Provider // the synchronous design's, broken for the down case
+	syncSrv  *http.Server
+	syncURL  string
+	syncDone chan struct{}
+	stack    *registration.Stack
+	db       *sql.DB
+	dir      string
+	client   *http.Client
+}
+
+// startSignupApps serves the synchronous design and starts the shipped
+// stack, whose relay publishes to exchange, on a database in a temporary
+// directory.
+func startSignupApps(ctx context.Context, cfg RegisterConfig, exchange string, relay registration.Dialer) (_ *signupApps, err error) {
+	a := &signupApps{cfg: cfg, email: &Provider{Name: "e-mail", Latency: cfg.EmailLatency}}
+	if a.dir, err = os.MkdirTemp("", "mqctl-bench-register-"); err != nil {
+		return nil, fmt.Errorf("temporary directory for the sign-up database: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = a.stop()
+		}
+	}()
+	if a.db, err = ledger.Open(filepath.Join(a.dir, "registration.db")); err != nil {
+		return nil, err
+	}
+	if a.stack, err = registration.StartStack(ctx, registration.StackConfig{
+		DB: a.db, Listen: "127.0.0.1:0", Relay: registration.Relay{Dialer: relay, Exchange: exchange},
+	}); err != nil {
+		return nil, fmt.Errorf("start the sign-up API: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen for the synchronous sign-up API: %w", err)
+	}
+	providers := []*Provider{a.email, {Name: "points", Latency: cfg.OtherLatency}, {Name: "coupon", Latency: cfg.OtherLatency}}
+	a.syncSrv = &http.Server{Handler: &SyncSignup{Providers: providers, Timeout: cfg.ProviderTimeout}, ReadHeaderTimeout: 5 * time.Second}
+	a.syncURL = "http://" + ln.Addr().String()
+	a.syncDone = make(chan struct{})
+	go func() {
+		defer close(a.syncDone)
+		_ = a.syncSrv.Serve(ln)
+	}()
+	a.client = &http.Client{
+		Timeout:   cfg.RequestTimeout,
+		Transport: &http.Transport{MaxIdleConns: cfg.Concurrency, MaxIdleConnsPerHost: cfg.Concurrency, IdleConnTimeout: 30 * time.Second},
+	}
+	return a, nil
+}
+
+// runPhases runs each design with every provider up, then (unless
+// DownRequests is 0) with the e-mail provider down. It ends early, with
+// ctx's error, when ctx ends.
+func (a *signupApps) runPhases(ctx context.Context, res *RegisterResult) error {
+	run := func(condition string, n int) ([]Phase, error) {
+		var phases []Phase
+		for _, design := range []string{DesignSync, DesignAsync} {
+			url := a.syncURL
+			if design == DesignAsync {
+				url = a.stack.URL()
+			}
+			ph := signupLoad(ctx, a.client, url+"/register", design+"-"+condition, n, a.cfg)
+			ph.Design = design
+			phases = append(phases, ph)
+			if ctx.Err() != nil {
+				return phases, ctx.Err()
+			}
+		}
+		return phases, nil
+	}
+	var err error
+	if res.Up, err = run("up", a.cfg.Requests); err != nil || a.cfg.DownRequests == 0 {
+		return err
+	}
+	a.email.SetDown(true)
+	res.Down, err = run("down", a.cfg.DownRequests)
+	return err
+}
+
+// settle waits (up to cfg.Timeout) for the relay to publish the outbox,
+// then reads the event queue's depth and what is left in the outbox.
+func (a *signupApps) settle(ctx context.Context, conn *amqp.Connection, res *RegisterResult) error {
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	// Rows the relay could not publish in time are reported, not an error.
+	_ = a.stack.Drain(dctx)
+	if ctx.Err() != nil {
+		return fmt.Errorf("benchmark interrupted: %w", ctx.Err())
+	}
+	err := bounded(ctx, a.cfg.Timeout, "read the event queue's depth", func() error {
 		ch, err := conn.Channel()
 		if err != nil {
 			return err
@@ -219,12 +271,37 @@ func RunRegister(ctx context.Context, cfg RegisterConfig, dial DialFunc) (_ *Reg
 		return err
 	})
 	if err != nil {
-		return res, err
+		return err
 	}
-	if res.OutboxUnsent, err = OutboxUnsent(ctx, db); err != nil {
-		return res, fmt.Errorf("count unsent outbox rows: %w", err)
+	st, err := a.stack.Store.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("count unsent outbox rows: %w", err)
 	}
-	return res, nil
+	res.OutboxUnsent = st.Pending
+	return nil
+}
+
+// stop shuts both designs down and removes the database; it returns why
+// the stack failed, if it did.
+func (a *signupApps) stop() error {
+	var err error
+	if a.client != nil {
+		a.client.CloseIdleConnections()
+	}
+	if a.syncSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.syncSrv.Shutdown(sctx)
+		cancel()
+		<-a.syncDone
+	}
+	if a.stack != nil {
+		err = a.stack.Stop()
+	}
+	if a.db != nil {
+		_ = a.db.Close()
+	}
+	_ = os.RemoveAll(a.dir)
+	return err
 }
 
 // signupLoad starts n sign-ups at cfg.Rate per second, at most
@@ -304,33 +381,35 @@ func postSignup(ctx context.Context, client *http.Client, url, body string) erro
 	return nil
 }
 
-func declareSignupTopology(ctx context.Context, conn *amqp.Connection, exchange, queue string, cfg RegisterConfig) error {
+// declareSignupTopology declares the benchmark's topic exchange and a queue
+// of the same name bound to every registration event.
+func declareSignupTopology(ctx context.Context, conn *amqp.Connection, name string, cfg RegisterConfig) error {
 	return bounded(ctx, cfg.Timeout, "declare the benchmark's exchange and queue", func() error {
 		ch, err := conn.Channel()
 		if err != nil {
 			return err
 		}
 		defer ch.Close()
-		if err := ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+		if err := ch.ExchangeDeclare(name, "topic", true, false, false, false, nil); err != nil {
 			return err
 		}
-		if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": cfg.QueueType}); err != nil {
+		if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": cfg.QueueType}); err != nil {
 			return err
 		}
-		return ch.QueueBind(queue, "user.registered.#", exchange, false, nil)
+		return ch.QueueBind(name, registration.KeyRegistered+".#", name, false, nil)
 	})
 }
 
-func deleteSignupTopology(ctx context.Context, conn *amqp.Connection, exchange, queue string, timeout time.Duration) error {
+func deleteSignupTopology(ctx context.Context, conn *amqp.Connection, name string, timeout time.Duration) error {
 	return bounded(ctx, timeout, "delete the benchmark's exchange and queue", func() error {
 		ch, err := conn.Channel()
 		if err != nil {
 			return err
 		}
 		defer ch.Close()
-		if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
 			return err
 		}
-		return ch.ExchangeDelete(exchange, false, false)
+		return ch.ExchangeDelete(name, false, false)
 	})
 }

@@ -148,186 +148,24 @@ func Run(ctx context.Context, cfg Config, dial DialFunc, onInterval func(Interva
 		return nil, err
 	}
 
-	var counters Counters
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	consCtx, stopConsumers := context.WithCancel(context.Background())
-	defer stopConsumers()
-
-	// Start consumers first, so producers never outpace an absent consumer.
-	consumers := make([]*consumer, cfg.Consumers)
-	for i := range consumers {
-		c, err := startConsumer(runCtx, cfg, dial, res.Queue, i, &counters)
-		if err != nil {
-			for _, c := range consumers[:i] {
-				c.close()
-			}
-			return nil, err
-		}
-		consumers[i] = c
+	r, err := startRun(ctx, cfg, dial, res.Queue)
+	if err != nil {
+		return nil, err
 	}
-	producers := make([]*producer, cfg.Producers)
-	for i := range producers {
-		p, err := startProducer(runCtx, cfg, dial, res.Queue, i, &counters)
-		if err != nil {
-			for _, p := range producers[:i] {
-				p.conn.Close()
-			}
-			for _, c := range consumers {
-				c.close()
-			}
-			return nil, err
-		}
-		producers[i] = p
-	}
-
-	var wg sync.WaitGroup
-	errs := make(chan error, len(producers)+len(consumers))
-	var producersLeft, consumersLeft atomic.Int64
-	producersLeft.Store(int64(len(producers)))
-	consumersLeft.Store(int64(len(consumers)))
-	producersDone := make(chan struct{})
-	consumersDone := make(chan struct{})
-	if len(producers) == 0 {
-		close(producersDone)
-	}
-	if len(consumers) == 0 {
-		close(consumersDone)
-	}
-	start := time.Now()
-	for _, c := range consumers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.run(consCtx); err != nil {
-				errs <- err
-				stopRun()
-			}
-			if consumersLeft.Add(-1) == 0 {
-				close(consumersDone)
-			}
-		}()
-	}
-	for _, p := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.run(runCtx); err != nil {
-				errs <- err
-				stopRun()
-			}
-			if producersLeft.Add(-1) == 0 {
-				close(producersDone)
-			}
-		}()
-	}
-
-	// The window ends at the duration, when the counts are reached, or on
-	// interruption or failure.
-	var deadline <-chan time.Time
-	if cfg.Duration > 0 {
-		t := time.NewTimer(cfg.Duration)
-		defer t.Stop()
-		deadline = t.C
-	}
-	// Consumers without their own count stop once they have everything
-	// the producers' counts add up to.
-	var target int64
-	if cfg.ConsumerCount == 0 && cfg.ProducerCount > 0 && cfg.Producers > 0 {
-		target = cfg.ProducerCount * int64(cfg.Producers)
-	}
-	series := &Series{}
-	series.Add(0, Counts{})
-	tick := time.NewTicker(cfg.Interval)
-	defer tick.Stop()
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	finished := func() bool {
-		consumed := len(consumers) == 0 || closedChan(consumersDone) ||
-			(target > 0 && counters.Received.Load() >= target)
-		if len(consumers) > 0 && closedChan(consumersDone) && cfg.ProducerCount == 0 {
-			// -D reached and the producers have no count of their own.
-			return true
-		}
-		return closedChan(producersDone) && consumed
-	}
-window:
-	for {
-		select {
-		case <-tick.C:
-			series.Add(time.Since(start), counters.Snapshot())
-			if onInterval != nil {
-				onInterval(series.Last())
-			}
-		case <-poll.C:
-			if finished() {
-				break window
-			}
-		case <-deadline:
-			break window
-		case <-runCtx.Done():
-			break window
-		}
-	}
-	end := time.Since(start)
-	if last := series.Samples[len(series.Samples)-1]; end > last.At {
-		series.Add(end, counters.Snapshot())
-	}
-	stopRun() // producers stop publishing and wait for their confirms
-	<-producersDone
-
-	// Let the consumers take what is still in flight, bounded by Drain.
-	if ctx.Err() == nil && len(consumers) > 0 && cfg.ConsumerCount == 0 {
-		drain := time.NewTimer(cfg.Drain)
-		defer drain.Stop()
-	catchUp:
-		for {
-			c := counters.Snapshot()
-			if c.Received >= c.Sent-c.Nacked-c.Returned {
-				break
-			}
-			select {
-			case <-poll.C:
-			case <-consumersDone:
-				break catchUp
-			case <-drain.C:
-				break catchUp
-			case <-ctx.Done():
-				break catchUp
-			}
-		}
-	}
-	stopConsumers()
-	wg.Wait()
-	close(errs)
-
-	res.Seconds = end.Seconds()
-	res.Totals = counters.Snapshot()
-	res.Unreceived = max(0, res.Totals.Sent-res.Totals.Nacked-res.Totals.Returned-res.Totals.Received)
-	if len(consumers) == 0 {
-		res.Unreceived = 0
-	}
-	res.Whole = series.Whole()
-	if r, ok := series.Steady(cfg.Warmup); ok {
-		res.Steady = &r
-	}
-	for i := 1; i < len(series.Samples); i++ {
-		a, b := series.Samples[i-1], series.Samples[i]
-		res.Intervals = append(res.Intervals, newInterval(a, b))
-	}
-	consumerLat, confirmLat := NewHistogram(), NewHistogram()
-	for _, c := range consumers {
-		consumerLat.Merge(c.latency)
-		res.NoTimestamp += c.noTimestamp
-	}
-	for _, p := range producers {
-		confirmLat.Merge(p.latency)
-	}
-	res.ConsumerLatency = consumerLat.Summary()
-	res.ConfirmLatency = confirmLat.Summary()
+	defer r.stopRun()
+	defer r.stopConsumers()
+	r.launch()
+	series, end := r.measure(onInterval)
+	r.stopRun() // producers stop publishing and wait for their confirms
+	<-r.producersDone
+	r.drain(ctx)
+	r.stopConsumers()
+	r.wg.Wait()
+	close(r.errs)
+	r.summarize(res, series, end)
 
 	var runErr error
-	for e := range errs {
+	for e := range r.errs {
 		runErr = errors.Join(runErr, e)
 	}
 	if ctx.Err() != nil {
@@ -335,6 +173,212 @@ window:
 		return res, errors.Join(fmt.Errorf("benchmark interrupted: %w", ctx.Err()), runErr)
 	}
 	return res, runErr
+}
+
+// run is one benchmark's clients and their shared state.
+type run struct {
+	cfg       Config
+	counters  Counters
+	consumers []*consumer
+	producers []*producer
+	// runCtx ends the window (and the producers); consumers stop later,
+	// with consCtx, after they caught up.
+	runCtx        context.Context
+	stopRun       context.CancelFunc
+	consCtx       context.Context
+	stopConsumers context.CancelFunc
+
+	start                        time.Time // of the window
+	wg                           sync.WaitGroup
+	errs                         chan error
+	producersLeft, consumersLeft atomic.Int64
+	producersDone, consumersDone chan struct{}
+}
+
+// startRun connects every consumer, then every producer (consumers first,
+// so producers never outpace an absent consumer). On failure it closes
+// what it opened.
+func startRun(ctx context.Context, cfg Config, dial DialFunc, queue string) (*run, error) {
+	r := &run{cfg: cfg, producersDone: make(chan struct{}), consumersDone: make(chan struct{})}
+	r.runCtx, r.stopRun = context.WithCancel(ctx)
+	r.consCtx, r.stopConsumers = context.WithCancel(context.Background())
+	fail := func(err error) (*run, error) {
+		for _, p := range r.producers {
+			p.conn.Close()
+		}
+		for _, c := range r.consumers {
+			c.close()
+		}
+		r.stopRun()
+		r.stopConsumers()
+		return nil, err
+	}
+	for i := range cfg.Consumers {
+		c, err := startConsumer(r.runCtx, cfg, dial, queue, i, &r.counters)
+		if err != nil {
+			return fail(err)
+		}
+		r.consumers = append(r.consumers, c)
+	}
+	for i := range cfg.Producers {
+		p, err := startProducer(r.runCtx, cfg, dial, queue, i, &r.counters)
+		if err != nil {
+			return fail(err)
+		}
+		r.producers = append(r.producers, p)
+	}
+	return r, nil
+}
+
+// launch starts the window's clock and runs every client in its own
+// goroutine; a failing one ends the window.
+func (r *run) launch() {
+	r.errs = make(chan error, len(r.producers)+len(r.consumers))
+	r.producersLeft.Store(int64(len(r.producers)))
+	r.consumersLeft.Store(int64(len(r.consumers)))
+	if len(r.producers) == 0 {
+		close(r.producersDone)
+	}
+	if len(r.consumers) == 0 {
+		close(r.consumersDone)
+	}
+	r.start = time.Now()
+	for _, c := range r.consumers {
+		r.goClient(r.consCtx, c.run, &r.consumersLeft, r.consumersDone)
+	}
+	for _, p := range r.producers {
+		r.goClient(r.runCtx, p.run, &r.producersLeft, r.producersDone)
+	}
+}
+
+// goClient runs one client until ctx ends; the last of its kind closes done.
+func (r *run) goClient(ctx context.Context, run func(context.Context) error, left *atomic.Int64, done chan struct{}) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := run(ctx); err != nil {
+			r.errs <- err
+			r.stopRun()
+		}
+		if left.Add(-1) == 0 {
+			close(done)
+		}
+	}()
+}
+
+// measure samples the counters every interval until the window ends: at
+// the duration, when the counts are reached, or on interruption or
+// failure. It returns the samples and the window's length.
+func (r *run) measure(onInterval func(Interval)) (*Series, time.Duration) {
+	cfg, start := r.cfg, r.start
+	var deadline <-chan time.Time
+	if cfg.Duration > 0 {
+		t := time.NewTimer(cfg.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	series := &Series{}
+	series.Add(0, Counts{})
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+window:
+	for {
+		select {
+		case <-tick.C:
+			series.Add(time.Since(start), r.counters.Snapshot())
+			if onInterval != nil {
+				onInterval(series.Last())
+			}
+		case <-poll.C:
+			if r.finished() {
+				break window
+			}
+		case <-deadline:
+			break window
+		case <-r.runCtx.Done():
+			break window
+		}
+	}
+	end := time.Since(start)
+	if last := series.Samples[len(series.Samples)-1]; end > last.At {
+		series.Add(end, r.counters.Snapshot())
+	}
+	return series, end
+}
+
+// finished reports whether the counts are reached: the producers' (and
+// consumers without their own count stop once they have everything the
+// producers' counts add up to), or the consumers' when producers have none.
+func (r *run) finished() bool {
+	cfg := r.cfg
+	var target int64
+	if cfg.ConsumerCount == 0 && cfg.ProducerCount > 0 && cfg.Producers > 0 {
+		target = cfg.ProducerCount * int64(cfg.Producers)
+	}
+	consumed := len(r.consumers) == 0 || closedChan(r.consumersDone) ||
+		(target > 0 && r.counters.Received.Load() >= target)
+	if len(r.consumers) > 0 && closedChan(r.consumersDone) && cfg.ProducerCount == 0 {
+		// -D reached and the producers have no count of their own.
+		return true
+	}
+	return closedChan(r.producersDone) && consumed
+}
+
+// drain lets the consumers take what is still in flight, bounded by
+// cfg.Drain.
+func (r *run) drain(ctx context.Context) {
+	if ctx.Err() != nil || len(r.consumers) == 0 || r.cfg.ConsumerCount != 0 {
+		return
+	}
+	drain := time.NewTimer(r.cfg.Drain)
+	defer drain.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		c := r.counters.Snapshot()
+		if c.Received >= c.Sent-c.Nacked-c.Returned {
+			return
+		}
+		select {
+		case <-poll.C:
+		case <-r.consumersDone:
+			return
+		case <-drain.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// summarize fills res with the totals, rates and latencies of the run.
+func (r *run) summarize(res *Result, series *Series, end time.Duration) {
+	res.Seconds = end.Seconds()
+	res.Totals = r.counters.Snapshot()
+	res.Unreceived = max(0, res.Totals.Sent-res.Totals.Nacked-res.Totals.Returned-res.Totals.Received)
+	if len(r.consumers) == 0 {
+		res.Unreceived = 0
+	}
+	res.Whole = series.Whole()
+	if st, ok := series.Steady(r.cfg.Warmup); ok {
+		res.Steady = &st
+	}
+	for i := 1; i < len(series.Samples); i++ {
+		a, b := series.Samples[i-1], series.Samples[i]
+		res.Intervals = append(res.Intervals, newInterval(a, b))
+	}
+	consumerLat, confirmLat := NewHistogram(), NewHistogram()
+	for _, c := range r.consumers {
+		consumerLat.Merge(c.latency)
+		res.NoTimestamp += c.noTimestamp
+	}
+	for _, p := range r.producers {
+		confirmLat.Merge(p.latency)
+	}
+	res.ConsumerLatency = consumerLat.Summary()
+	res.ConfirmLatency = confirmLat.Summary()
 }
 
 // bounded runs fn, giving up after timeout or when ctx ends. amqp091's

@@ -79,13 +79,11 @@ func TestRunForDuration(t *testing.T) {
 	if res.Totals.Sent == 0 || res.Totals.Received != res.Totals.Sent || res.Totals.Confirmed != res.Totals.Sent {
 		t.Errorf("totals = %+v: want sent > 0, all confirmed and received", res.Totals)
 	}
-	// -r 2000: the rate limit caps what was sent in the measured window
-	// (plus what left before the producer saw the end).
-	if limit := int64(2000*res.Seconds) + 100; res.Totals.Sent > limit {
-		t.Errorf("sent %d in %.2fs, above the 2000/s limit", res.Totals.Sent, res.Seconds)
-	}
-	if res.Seconds < 1.9 || res.Steady == nil || res.Steady.Received <= 0 || res.Whole.Confirmed <= 0 {
-		t.Errorf("window %.2fs, steady %+v, whole %+v", res.Seconds, res.Steady, res.Whole)
+	// The window ends at the duration, never before: a lower bound the
+	// timer keeps however slow the machine. (Rates over the window depend
+	// on the machine; rates_test.go checks how they are computed.)
+	if res.Seconds < cfg.Duration.Seconds() || res.Whole.Confirmed <= 0 {
+		t.Errorf("window %.2fs, want at least %s; whole %+v", res.Seconds, cfg.Duration, res.Whole)
 	}
 }
 
@@ -97,13 +95,18 @@ func TestRunUsesExistingQueue(t *testing.T) {
 	if _, err := ch.QueueDeclare("orders", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Producers: 1, Consumers: 0, Size: 12, ConfirmWindow: 10, ProducerCount: 250, Queue: "orders"}
+	cfg := Config{Producers: 1, Consumers: 0, Size: 12, ConfirmWindow: 10, ProducerCount: 250, Rate: 500, Queue: "orders"}
 	res, err := Run(context.Background(), cfg, envDial(env), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.QueueDeclared || res.Totals.Confirmed != 250 {
 		t.Errorf("declared %v, confirmed %d; want false, 250", res.QueueDeclared, res.Totals.Confirmed)
+	}
+	// -r 500: the 250th message cannot leave before 249/500 s; the rate
+	// limit is a lower bound on the run's length, however slow the machine.
+	if res.Seconds < 249.0/500 {
+		t.Errorf("250 messages at -r 500 sent in %.3fs, faster than the limit allows", res.Seconds)
 	}
 	if got := env.QueueDepth(t, "orders"); got != 250 {
 		t.Errorf("orders holds %d messages, want 250", got)
@@ -133,9 +136,15 @@ func TestRunInterrupted(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(1500*time.Millisecond, cancel)
-	cfg := Config{Producers: 1, Consumers: 1, Size: 100, ConfirmWindow: 100, Prefetch: 100, QueueType: QueueClassic, Rate: 1000}
-	res, err := Run(ctx, cfg, envDial(env), nil)
+	defer cancel()
+	cfg := Config{Producers: 1, Consumers: 1, Size: 100, ConfirmWindow: 100, Prefetch: 100, QueueType: QueueClassic, Rate: 1000,
+		Interval: 100 * time.Millisecond}
+	// Interrupted once messages flow, whenever that is on this machine.
+	res, err := Run(ctx, cfg, envDial(env), func(iv Interval) {
+		if iv.Totals.Sent > 0 {
+			cancel()
+		}
+	})
 	if err == nil || res == nil || !res.Interrupted {
 		t.Fatalf("interrupted run: result %v, error %v", res, err)
 	}

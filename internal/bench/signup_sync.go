@@ -2,11 +2,18 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/registration"
 )
+
+// errProviderDown is what a provider that is down ends with: it hangs
+// until the caller gives up, as a dead upstream behind a load balancer does.
+var errProviderDown = errors.New("provider did not answer")
 
 // Provider simulates a slow side effect (e-mail, loyalty points, coupon):
 // each call takes Latency; while Down, a call hangs until its context ends.
@@ -35,9 +42,10 @@ func (p *Provider) Call(ctx context.Context) error {
 	}
 }
 
-// SyncSignup is the synchronous design: the request handler calls each
-// provider in turn, each call bounded by Timeout, and answers 201 only
-// when all succeeded (502 otherwise).
+// SyncSignup is the synchronous design the register benchmark compares
+// with the shipped one: the request handler checks the body as `mqctl
+// serve` does, calls each provider in turn, each call bounded by Timeout,
+// and answers 201 only when all succeeded (502 otherwise).
 type SyncSignup struct {
 	Providers []*Provider
 	Timeout   time.Duration
@@ -45,7 +53,7 @@ type SyncSignup struct {
 
 // ServeHTTP handles POST /register.
 func (s *SyncSignup) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, ok := decodeSignup(w, r); !ok {
+	if _, ok := registration.DecodeRegisterRequest(w, r); !ok {
 		return
 	}
 	for _, p := range s.Providers {

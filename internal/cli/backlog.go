@@ -11,85 +11,83 @@ import (
 
 	"github.com/mqctl/mqctl/internal/backlog"
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
+	"github.com/mqctl/mqctl/internal/deadletter"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
-// backlogTarget is where backlog reads from.
-type backlogTarget struct {
-	Source backlog.Source
-	// Vhost is the settings' vhost, used unless --all-vhosts.
-	Vhost string
-	// Explain turns an API error into one for humans; nil keeps it.
-	Explain func(what string, err error) error
+// backlogRead is where `backlog` and `backlog check` read, and which
+// queues.
+type backlogRead struct {
+	Settings func() (config.Settings, error)
+	// MgmtReader opens the management API for s (broker.NewMgmtReader).
+	MgmtReader func(config.Settings) (backlog.Getter, error)
+	AllVhosts  bool
+	PageSize   int
+	Globs      []string
 }
 
-// backlogQuery is what `backlog` and `backlog check` share: where to read
-// and which queues.
-type backlogQuery struct {
-	Connect func() (backlogTarget, error)
-	// NoRates: the command shows no message rates (check).
-	NoRates   bool
+// backlogScope holds the flags `backlog` shares with `backlog check`.
+type backlogScope struct {
 	AllVhosts bool
 	PageSize  int
-	Globs     []string
 }
 
-func defaultBacklogConnect(f *Factory, q *backlogQuery) func() (backlogTarget, error) {
-	return func() (backlogTarget, error) {
-		s, err := f.Settings()
-		if err != nil {
-			return backlogTarget{}, err
-		}
-		api, err := broker.NewMgmtReader(s)
-		if err != nil {
-			return backlogTarget{}, err
-		}
-		return backlogTarget{
-			Source:  backlog.HTTPSource{API: api, NoRates: q.NoRates},
-			Vhost:   s.Vhost,
-			Explain: func(what string, err error) error { return broker.MgmtError(s, what, err) },
-		}, nil
+// newMgmtReader is broker.NewMgmtReader as MgmtReader options want it.
+func newMgmtReader(s config.Settings) (backlog.Getter, error) { return broker.NewMgmtReader(s) }
+
+// backlogReader reads reports for one run of a command.
+type backlogReader struct {
+	src     backlog.Source
+	query   backlog.Query
+	explain func(error) error
+}
+
+// open resolves the settings and opens the management API once: one
+// reader for every request and refresh, so with several APIs the one that
+// answered is tried first next time.
+func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, error) {
+	s, err := b.Settings()
+	if err != nil {
+		return nil, err
 	}
+	api, err := b.MgmtReader(s)
+	if err != nil {
+		return nil, err
+	}
+	q := backlog.Query{Vhost: s.Vhost, Globs: b.Globs, Sort: key, PageSize: b.PageSize}
+	where := "vhost " + strconv.Quote(s.Vhost)
+	if b.AllVhosts {
+		q.Vhost, where = "", "all vhosts"
+	}
+	return &backlogReader{
+		src:     backlog.HTTPSource{API: api, NoRates: noRates},
+		query:   q,
+		explain: func(err error) error { return broker.MgmtError(s, "read the backlog of "+where, err) },
+	}, nil
 }
 
-// read fetches one snapshot and builds the report; it also returns the
+// read takes one snapshot and builds the report; it also returns the
 // globs that matched no queue.
-func (q *backlogQuery) read(ctx context.Context, t backlogTarget, key backlog.SortKey) (backlog.Report, []string, error) {
-	vhost := t.Vhost
-	if q.AllVhosts {
-		vhost = ""
-	}
-	snap, err := backlog.Fetch(ctx, t.Source, vhost, q.PageSize)
+func (r *backlogReader) read(ctx context.Context) (backlog.Report, []string, error) {
+	rep, unmatched, err := backlog.Read(ctx, r.src, r.query)
 	if err != nil {
 		if ctx.Err() != nil {
 			return backlog.Report{}, nil, ctx.Err()
 		}
-		if t.Explain != nil {
-			where := "vhost " + strconv.Quote(vhost)
-			if vhost == "" {
-				where = "all vhosts"
-			}
-			err = t.Explain("read the backlog of "+where, err)
-		}
-		return backlog.Report{}, nil, err
+		return backlog.Report{}, nil, r.explain(err)
 	}
-	m := backlog.NewMatcher(q.Globs)
-	rep := backlog.Build(snap, vhost, m, key)
-	names := make([]string, len(snap.Queues))
-	for i, s := range snap.Queues {
-		names[i] = s.Name
-	}
-	return rep, m.Unmatched(names), nil
+	return rep, unmatched, nil
 }
 
 // BacklogOptions is what `mqctl backlog` needs.
 type BacklogOptions struct {
 	IO     *iostreams.IOStreams
 	Format output.Format
-	Query  *backlogQuery
-	Sort   backlog.SortKey
+	backlogRead
+	Sort backlog.SortKey
 	// Watch is the refresh interval; 0 prints once.
 	Watch time.Duration
 	// Count stops a watch after that many refreshes; 0 runs until interrupted.
@@ -103,9 +101,14 @@ const defaultWatch = 5 * time.Second
 // NewCmdBacklog builds `mqctl backlog` and its `check` subcommand; runF
 // replaces the work in tests.
 func NewCmdBacklog(f *Factory, runF func(*BacklogOptions) error) *cobra.Command {
-	q := &backlogQuery{}
-	q.Connect = defaultBacklogConnect(f, q)
-	opts := &BacklogOptions{IO: f.IO, Query: q}
+	return newCmdBacklog(f, runF, nil)
+}
+
+// newCmdBacklog is NewCmdBacklog with checkRunF for `backlog check`, which
+// shares the parent's persistent flags.
+func newCmdBacklog(f *Factory, runF func(*BacklogOptions) error, checkRunF func(*BacklogCheckOptions) error) *cobra.Command {
+	scope := &backlogScope{}
+	opts := &BacklogOptions{IO: f.IO, backlogRead: backlogRead{Settings: f.Settings, MgmtReader: newMgmtReader}}
 	var sortKey, watch string
 	cmd := &cobra.Command{
 		Use:   "backlog [GLOB…]",
@@ -121,7 +124,9 @@ A queue's DLQ is found through its x-dead-letter-exchange and
 x-dead-letter-routing-key arguments (or a policy's dead-letter-exchange),
 following the bindings of that exchange; without them, through mqctl's
 pattern (Q.dlx bound to a queue with key Q, or a queue named Q.dlq). Retry
-delay queues (Q.retry.N) are shown with role "retry" and no DLQ.
+delay queues (Q.retry.N) are shown with role "retry" and no DLQ. A queue
+named X.dlq, or bound to X.dlx with key X, has role "dlq" even when no
+queue dead-letters into it now; mqctl dlq ls lists the same DLQs.
 
 Warnings: a work queue with ready messages and no consumer, a non-empty DLQ,
 a quorum queue with fewer members online than a majority, a queue not running.
@@ -180,7 +185,7 @@ read access to the vhost).`,
 			if opts.Count > 0 && opts.Watch == 0 {
 				return fail.Usagef("--count needs --watch")
 			}
-			q.Globs = args
+			opts.AllVhosts, opts.PageSize, opts.Globs = scope.AllVhosts, scope.PageSize, args
 			if runF != nil {
 				return runF(opts)
 			}
@@ -193,8 +198,8 @@ read access to the vhost).`,
 	fl.Lookup("watch").NoOptDefVal = defaultWatch.String()
 	fl.IntVar(&opts.Count, "count", 0, "with --watch, stop after this many refreshes (0: until interrupted)")
 	pf := cmd.PersistentFlags()
-	pf.BoolVar(&q.AllVhosts, "all-vhosts", false, "every vhost the user can see, not just the configured one")
-	pf.IntVar(&q.PageSize, "page-size", backlog.MaxPageSize, "queues per management API page (1-500)")
+	pf.BoolVar(&scope.AllVhosts, "all-vhosts", false, "every vhost the user can see, not just the configured one")
+	pf.IntVar(&scope.PageSize, "page-size", backlog.MaxPageSize, "queues per management API page (1-500)")
 	_ = pf.MarkHidden("page-size")
 	_ = cmd.RegisterFlagCompletionFunc("sort", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		keys := make([]string, len(backlog.SortKeys))
@@ -203,17 +208,17 @@ read access to the vhost).`,
 		}
 		return keys, cobra.ShellCompDirectiveNoFileComp
 	})
-	cmd.AddCommand(NewCmdBacklogCheck(f, q, nil))
+	cmd.AddCommand(NewCmdBacklogCheck(f, scope, checkRunF))
 	return cmd
 }
 
 func backlogRun(ctx context.Context, opts *BacklogOptions) error {
-	t, err := opts.Query.Connect()
+	r, err := opts.open(opts.Sort, false)
 	if err != nil {
 		return err
 	}
 	if opts.Watch == 0 {
-		rep, _, err := opts.Query.read(ctx, t, opts.Sort)
+		rep, _, err := r.read(ctx)
 		if err != nil {
 			return err
 		}
@@ -225,13 +230,13 @@ func backlogRun(ctx context.Context, opts *BacklogOptions) error {
 		}
 		return nil
 	}
-	return backlogWatch(ctx, opts, t)
+	return backlogWatch(ctx, opts, r)
 }
 
 // backlogWatch refreshes until ctx ends (Ctrl-C: a clean stop, exit 0) or
 // Count refreshes were shown. A failed first read ends it; later
 // operational failures are reported on stderr and retried.
-func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) error {
+func backlogWatch(ctx context.Context, opts *BacklogOptions, r *backlogReader) error {
 	hist := backlog.NewHistory(20)
 	inPlace := opts.Format == output.Table && opts.IO.IsStdoutTTY()
 	timer := time.NewTimer(0)
@@ -244,7 +249,7 @@ func backlogWatch(ctx context.Context, opts *BacklogOptions, t backlogTarget) er
 			return nil
 		case <-timer.C:
 		}
-		rep, _, err := opts.Query.read(ctx, t, opts.Sort)
+		rep, _, err := r.read(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -319,7 +324,7 @@ func (v backlogView) Table() output.TableData {
 		if v.Vhost == "" {
 			name = r.Vhost + "/" + r.Name
 		}
-		if r.Role != backlog.RoleWork {
+		if r.Role != deadletter.RoleWork {
 			name += " (" + string(r.Role) + ")"
 		}
 		row := []string{name, r.Type, count(r.Ready)}
@@ -359,7 +364,7 @@ func (v backlogView) Table() output.TableData {
 				return output.LevelWarn
 			case c == 0 && len(r.Warnings) > 0:
 				return output.LevelWarn
-			case c == 0 && r.Role != backlog.RoleWork:
+			case c == 0 && r.Role != deadletter.RoleWork:
 				return output.LevelMuted
 			}
 			return output.LevelNone

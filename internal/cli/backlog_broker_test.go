@@ -14,6 +14,7 @@ import (
 
 	"github.com/mqctl/mqctl/internal/backlog"
 	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
 // backlogFixture is a vhost with known counts:
@@ -141,33 +142,33 @@ func ref[T any](v T) *T { return &v }
 
 type wantRow struct {
 	typ                                    string
-	role                                   backlog.Role
+	role                                   deadletter.Role
 	ready, unacked, consumers, dlqMessages int
 	dlqs                                   []backlog.DLQ
-	link                                   *backlog.Link
+	link                                   *deadletter.Link
 	warnings                               []backlog.Warning
 }
 
 // expected is what backlog must print for the fixture, per queue.
 func (fx *backlogFixture) expected() map[string]wantRow {
 	return map[string]wantRow{
-		"email": {"quorum", backlog.RoleWork, 5, 2, 1, 3, []backlog.DLQ{{Name: "email.dlq", Messages: ref(3)}},
-			&backlog.Link{Source: backlog.LinkArguments, Exchange: "email.dlx", RoutingKey: "email", Queues: []string{"email.dlq"}},
+		"email": {"quorum", deadletter.RoleWork, 5, 2, 1, 3, []backlog.DLQ{{Name: "email.dlq", Messages: ref(3)}},
+			&deadletter.Link{Source: deadletter.SourceArguments, Exchange: "email.dlx", RoutingKey: "email", Queues: []string{"email.dlq"}},
 			[]backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"email.dlq": {"classic", backlog.RoleDLQ, 3, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"points": {"classic", backlog.RoleWork, 7, 3, 1, 2, []backlog.DLQ{{Name: "points.dlq", Messages: ref(2)}},
-			&backlog.Link{Source: backlog.LinkPattern, Exchange: "points.dlx", RoutingKey: "points", Queues: []string{"points.dlq"}},
+		"email.dlq": {"classic", deadletter.RoleDLQ, 3, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
+		"points": {"classic", deadletter.RoleWork, 7, 3, 1, 2, []backlog.DLQ{{Name: "points.dlq", Messages: ref(2)}},
+			&deadletter.Link{Source: deadletter.SourcePattern, Exchange: "points.dlx", RoutingKey: "points", Queues: []string{"points.dlq"}},
 			[]backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"points.dlq": {"classic", backlog.RoleDLQ, 2, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"coupon": {"classic", backlog.RoleWork, 0, 0, 0, 1, []backlog.DLQ{{Name: "coupon.dlq", Messages: ref(1)}},
-			&backlog.Link{Source: backlog.LinkPattern, Exchange: "coupon.dlx", RoutingKey: "coupon", Queues: []string{"coupon.dlq"}},
+		"points.dlq": {"classic", deadletter.RoleDLQ, 2, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
+		"coupon": {"classic", deadletter.RoleWork, 0, 0, 0, 1, []backlog.DLQ{{Name: "coupon.dlq", Messages: ref(1)}},
+			&deadletter.Link{Source: deadletter.SourcePattern, Exchange: "coupon.dlx", RoutingKey: "coupon", Queues: []string{"coupon.dlq"}},
 			[]backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"coupon.dlq": {"classic", backlog.RoleDLQ, 1, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"audit": {"classic", backlog.RoleWork, 5, 0, 0, 4, []backlog.DLQ{{Name: "audit.dead", Messages: ref(4)}},
-			&backlog.Link{Source: backlog.LinkPolicy, Exchange: "graveyard", RoutingKey: "", Queues: []string{"audit.dead"}},
+		"coupon.dlq": {"classic", deadletter.RoleDLQ, 1, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
+		"audit": {"classic", deadletter.RoleWork, 5, 0, 0, 4, []backlog.DLQ{{Name: "audit.dead", Messages: ref(4)}},
+			&deadletter.Link{Source: deadletter.SourcePolicy, Exchange: "graveyard", RoutingKey: "", Queues: []string{"audit.dead"}},
 			[]backlog.Warning{backlog.WarnNoConsumer, backlog.WarnDLQNotEmpty}},
-		"audit.dead":    {"classic", backlog.RoleDLQ, 4, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
-		"email.retry.1": {"quorum", backlog.RoleRetry, 0, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{}},
+		"audit.dead":    {"classic", deadletter.RoleDLQ, 4, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{backlog.WarnDLQNotEmpty}},
+		"email.retry.1": {"quorum", deadletter.RoleRetry, 0, 0, 0, 0, []backlog.DLQ{}, nil, []backlog.Warning{}},
 	}
 }
 

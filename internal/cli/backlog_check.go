@@ -18,14 +18,15 @@ import (
 type BacklogCheckOptions struct {
 	IO     *iostreams.IOStreams
 	Format output.Format
-	Query  *backlogQuery
+	backlogRead
 	Limits backlog.Limits
 }
 
-// NewCmdBacklogCheck builds `mqctl backlog check`; q is shared with the
-// parent `backlog` command (--all-vhosts). runF replaces the work in tests.
-func NewCmdBacklogCheck(f *Factory, q *backlogQuery, runF func(*BacklogCheckOptions) error) *cobra.Command {
-	opts := &BacklogCheckOptions{IO: f.IO, Query: q}
+// NewCmdBacklogCheck builds `mqctl backlog check`; scope holds the flags
+// of the parent `backlog` command (--all-vhosts). runF replaces the work
+// in tests.
+func NewCmdBacklogCheck(f *Factory, scope *backlogScope, runF func(*BacklogCheckOptions) error) *cobra.Command {
+	opts := &BacklogCheckOptions{IO: f.IO, backlogRead: backlogRead{Settings: f.Settings, MgmtReader: newMgmtReader}}
 	var maxReady, maxUnacked, maxDLQ, minConsumers int
 	var maxAge time.Duration
 	cmd := &cobra.Command{
@@ -107,8 +108,7 @@ read access to the vhost).`,
 			if l.RequireAge && l.MaxAge == nil {
 				return fail.Usagef("--require-age needs --max-age")
 			}
-			q.Globs = args
-			q.NoRates = true
+			opts.AllVhosts, opts.PageSize, opts.Globs = scope.AllVhosts, scope.PageSize, args
 			if runF != nil {
 				return runF(opts)
 			}
@@ -150,16 +150,17 @@ func (v checkView) queue(vhost, name string) string {
 }
 
 func backlogCheckRun(ctx context.Context, opts *BacklogCheckOptions) error {
-	t, err := opts.Query.Connect()
+	// No rates: no gate reads them, and the broker is spared that work.
+	r, err := opts.open(backlog.SortName, true)
 	if err != nil {
 		return err
 	}
-	rep, unmatched, err := opts.Query.read(ctx, t, backlog.SortName)
+	rep, unmatched, err := r.read(ctx)
 	if err != nil {
 		return err
 	}
 	verdict := backlog.Evaluate(rep, opts.Limits, unmatched)
-	view := checkView{Verdict: verdict, allVhosts: opts.Query.AllVhosts}
+	view := checkView{Verdict: verdict, allVhosts: opts.AllVhosts}
 	if opts.Format != output.Table {
 		if err := output.Print(opts.IO, opts.Format, verdict); err != nil {
 			return err

@@ -5,42 +5,98 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mqctl/mqctl/internal/backlog"
-	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/config"
+	"github.com/mqctl/mqctl/internal/deadletter"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/mqctltest"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
-// staticSource serves one snapshot, growing email's ready count by one
-// per read so a watch has a trend to show.
-type staticSource struct {
+// snapshotAPI is a management API serving one snapshot as RabbitMQ lists
+// it: a queue with statistics (Consumers known) on the queue list with its
+// counts and rates; one without (metrics collection off) with no figures
+// there, and its counts, where known, only as queue totals. email's ready
+// count grows by one per queue list read, so a watch has a trend to show.
+type snapshotAPI struct {
 	snap  backlog.Snapshot
 	reads int
+	// fail makes the queue list read of that number (1-based) fail.
+	fail map[int]error
 }
 
-func (s *staticSource) QueuePage(_ context.Context, _ string, _, _ int) (backlog.Page, error) {
-	s.reads++
-	qs := append([]backlog.QueueStat(nil), s.snap.Queues...)
-	if qs[0].Ready != nil {
-		qs[0].Ready = ref(*qs[0].Ready + s.reads - 1)
+func (a *snapshotAPI) GetJSON(_ context.Context, path string, q url.Values, v any) error {
+	var body any
+	switch resource, _, _ := strings.Cut(path, "/"); {
+	case resource == "queues" && q.Get("enable_queue_totals") == "true":
+		body = a.queuePage(true)
+	case resource == "queues":
+		a.reads++
+		if err := a.fail[a.reads]; err != nil {
+			return err
+		}
+		body = a.queuePage(false)
+	case resource == "bindings":
+		var bs []map[string]any
+		for _, b := range a.snap.Bindings {
+			bs = append(bs, map[string]any{"vhost": b.Vhost, "source": b.Source, "destination": b.Queue,
+				"destination_type": "queue", "routing_key": b.RoutingKey})
+		}
+		body = bs
+	case resource == "exchanges":
+		var es []map[string]any
+		for _, e := range a.snap.Exchanges {
+			es = append(es, map[string]any{"vhost": e.Vhost, "name": e.Name, "type": e.Type})
+		}
+		body = es
+	default:
+		return fmt.Errorf("unexpected read of %s", path)
 	}
-	return backlog.Page{Queues: qs, PageCount: 1}, nil
-}
-func (s *staticSource) Bindings(context.Context, string) ([]backlog.Binding, error) {
-	return s.snap.Bindings, nil
-}
-func (s *staticSource) Exchanges(context.Context, string) ([]backlog.Exchange, error) {
-	return s.snap.Exchanges, nil
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
-func fakeBacklog() *staticSource {
-	return &staticSource{snap: backlog.Snapshot{
+func (a *snapshotAPI) queuePage(totals bool) map[string]any {
+	items := []map[string]any{}
+	for i, qs := range a.snap.Queues {
+		if i == 0 && qs.Ready != nil {
+			qs.Ready = ref(*qs.Ready + a.reads - 1)
+		}
+		stats := qs.Consumers != nil
+		item := map[string]any{"vhost": qs.Vhost, "name": qs.Name}
+		if (stats || totals) && qs.Ready != nil && qs.Unacked != nil {
+			item["messages_ready"], item["messages_unacknowledged"] = *qs.Ready, *qs.Unacked
+		}
+		if !totals {
+			item["type"], item["state"], item["arguments"] = qs.Type, qs.State, qs.Arguments
+			item["effective_policy_definition"] = qs.Policy
+			item["leader"], item["members"], item["online"] = qs.Leader, qs.Members, qs.Online
+		}
+		if !totals && stats {
+			item["consumers"] = *qs.Consumers
+			item["message_stats"] = map[string]any{"publish_details": map[string]any{"rate": *qs.Publish},
+				"deliver_get_details": map[string]any{"rate": *qs.Deliver}, "ack_details": map[string]any{"rate": *qs.Ack}}
+		}
+		items = append(items, item)
+	}
+	return map[string]any{"page_count": 1, "items": items}
+}
+
+func fakeBacklog() *snapshotAPI {
+	return &snapshotAPI{snap: backlog.Snapshot{
 		Queues: []backlog.QueueStat{
 			{Vhost: "v", Name: "email", Type: "quorum", State: "running", Ready: ref(5), Unacked: ref(1), Consumers: ref(0),
 				Publish: ref(0.0), Deliver: ref(0.0), Ack: ref(0.0),
@@ -51,15 +107,21 @@ func fakeBacklog() *staticSource {
 			{Vhost: "v", Name: "points", Type: "classic", State: "running", Ready: ref(0), Unacked: ref(0), Consumers: ref(2),
 				Publish: ref(1.5), Deliver: ref(0.0), Ack: ref(0.0)},
 		},
-		Exchanges: []backlog.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
-		Bindings:  []backlog.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
+		Exchanges: []deadletter.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
+		Bindings:  []deadletter.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
 	}}
 }
 
-func fakeBacklogOpts(ios *iostreams.IOStreams, f output.Format, src backlog.Source) *BacklogOptions {
-	return &BacklogOptions{IO: ios, Format: f, Sort: backlog.SortReady, Query: &backlogQuery{
-		Connect: func() (backlogTarget, error) { return backlogTarget{Source: src, Vhost: "v"}, nil },
-	}}
+// fakeRead reads vhost "v" through api.
+func fakeRead(api backlog.Getter) backlogRead {
+	return backlogRead{
+		Settings:   func() (config.Settings, error) { return config.Settings{Vhost: "v"}, nil },
+		MgmtReader: func(config.Settings) (backlog.Getter, error) { return api, nil },
+	}
+}
+
+func fakeBacklogOpts(ios *iostreams.IOStreams, f output.Format, api backlog.Getter) *BacklogOptions {
+	return &BacklogOptions{IO: ios, Format: f, Sort: backlog.SortReady, backlogRead: fakeRead(api)}
 }
 
 func TestBacklogTablePipedHasNoEscapeCodes(t *testing.T) {
@@ -238,8 +300,57 @@ func TestBacklogFlags(t *testing.T) {
 			t.Errorf("%v: %v", c.args, err)
 			continue
 		}
-		if got.Watch != c.watch || strings.Join(got.Query.Globs, ",") != strings.Join(c.globs, ",") || got.Sort != c.sort {
-			t.Errorf("%v: watch %s globs %v sort %s", c.args, got.Watch, got.Query.Globs, got.Sort)
+		if got.Watch != c.watch || strings.Join(got.Globs, ",") != strings.Join(c.globs, ",") || got.Sort != c.sort {
+			t.Errorf("%v: watch %s globs %v sort %s", c.args, got.Watch, got.Globs, got.Sort)
+		}
+	}
+}
+
+func TestBacklogFlagsThroughRunF(t *testing.T) {
+	var got *BacklogOptions
+	build := func(f *Factory) *cobra.Command {
+		return NewCmdBacklog(f, func(o *BacklogOptions) error { got = o; return nil })
+	}
+	if err := runWithF(t, "backlog", build, "backlog", "--all-vhosts", "--page-size", "7", "--sort", "dlq", "-o", "json", "--watch=3s", "--count", "2", "e*", "p*"); err != nil {
+		t.Fatal(err)
+	}
+	if !got.AllVhosts || got.PageSize != 7 || got.Sort != backlog.SortDLQ || got.Format != output.JSON ||
+		got.Watch != 3*time.Second || got.Count != 2 || strings.Join(got.Globs, ",") != "e*,p*" {
+		t.Errorf("options %+v", got)
+	}
+	if got.IO == nil || got.Settings == nil || got.MgmtReader == nil {
+		t.Error("IO, Settings and MgmtReader must be wired")
+	}
+}
+
+func TestBacklogCheckFlagsThroughRunF(t *testing.T) {
+	cases := []struct {
+		args      []string
+		allVhosts bool
+		globs     []string
+		limits    backlog.Limits
+	}{
+		{[]string{"backlog", "check", "--max-ready", "3"}, false, []string{}, backlog.Limits{MaxReady: ref(3)}},
+		// --all-vhosts is the parent's persistent flag: before or after check.
+		{[]string{"backlog", "--all-vhosts", "check", "--max-dlq", "0", "e*"}, true, []string{"e*"}, backlog.Limits{MaxDLQ: ref(0)}},
+		{[]string{"backlog", "check", "--all-vhosts", "--max-unacked", "1", "--min-consumers", "2", "--max-age", "10m", "--require-age"}, true, []string{},
+			backlog.Limits{MaxUnacked: ref(1), MinConsumers: ref(2), MaxAge: ref(10 * time.Minute), RequireAge: true}},
+	}
+	for _, c := range cases {
+		var got *BacklogCheckOptions
+		build := func(f *Factory) *cobra.Command {
+			return newCmdBacklog(f, nil, func(o *BacklogCheckOptions) error { got = o; return nil })
+		}
+		if err := runWithF(t, "backlog", build, append(c.args, "-o", "json")...); err != nil {
+			t.Errorf("%v: %v", c.args, err)
+			continue
+		}
+		if got.AllVhosts != c.allVhosts || strings.Join(got.Globs, ",") != strings.Join(c.globs, ",") ||
+			!reflect.DeepEqual(got.Limits, c.limits) || got.Format != output.JSON || got.PageSize != backlog.MaxPageSize {
+			t.Errorf("%v: options %+v, limits %+v", c.args, got, got.Limits)
+		}
+		if got.IO == nil || got.Settings == nil || got.MgmtReader == nil {
+			t.Errorf("%v: IO, Settings and MgmtReader must be wired", c.args)
 		}
 	}
 }
@@ -276,8 +387,7 @@ func TestBacklogCheckRendering(t *testing.T) {
 		ios.SetTTY(false, tty, false)
 		ready := 4
 		age := time.Minute
-		opts := &BacklogCheckOptions{IO: ios, Format: output.Table,
-			Query:  fakeBacklogOpts(ios, output.Table, fakeBacklog()).Query,
+		opts := &BacklogCheckOptions{IO: ios, Format: output.Table, backlogRead: fakeRead(fakeBacklog()),
 			Limits: backlog.Limits{MaxReady: &ready, MaxAge: &age}}
 		err := backlogCheckRun(context.Background(), opts)
 		if code := ExitCode(context.Background(), err, true); code != ExitCondition {
@@ -295,25 +405,11 @@ func TestBacklogCheckRendering(t *testing.T) {
 	}
 }
 
-// flakySource fails the reads listed in fail (1-based).
-type flakySource struct {
-	*staticSource
-	fail  map[int]error
-	calls int
-}
-
-func (f *flakySource) QueuePage(ctx context.Context, v string, p, n int) (backlog.Page, error) {
-	f.calls++
-	if err := f.fail[f.calls]; err != nil {
-		return backlog.Page{}, err
-	}
-	return f.staticSource.QueuePage(ctx, v, p, n)
-}
-
 func TestBacklogWatchSurvivesAFailedRefresh(t *testing.T) {
 	ios, _, out, errOut := iostreams.Test()
-	src := &flakySource{staticSource: fakeBacklog(), fail: map[int]error{2: errors.New("timeout")}}
-	opts := fakeBacklogOpts(ios, output.Table, src)
+	api := fakeBacklog()
+	api.fail = map[int]error{2: errors.New("timeout")}
+	opts := fakeBacklogOpts(ios, output.Table, api)
 	opts.Watch, opts.Count = time.Millisecond, 3
 	if err := backlogRun(context.Background(), opts); err != nil {
 		t.Fatal(err)
@@ -323,8 +419,9 @@ func TestBacklogWatchSurvivesAFailedRefresh(t *testing.T) {
 	}
 	// Refused credentials end the watch.
 	ios, _, _, _ = iostreams.Test()
-	src = &flakySource{staticSource: fakeBacklog(), fail: map[int]error{2: fail.Authf("401")}}
-	opts = fakeBacklogOpts(ios, output.Table, src)
+	api = fakeBacklog()
+	api.fail = map[int]error{2: fail.Authf("401")}
+	opts = fakeBacklogOpts(ios, output.Table, api)
 	opts.Watch = time.Millisecond
 	if err := backlogRun(context.Background(), opts); ExitCode(context.Background(), err, true) != ExitAuth {
 		t.Errorf("auth failure: %v", err)
@@ -333,15 +430,15 @@ func TestBacklogWatchSurvivesAFailedRefresh(t *testing.T) {
 
 // metricsOffBacklog is a broker with management metrics collection off:
 // email's counts came from queue totals, email.dlq's not even from there.
-func metricsOffBacklog() *staticSource {
-	return &staticSource{snap: backlog.Snapshot{
+func metricsOffBacklog() *snapshotAPI {
+	return &snapshotAPI{snap: backlog.Snapshot{
 		Queues: []backlog.QueueStat{
 			{Vhost: "v", Name: "email", Type: "classic", State: "running", Ready: ref(10), Unacked: ref(0),
 				Arguments: map[string]any{"x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email"}},
 			{Vhost: "v", Name: "email.dlq", Type: "classic", State: "live"},
 		},
-		Exchanges: []backlog.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
-		Bindings:  []backlog.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
+		Exchanges: []deadletter.Exchange{{Vhost: "v", Name: "email.dlx", Type: "direct"}},
+		Bindings:  []deadletter.Binding{{Vhost: "v", Source: "email.dlx", Queue: "email.dlq", RoutingKey: "email"}},
 	}}
 }
 
@@ -385,8 +482,7 @@ func TestBacklogShowsUnknownFiguresAsUnknown(t *testing.T) {
 
 func TestBacklogCheckCannotEvaluateUnknownFigures(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
-	opts := &BacklogCheckOptions{IO: ios, Format: output.Table,
-		Query:  fakeBacklogOpts(ios, output.Table, metricsOffBacklog()).Query,
+	opts := &BacklogCheckOptions{IO: ios, Format: output.Table, backlogRead: fakeRead(metricsOffBacklog()),
 		Limits: backlog.Limits{MaxReady: ref(100), MaxDLQ: ref(100), MinConsumers: ref(0)}}
 	err := backlogCheckRun(context.Background(), opts)
 	if code := ExitCode(context.Background(), err, true); code != ExitCondition {
@@ -405,21 +501,5 @@ func TestBacklogCheckCannotEvaluateUnknownFigures(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "max_ready") || strings.Contains(out.String(), "ok:") {
 		t.Errorf("ready is known (10 ≤ 100) and must hold; nothing may pass:\n%s", out)
-	}
-}
-
-func TestDLQLsShowsUnknownDepth(t *testing.T) {
-	v := dlqListView{DLQs: []dlq.DLQ{{Name: "a.dlq", Type: "classic", Messages: ref(2), Origins: []string{"a"}},
-		{Name: "b.dlq", Type: "classic", Origins: []string{"b"}}}}
-	td := v.Table()
-	if td.Rows[0][2] != "2" || td.Rows[1][2] != "unknown" {
-		t.Errorf("rows %v", td.Rows)
-	}
-	if td.RowLevel(1) != output.LevelWarn || td.RowLevel(0) != output.LevelError {
-		t.Error("unknown depth should warn; a known non-empty DLQ is an error")
-	}
-	b, _ := json.Marshal(v)
-	if !strings.Contains(string(b), `"name":"b.dlq","type":"classic","messages":null`) {
-		t.Errorf("json %s", b)
 	}
 }

@@ -11,25 +11,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/bench"
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // BenchOptions is what `mqctl bench` needs.
 type BenchOptions struct {
-	f        *Factory
+	IO       *iostreams.IOStreams
 	Format   output.Format
 	Config   bench.Config
 	Seconds  int      // -z
 	Flags    []string // -f
 	Progress bool     // per-second lines even when stderr is not a terminal
 	Scenario string   // a named PerfTest command line
+	// Settings and Dialer connect to the broker (the Factory's).
+	Settings func() (config.Settings, error)
+	Dialer   func(name string) (*broker.Dialer, error)
 }
 
 // NewCmdBench builds `mqctl bench` and its subcommands; runF replaces the
 // work in tests.
 func NewCmdBench(f *Factory, runF func(*BenchOptions) error) *cobra.Command {
-	opts := &BenchOptions{f: f}
+	opts := &BenchOptions{IO: f.IO, Settings: f.Settings, Dialer: f.Dialer}
 	c := &opts.Config
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -165,9 +171,9 @@ func applyScenario(cmd *cobra.Command, opts *BenchOptions) error {
 
 // benchDial opens connections named for the management UI, each node's
 // attempt bounded by the timeout (inside Dial).
-func benchDial(f *Factory) bench.DialFunc {
+func benchDial(dialer func(name string) (*broker.Dialer, error)) bench.DialFunc {
 	return func(ctx context.Context, name string) (*amqp.Connection, error) {
-		d, err := f.Dialer(name)
+		d, err := dialer(name)
 		if err != nil {
 			return nil, err
 		}
@@ -176,19 +182,19 @@ func benchDial(f *Factory) bench.DialFunc {
 }
 
 func benchRun(ctx context.Context, opts *BenchOptions) error {
-	f := opts.f
-	if _, err := f.Settings(); err != nil {
+	s, err := opts.Settings()
+	if err != nil {
 		return err
 	}
-	opts.Config.Timeout = f.Timeout()
+	opts.Config.Timeout = s.Timeout
 	var onInterval func(bench.Interval)
-	if opts.Progress || f.IO.IsStderrTTY() {
-		w := f.IO.ErrOut
+	if opts.Progress || opts.IO.IsStderrTTY() {
+		w := opts.IO.ErrOut
 		onInterval = func(iv bench.Interval) { writeBenchInterval(w, iv, opts.Config) }
 	}
-	res, err := bench.Run(ctx, opts.Config, benchDial(f), onInterval)
+	res, err := bench.Run(ctx, opts.Config, benchDial(opts.Dialer), onInterval)
 	if res != nil {
-		if perr := output.Print(f.IO, opts.Format, benchView{res}); perr != nil {
+		if perr := output.Print(opts.IO, opts.Format, benchView{res}); perr != nil {
 			return perr
 		}
 	}

@@ -10,21 +10,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/bench"
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // BenchRegisterOptions is what `mqctl bench register` needs.
 type BenchRegisterOptions struct {
-	f      *Factory
+	IO     *iostreams.IOStreams
 	Format output.Format
 	Config bench.RegisterConfig
+	// Settings and Dialer connect to the broker (the Factory's).
+	Settings func() (config.Settings, error)
+	Dialer   func(name string) (*broker.Dialer, error)
 }
 
 // NewCmdBenchRegister builds `mqctl bench register`; runF replaces the work
 // in tests.
 func NewCmdBenchRegister(f *Factory, runF func(*BenchRegisterOptions) error) *cobra.Command {
-	opts := &BenchRegisterOptions{f: f}
+	opts := &BenchRegisterOptions{IO: f.IO, Settings: f.Settings, Dialer: f.Dialer}
 	c := &opts.Config
 	cmd := &cobra.Command{
 		Use:   "register",
@@ -36,9 +42,10 @@ in-process over HTTP:
          (--provider-latency for e-mail, --other-latency for the others,
          each call bounded by --provider-timeout) and answers 201 when all
          succeeded;
-  async  the request stores the user and an outbox row in one SQLite
-         transaction, publishes a persistent user.registered event with a
-         publisher confirm, marks the row sent and answers 201.
+  async  the application ` + "`mqctl serve`" + ` ships: the request stores the user
+         and an outbox row in one SQLite transaction and answers 201; the
+         outbox relay publishes each row as a persistent user.registered
+         event with publisher confirms and marks it sent after the confirm.
 
 Both get the same offered load: --rate sign-ups started per second, at most
 --concurrency in flight (the defaults keep 100 sign-ups in flight in the
@@ -46,12 +53,15 @@ synchronous design). Latency counts from each sign-up's scheduled start, so
 time spent waiting for a free slot counts too. Then the e-mail provider goes
 down (it hangs until the caller gives up): the synchronous design fails or
 times out, the asynchronous one still answers 201 and the events wait in the
-queue (no workers run during the benchmark) — its depth is shown.
+queue (no workers run during the benchmark). At the end the benchmark waits
+up to --timeout for the relay to publish the whole outbox, then shows the
+queue's depth and the outbox rows still unsent.
 
 Prints p50/p95/p99/max latency, throughput and error rate side by side and
 a bar chart of the two latency distributions. The benchmark declares a topic
-exchange and a queue named mqctl-bench-register-<random> and deletes both
-at the end; the SQLite file lives in a temporary directory.
+exchange and a queue named mqctl-bench-register-<random> (the relay
+publishes there instead of user.events) and deletes both at the end; the
+SQLite file lives in a temporary directory.
 
 Least permissions: configure, write and read on mqctl-bench-register-.*.`,
 		Example: `  mqctl bench register
@@ -86,18 +96,22 @@ Least permissions: configure, write and read on mqctl-bench-register-.*.`,
 }
 
 func benchRegisterRun(ctx context.Context, opts *BenchRegisterOptions) error {
-	f := opts.f
-	if _, err := f.Settings(); err != nil {
+	s, err := opts.Settings()
+	if err != nil {
 		return err
 	}
-	opts.Config.Timeout = f.Timeout()
-	if f.IO.IsStderrTTY() {
-		c := opts.Config
-		fmt.Fprintf(f.IO.ErrOut, "signing up %d users per design at %g/s (then %d with the e-mail provider down)…\n", c.Requests, c.Rate, c.DownRequests)
+	opts.Config.Timeout = s.Timeout
+	relay, err := opts.Dialer("mqctl bench register relay")
+	if err != nil {
+		return err
 	}
-	res, err := bench.RunRegister(ctx, opts.Config, benchDial(f))
+	if opts.IO.IsStderrTTY() {
+		c := opts.Config
+		fmt.Fprintf(opts.IO.ErrOut, "signing up %d users per design at %g/s (then %d with the e-mail provider down)…\n", c.Requests, c.Rate, c.DownRequests)
+	}
+	res, err := bench.RunRegister(ctx, opts.Config, benchDial(opts.Dialer), relay)
 	if res != nil && len(res.Up) == 2 {
-		if perr := output.Print(f.IO, opts.Format, registerView{res}); perr != nil {
+		if perr := output.Print(opts.IO, opts.Format, registerView{res}); perr != nil {
 			return perr
 		}
 	}

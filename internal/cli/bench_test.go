@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mqctl/mqctl/internal/bench"
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/output"
 )
 
 func parseBench(t *testing.T, args ...string) *BenchOptions {
@@ -47,6 +50,32 @@ func TestBenchScenario(t *testing.T) {
 	want.Duration, want.Producers, want.Warmup = 5*time.Second, 2, 5*time.Second
 	if o.Config != want {
 		t.Errorf("config = %+v\nwant     %+v", o.Config, want)
+	}
+}
+
+func TestBenchRegisterFlags(t *testing.T) {
+	var got *BenchRegisterOptions
+	build := func(f *Factory) *cobra.Command {
+		return NewCmdBenchRegister(f, func(o *BenchRegisterOptions) error { got = o; return nil })
+	}
+	if err := runWithF(t, "bench register", build, "bench", "register"); err != nil {
+		t.Fatal(err)
+	}
+	want := bench.RegisterConfig{Requests: 500, DownRequests: 200, Rate: 50, Concurrency: 100, EmailLatency: 2 * time.Second,
+		OtherLatency: 20 * time.Millisecond, ProviderTimeout: 3 * time.Second, QueueType: bench.QueueQuorum}
+	if got.Config != want {
+		t.Errorf("defaults = %+v\nwant       %+v", got.Config, want)
+	}
+	if got.IO == nil || got.Settings == nil || got.Dialer == nil {
+		t.Error("options lack IO, Settings or Dialer")
+	}
+	if err := runWithF(t, "bench register", build, strings.Fields("bench register --requests 10 --down-requests 0 --rate 5 --concurrency 2 --provider-latency 1s --other-latency 5ms --provider-timeout 2s --queue-type classic -o json")...); err != nil {
+		t.Fatal(err)
+	}
+	want = bench.RegisterConfig{Requests: 10, DownRequests: 0, Rate: 5, Concurrency: 2, EmailLatency: time.Second,
+		OtherLatency: 5 * time.Millisecond, ProviderTimeout: 2 * time.Second, QueueType: bench.QueueClassic}
+	if got.Config != want || got.Format != output.JSON {
+		t.Errorf("config = %+v, format %s\nwant     %+v, json", got.Config, got.Format, want)
 	}
 }
 

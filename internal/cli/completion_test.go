@@ -41,8 +41,6 @@ func TestCompletionsAreCurrent(t *testing.T) {
 func TestEveryCommandHasSummaryAndExample(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
 	root := NewCmdRoot(NewFactory(ios, func(string) (string, bool) { return "", false }))
-	var walk func(c interface{})
-	_ = walk
 	cmds := root.Commands()
 	for len(cmds) > 0 {
 		c := cmds[0]

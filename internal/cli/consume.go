@@ -10,7 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/pattern"
@@ -20,8 +23,12 @@ import (
 
 // ConsumeOptions is what `mqctl consume` needs.
 type ConsumeOptions struct {
-	f      *Factory
-	Format output.Format
+	IO      *iostreams.IOStreams
+	Format  output.Format
+	Verbose bool // -v: log every acked delivery
+	// Settings and Dialer connect to the broker (the Factory's).
+	Settings func() (config.Settings, error)
+	Dialer   func(name string) (*broker.Dialer, error)
 
 	Effect      string
 	Queue       string
@@ -42,7 +49,7 @@ type ConsumeOptions struct {
 
 // NewCmdConsume builds `mqctl consume`; runF replaces the work in tests.
 func NewCmdConsume(f *Factory, runF func(*ConsumeOptions) error) *cobra.Command {
-	opts := &ConsumeOptions{f: f}
+	opts := &ConsumeOptions{IO: f.IO, Settings: f.Settings, Dialer: f.Dialer}
 	cmd := &cobra.Command{
 		Use:       "consume email|points|coupon",
 		Short:     "Run a demo side-effect worker: manual acks, retry with backoff, DLQ, idempotency ledger",
@@ -118,6 +125,7 @@ Least permissions: read on the queue, write on the default exchange
 			if opts.Retry, err = consumeRetry(opts); err != nil {
 				return err
 			}
+			opts.Verbose = f.global.verbose
 			if runF != nil {
 				return runF(opts)
 			}
@@ -183,12 +191,11 @@ func (s consumeSummary) Table() output.TableData {
 }
 
 func consumeRun(ctx context.Context, opts *ConsumeOptions) error {
-	f := opts.f
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	dialer, err := f.Dialer("mqctl consume " + opts.Effect)
+	dialer, err := opts.Dialer("mqctl consume " + opts.Effect)
 	if err != nil {
 		return err
 	}
@@ -212,7 +219,7 @@ func consumeRun(ctx context.Context, opts *ConsumeOptions) error {
 	if err != nil {
 		return err
 	}
-	log := newLineLog(f.IO.ErrOut, s.Redactor, "consume "+opts.Effect)
+	log := newLineLog(opts.IO.ErrOut, s.Redactor, "consume "+opts.Effect)
 	sum := consumeSummary{Queue: opts.Queue}
 	var mu sync.Mutex
 	retry := opts.Retry
@@ -235,7 +242,7 @@ func consumeRun(ctx context.Context, opts *ConsumeOptions) error {
 				sum.Reconnects++
 			}
 			mu.Unlock()
-			workerLog(log, e, f.global.verbose)
+			workerLog(log, e, opts.Verbose)
 		},
 	})
 	if err != nil {
@@ -243,7 +250,7 @@ func consumeRun(ctx context.Context, opts *ConsumeOptions) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return output.Print(f.IO, opts.Format, sum)
+	return output.Print(opts.IO, opts.Format, sum)
 }
 
 func workerLog(log *lineLog, e worker.Event, verbose bool) {

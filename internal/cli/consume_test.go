@@ -7,8 +7,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/spf13/cobra"
 )
+
+// The flags a worker runs with, the verbose switch included, and its
+// dependencies, which nothing calls before the work starts.
+func TestConsumeFlags(t *testing.T) {
+	var got *ConsumeOptions
+	err := runWithF(t, "consume", func(f *Factory) *cobra.Command {
+		return NewCmdConsume(f, func(o *ConsumeOptions) error { got = o; return nil })
+	}, "consume", "coupon", "--prefetch", "3", "--latency", "40ms", "--fail-rate", "0.25", "--down", "--db", "fx.db", "-v", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Effect != "coupon" || got.Queue != "coupon" || got.Prefetch != 3 || got.Latency != 40*time.Millisecond ||
+		got.FailRate != 0.25 || !got.Down || got.DB != "fx.db" || !got.Verbose || got.Format != "json" {
+		t.Errorf("options = %+v", got)
+	}
+	if got.IO == nil || got.Settings == nil || got.Dialer == nil {
+		t.Error("options lack IO, Settings or Dialer")
+	}
+}
 
 func TestConsumeRetryPolicyFromFlags(t *testing.T) {
 	file := writeFile(t, "topology.yaml", `apiVersion: mqctl/v1
@@ -32,27 +51,20 @@ queues:
 		{[]string{"consume", "points", "--queue", "plain", "--topology", file}, "{plain 1 [] }"},
 		{[]string{"consume", "coupon", "--topology", exampleTopology}, "{coupon 4 [5s 30s 2m0s] coupon.dlq}"},
 	} {
-		ios, _, _, _ := iostreams.Test()
-		f := NewFactory(ios, func(string) (string, bool) { return "", false })
 		var got string
-		root := NewCmdRoot(f)
-		for _, c := range root.Commands() {
-			if c.Name() == "consume" {
-				root.RemoveCommand(c)
-			}
-		}
-		root.AddCommand(NewCmdConsume(f, func(o *ConsumeOptions) error {
-			r := o.Retry
-			got = fmt.Sprint(struct {
-				Q string
-				N int
-				B []time.Duration
-				D string
-			}{r.Queue, r.MaxAttempts, r.Backoff, r.DLQ})
-			return nil
-		}))
-		root.SetArgs(tc.args)
-		if err := root.Execute(); err != nil {
+		err := runWithF(t, "consume", func(f *Factory) *cobra.Command {
+			return NewCmdConsume(f, func(o *ConsumeOptions) error {
+				r := o.Retry
+				got = fmt.Sprint(struct {
+					Q string
+					N int
+					B []time.Duration
+					D string
+				}{r.Queue, r.MaxAttempts, r.Backoff, r.DLQ})
+				return nil
+			})
+		}, tc.args...)
+		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
 		if got != tc.want {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,11 +9,12 @@ import (
 	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
@@ -24,18 +23,22 @@ import (
 
 // DemoOptions is what `mqctl demo` needs.
 type DemoOptions struct {
-	f            *Factory
+	IO           *iostreams.IOStreams
 	Format       output.Format
 	Keep         bool
 	Users        int
 	EmailLatency time.Duration
 	MaxAttempts  int
 	Backoff      []time.Duration
+	// Settings and Mgmt reach the broker (the Factory's); the demo dials
+	// its own vhost.
+	Settings func() (config.Settings, error)
+	Mgmt     func() (*rabbithole.Client, error)
 }
 
 // NewCmdDemo builds `mqctl demo`; runF replaces the work in tests.
 func NewCmdDemo(f *Factory, runF func(*DemoOptions) error) *cobra.Command {
-	opts := &DemoOptions{f: f}
+	opts := &DemoOptions{IO: f.IO, Settings: f.Settings, Mgmt: f.Mgmt}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the registration story end to end in its own vhost: retries, DLQ, replay, exactly once",
@@ -153,53 +156,35 @@ func (v demoView) Table() output.TableData {
 }
 
 func demoRun(ctx context.Context, opts *DemoOptions) error {
-	f := opts.f
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	mgmt, err := f.Mgmt()
+	mgmt, err := opts.Mgmt()
 	if err != nil {
 		return err
 	}
-	w := f.IO.Out
+	w := opts.IO.Out
 	if opts.Format != output.Table {
-		w = f.IO.ErrOut
+		w = opts.IO.ErrOut
 	}
-	say := &narrator{w: w, s: output.NewStyles(f.IO, w), start: time.Now()}
+	say := &narrator{w: w, s: output.NewStyles(opts.IO, w), start: time.Now()}
 
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	vhost := "mqctl-demo-" + hex.EncodeToString(b)
-	urls := make([]string, len(s.AMQPURLs))
-	var user string
-	for i, raw := range s.AMQPURLs {
-		u, err := amqp.ParseURI(raw)
-		if err != nil {
-			return fail.Usagef("--url: %v", err)
-		}
-		user = u.Username
-		u.Vhost = vhost
-		urls[i] = u.String()
+	vhost, err := registration.CreateDemoVhost(mgmt, s.AMQPURLs, func(what string, err error) error { return broker.MgmtError(s, what, err) })
+	if vhost != nil {
+		defer func() {
+			if opts.Keep {
+				fmt.Fprintf(w, "\nkept vhost %s (delete it with `rabbitmqctl delete_vhost %s`)\n", vhost.Name, vhost.Name)
+			} else if err := vhost.Delete(); err != nil {
+				fmt.Fprintf(opts.IO.ErrOut, "warning: %v\n", err)
+			}
+		}()
 	}
-	if _, err := mgmt.PutVhost(vhost, rabbithole.VhostSettings{Description: "mqctl demo"}); err != nil {
-		return broker.MgmtError(s, "create the demo vhost "+vhost, err)
-	}
-	cleanup := func() {
-		if opts.Keep {
-			fmt.Fprintf(w, "\nkept vhost %s (delete it with `rabbitmqctl delete_vhost %s`)\n", vhost, vhost)
-			return
-		}
-		if _, err := mgmt.DeleteVhost(vhost); err != nil {
-			fmt.Fprintf(f.IO.ErrOut, "warning: %v\n", broker.MgmtError(s, "delete the demo vhost "+vhost, err))
-		}
-	}
-	defer cleanup()
-	if _, err := mgmt.UpdatePermissionsIn(vhost, user, rabbithole.Permissions{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
-		return broker.MgmtError(s, "grant "+user+" permissions on "+vhost, err)
+	if err != nil {
+		return err
 	}
 	vs := s
-	vs.AMQPURLs = urls
+	vs.AMQPURLs = vhost.URLs
 	dialer, err := broker.NewDialer(vs, "mqctl demo")
 	if err != nil {
 		return err
@@ -210,11 +195,11 @@ func demoRun(ctx context.Context, opts *DemoOptions) error {
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Fprintf(w, "%s in vhost %s on %s\n", say.s.Bold.Render("mqctl demo: the registration story"), vhost, s.Redactor.Redact(s.AMQPURLs[0]))
-	say.Command(fmt.Sprintf("export MQCTL_URL=%s", s.Redactor.Redact(urls[0])))
+	fmt.Fprintf(w, "%s in vhost %s on %s\n", say.s.Bold.Render("mqctl demo: the registration story"), vhost.Name, s.Redactor.Redact(s.AMQPURLs[0]))
+	say.Command(fmt.Sprintf("export MQCTL_URL=%s", s.Redactor.Redact(vhost.URLs[0])))
 	start := time.Now()
 	rep, runErr := registration.RunDemo(ctx, registration.DemoConfig{
-		Dialer: dialer, Vhost: vhost, Topology: &topology.MgmtBroker{Client: mgmt}, Dir: dir, Users: opts.Users, EmailLatency: opts.EmailLatency,
+		Dialer: dialer, Vhost: vhost.Name, Topology: &topology.MgmtBroker{Client: mgmt}, Dir: dir, Users: opts.Users, EmailLatency: opts.EmailLatency,
 		Retry: pattern.Retry{MaxAttempts: opts.MaxAttempts, Backoff: opts.Backoff},
 	}, say)
 	if rep.Users == nil && runErr != nil {
@@ -223,7 +208,7 @@ func demoRun(ctx context.Context, opts *DemoOptions) error {
 	if opts.Format == output.Table {
 		fmt.Fprintln(w)
 	}
-	if err := output.Print(f.IO, opts.Format, demoView{Vhost: vhost, DemoReport: rep, Seconds: time.Since(start).Seconds()}); err != nil {
+	if err := output.Print(opts.IO, opts.Format, demoView{Vhost: vhost.Name, DemoReport: rep, Seconds: time.Since(start).Seconds()}); err != nil {
 		return err
 	}
 	if errors.Is(runErr, registration.ErrDemoCheckFailed) {

@@ -2,11 +2,48 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/output"
 )
+
+func TestDemoFlags(t *testing.T) {
+	var got *DemoOptions
+	build := func(f *Factory) *cobra.Command {
+		return NewCmdDemo(f, func(o *DemoOptions) error { got = o; return nil })
+	}
+	if err := runWithF(t, "demo", build, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if got.Users != 20 || got.EmailLatency != 300*time.Millisecond || got.MaxAttempts != 3 || fmt.Sprint(got.Backoff) != "[1s 2s]" || got.Keep || got.Format != output.Table {
+		t.Errorf("defaults = %+v", got)
+	}
+	if got.IO == nil || got.Settings == nil || got.Mgmt == nil {
+		t.Error("options lack IO, Settings or Mgmt")
+	}
+	if err := runWithF(t, "demo", build, "demo", "--users", "5", "--keep", "--email-latency", "50ms", "--max-attempts", "4", "--backoff", "1s,2s,3s", "-o", "json"); err != nil {
+		t.Fatal(err)
+	}
+	if got.Users != 5 || !got.Keep || got.EmailLatency != 50*time.Millisecond || got.MaxAttempts != 4 || fmt.Sprint(got.Backoff) != "[1s 2s 3s]" || got.Format != output.JSON {
+		t.Errorf("options = %+v", got)
+	}
+	for _, args := range [][]string{
+		{"demo", "--users", "0"},
+		{"demo", "--max-attempts", "1"},
+		{"demo", "--backoff", "0s"},
+	} {
+		got = nil
+		if err := runWithF(t, "demo", build, args...); err == nil || got != nil {
+			t.Errorf("%v: error %v, runF called %v; want a usage error before any work", args, err, got != nil)
+		}
+	}
+}
 
 func TestDemoProvesExactlyOnceAndCleansUp(t *testing.T) {
 	t.Parallel()

@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/output"
 )
 
 // NewCmdDLQ builds `mqctl dlq` and its subcommands.
@@ -57,15 +58,39 @@ and properties (death headers left out, so the id survives a replay).`,
 	return cmd
 }
 
-// dial opens one AMQP connection named name; Dial bounds each node's
-// attempt by the timeout, so a frozen first node still leaves time for
-// the next.
-func dial(ctx context.Context, f *Factory, name string) (*amqp.Connection, error) {
-	d, err := f.Dialer(name)
-	if err != nil {
-		return nil, err
+// dialFunc opens one AMQP connection named name (the name shows in the
+// management UI). Commands hold one instead of the Factory, so a test can
+// give them a dialer that fails, or that must not be called.
+type dialFunc func(ctx context.Context, name string) (*amqp.Connection, error)
+
+// dialer is the Factory's AMQP dialer as a dialFunc; Dial bounds each
+// node's attempt by the timeout, so a frozen first node still leaves time
+// for the next.
+func dialer(f *Factory) dialFunc {
+	return func(ctx context.Context, name string) (*amqp.Connection, error) {
+		d, err := f.Dialer(name)
+		if err != nil {
+			return nil, err
+		}
+		return d.Dial(ctx)
 	}
-	return d.Dial(ctx)
+}
+
+// settingsOf hands out the Factory's settings, resolved when first
+// asked for (a command that fails on its flags never reads them).
+func settingsOf(f *Factory) func() (config.Settings, error) {
+	return func() (config.Settings, error) { return f.Settings() }
+}
+
+// parseQueueArgs reads what every dlq subcommand on one queue takes
+// alike: -o, and the queue from its one argument.
+func parseQueueArgs(f *Factory, args []string, format *output.Format, queue *string) error {
+	var err error
+	if *format, err = f.Format(); err != nil {
+		return err
+	}
+	*queue = args[0]
+	return nil
 }
 
 // selectionFlags are replay's and purge's ways to name messages.
@@ -110,19 +135,16 @@ func (s *selectionFlags) parse() (*dlq.Selection, string, error) {
 	return sel, fmt.Sprintf("the %d message(s) listed in %s from", sel.Size(), s.From), nil
 }
 
-var unsafePath = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
 // defaultJournal is where replay keeps its journal for a vhost and queue:
-// $XDG_STATE_HOME/mqctl/replay (default ~/.local/state/mqctl/replay).
-func defaultJournal(f *Factory, vhost, queue string) (string, error) {
-	dir, ok := f.Env("XDG_STATE_HOME")
+// under $XDG_STATE_HOME (default ~/.local/state), see dlq.JournalPath.
+func defaultJournal(env config.LookupEnv, vhost, queue string) (string, error) {
+	dir, ok := env("XDG_STATE_HOME")
 	if !ok || dir == "" {
-		home, ok := f.Env("HOME")
+		home, ok := env("HOME")
 		if !ok || home == "" {
 			return "", fail.Usagef("cannot place the replay journal: set HOME or XDG_STATE_HOME, or pass --journal FILE")
 		}
 		dir = filepath.Join(home, ".local", "state")
 	}
-	name := unsafePath.ReplaceAllString(vhost, "_") + "--" + unsafePath.ReplaceAllString(queue, "_") + ".jsonl"
-	return filepath.Join(dir, "mqctl", "replay", name), nil
+	return dlq.JournalPath(dir, vhost, queue), nil
 }

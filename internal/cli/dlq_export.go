@@ -7,12 +7,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // DLQExportOptions is what `mqctl dlq export` needs.
 type DLQExportOptions struct {
-	f      *Factory
+	IO     *iostreams.IOStreams
+	Dial   dialFunc
 	Format output.Format
 	Queue  string
 	Out    string
@@ -20,7 +22,7 @@ type DLQExportOptions struct {
 
 // NewCmdDLQExport builds `mqctl dlq export`.
 func NewCmdDLQExport(f *Factory, runF func(*DLQExportOptions) error) *cobra.Command {
-	opts := &DLQExportOptions{f: f}
+	opts := &DLQExportOptions{IO: f.IO, Dial: dialer(f)}
 	cmd := &cobra.Command{
 		Use:   "export QUEUE --out FILE.jsonl",
 		Short: "Write every dead letter to a JSONL file, losslessly, without consuming",
@@ -46,11 +48,9 @@ Least permissions: read on the queue.`,
   jq -r '.death.reason' email-dlq.jsonl | sort | uniq -c`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if opts.Format, err = f.Format(); err != nil {
+			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err
 			}
-			opts.Queue = args[0]
 			if runF != nil {
 				return runF(opts)
 			}
@@ -78,17 +78,16 @@ func (v dlqExportView) Table() output.TableData {
 }
 
 func dlqExportRun(ctx context.Context, opts *DLQExportOptions) error {
-	f := opts.f
-	conn, err := dial(ctx, f, "mqctl dlq export")
+	conn, err := opts.Dial(ctx, "mqctl dlq export")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	progress := output.NewProgress(f.IO, -1, "exporting "+opts.Queue)
+	progress := output.NewProgress(opts.IO, -1, "exporting "+opts.Queue)
 	res, err := dlq.Export(ctx, conn, opts.Queue, opts.Out, progress)
 	progress.Finish()
 	if err != nil {
 		return err
 	}
-	return output.Print(f.IO, opts.Format, dlqExportView{Queue: opts.Queue, File: opts.Out, Depth: res.Depth, Exported: res.Read})
+	return output.Print(opts.IO, opts.Format, dlqExportView{Queue: opts.Queue, File: opts.Out, Depth: res.Depth, Exported: res.Read})
 }

@@ -3,35 +3,46 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/backlog"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // DLQListOptions is what `mqctl dlq ls` needs.
 type DLQListOptions struct {
-	f      *Factory
+	IO       *iostreams.IOStreams
+	Settings func() (config.Settings, error)
+	// MgmtReader opens the management API for s (broker.NewMgmtReader).
+	MgmtReader func(config.Settings) (backlog.Getter, error)
+	// Dialer returns an AMQP dialer whose connections are named name, for
+	// the peek.
+	Dialer func(name string) (*broker.Dialer, error)
 	Format output.Format
 	Peek   int
 }
 
-// NewCmdDLQList builds `mqctl dlq ls`.
+// NewCmdDLQList builds `mqctl dlq ls`; runF replaces the work in tests.
 func NewCmdDLQList(f *Factory, runF func(*DLQListOptions) error) *cobra.Command {
-	opts := &DLQListOptions{f: f}
+	opts := &DLQListOptions{IO: f.IO, Settings: f.Settings, MgmtReader: newMgmtReader, Dialer: f.Dialer}
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List dead-letter queues with depth, origin queues, top reasons and oldest death",
 		Long: `List every dead-letter queue of the vhost: queues that another queue's
 x-dead-letter-exchange (argument or policy) routes to, and queues named by
-mqctl's pattern (bound to an "X.dlx" exchange, or named "X.dlq").
+mqctl's pattern (bound to an "X.dlx" exchange with key X, or named "X.dlq"),
+the latter even when no queue dead-letters into them now. These are the
+queues ` + "`mqctl backlog`" + ` shows with role dlq, with the same origins.
 
 Depth comes from the management API (sampled every 5 s). With management
 metrics collection off the API lists queues without counts; the depth is then
@@ -96,109 +107,40 @@ func (v dlqListView) Table() output.TableData {
 }
 
 func dlqListRun(ctx context.Context, opts *DLQListOptions) error {
-	f := opts.f
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
 	// One reader for every request: with several management APIs, the
 	// one that answered is tried first by the next request, so a dead API
 	// costs one timeout, not one per request.
-	api, err := broker.NewMgmtReader(s)
+	api, err := opts.MgmtReader(s)
 	if err != nil {
 		return err
 	}
-	vhost := url.PathEscape(s.Vhost)
-	var t dlq.Topology
-	for _, r := range []struct {
-		what, path string
-		columns    string
-		into       any
-	}{
-		{"list queues", "queues/" + vhost, "name,vhost,type,arguments,policy", &t.Queues},
-		{"list exchanges", "exchanges/" + vhost, "name,vhost,type", &t.Exchanges},
-		{"list bindings", "bindings/" + vhost, "", &t.Bindings},
-		{"list policies", "policies/" + vhost, "", &t.Policies},
-	} {
-		var q url.Values
-		if r.columns != "" {
-			q = url.Values{"columns": {r.columns}}
-		}
-		if err := api.GetJSON(ctx, r.path, q, r.into); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return broker.MgmtError(s, r.what, err)
-		}
-	}
-	if t.Depths, err = queueDepths(ctx, s, api); err != nil {
-		return err
-	}
-	view := dlqListView{DLQs: dlq.Find(t)}
-	if opts.Peek > 0 && len(view.DLQs) > 0 {
-		conn, err := dial(ctx, f, "mqctl dlq ls")
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		for i := range view.DLQs {
-			d := &view.DLQs[i]
-			if d.Type == "quorum" || d.Type == "stream" {
-				// Peeking a quorum queue counts toward its delivery limit.
-				d.PeekError = "not peeked (" + d.Type + ")"
-				continue
-			}
-			var recs []dlq.Record
-			_, err := dlq.Peek(ctx, conn, d.Name, opts.Peek, func(r dlq.Record) error {
-				r.Body = nil
-				recs = append(recs, r)
-				return nil
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				d.PeekError = s.Redactor.Redact(err.Error())
-				if conn.IsClosed() {
-					if conn, err = dial(ctx, f, "mqctl dlq ls"); err != nil {
-						return err
-					}
-					defer conn.Close()
-				}
-			}
-			d.Summarise(recs)
-		}
-	}
-	if err := output.Print(f.IO, opts.Format, view); err != nil {
-		return err
-	}
-	if opts.Format == output.Table {
-		for _, d := range view.DLQs {
-			if d.Messages == nil {
-				fmt.Fprintln(f.IO.ErrOut, "note: the management API reports no message counts for some DLQs, not even as queue totals: their depth shows as unknown, not 0; `mqctl doctor` tells whether metrics collection is off")
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// queueDepths reads every queue's message count through backlog's
-// reader, which falls back to queue totals when management metrics
-// collection is off; a queue whose count is still missing is left out.
-func queueDepths(ctx context.Context, s config.Settings, api backlog.Getter) (map[string]int, error) {
-	qs, err := backlog.FetchQueues(ctx, backlog.HTTPSource{API: api, NoRates: true}, s.Vhost, backlog.MaxPageSize)
+	dlqs, err := dlq.Discover(ctx, backlog.HTTPSource{API: api, NoRates: true}, s.Vhost)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		return nil, broker.MgmtError(s, "read queue depths", err)
+		return broker.MgmtError(s, "find the dead-letter queues of vhost "+strconv.Quote(s.Vhost), err)
 	}
-	out := make(map[string]int, len(qs))
-	for _, q := range qs {
-		if q.Ready != nil && q.Unacked != nil {
-			out[q.Name] = *q.Ready + *q.Unacked
+	dial := func(ctx context.Context) (*amqp.Connection, error) {
+		d, err := opts.Dialer("mqctl dlq ls")
+		if err != nil {
+			return nil, err
 		}
+		return d.Dial(ctx)
 	}
-	return out, nil
+	if err := dlq.PeekReasons(ctx, dial, dlqs, opts.Peek, s.Redactor.Redact); err != nil {
+		return err
+	}
+	view := dlqListView{DLQs: dlqs}
+	if err := output.Print(opts.IO, opts.Format, view); err != nil {
+		return err
+	}
+	if opts.Format == output.Table && slices.ContainsFunc(dlqs, func(d dlq.DLQ) bool { return d.Messages == nil }) {
+		fmt.Fprintln(opts.IO.ErrOut, "note: the management API reports no message counts for some DLQs, not even as queue totals: their depth shows as unknown, not 0; `mqctl doctor` tells whether metrics collection is off")
+	}
+	return nil
 }

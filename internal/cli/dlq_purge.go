@@ -9,12 +9,14 @@ import (
 
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // DLQPurgeOptions is what `mqctl dlq purge` needs.
 type DLQPurgeOptions struct {
-	f         *Factory
+	IO        *iostreams.IOStreams
+	Dial      dialFunc
 	Format    output.Format
 	Queue     string
 	Select    selectionFlags
@@ -28,7 +30,7 @@ type DLQPurgeOptions struct {
 
 // NewCmdDLQPurge builds `mqctl dlq purge`.
 func NewCmdDLQPurge(f *Factory, runF func(*DLQPurgeOptions) error) *cobra.Command {
-	opts := &DLQPurgeOptions{f: f, now: time.Now}
+	opts := &DLQPurgeOptions{IO: f.IO, Dial: dialer(f), now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "purge QUEUE (--from FILE | --id ID… | --all)",
 		Short: "Remove exactly the selected dead letters, archiving each first",
@@ -51,11 +53,9 @@ it to prevent that); the archive still keeps what was removed.`,
   mqctl dlq purge email.dlq --id 7f3a9c --no-archive --yes`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if opts.Format, err = f.Format(); err != nil {
+			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err
 			}
-			opts.Queue = args[0]
 			if opts.NoArchive && opts.Archive != "" {
 				return fail.Usagef("--archive and --no-archive exclude each other")
 			}
@@ -79,7 +79,6 @@ it to prevent that); the archive still keeps what was removed.`,
 }
 
 func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
-	f := opts.f
 	sel, what, err := opts.Select.parse()
 	if err != nil {
 		return err
@@ -89,7 +88,7 @@ func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
 		if opts.NoArchive {
 			action += " without archiving them"
 		}
-		if err := Confirm(f.IO, opts.Yes, action); err != nil {
+		if err := Confirm(opts.IO, opts.Yes, action); err != nil {
 			return err
 		}
 	}
@@ -97,23 +96,23 @@ func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
 	if !opts.DryRun && !opts.NoArchive {
 		path := opts.Archive
 		if path == "" {
-			path = fmt.Sprintf("%s.purged.%s.jsonl", unsafePath.ReplaceAllString(opts.Queue, "_"), opts.now().UTC().Format("20060102T150405Z"))
+			path = dlq.ArchivePath(opts.Queue, opts.now())
 		}
 		if archive, err = dlq.OpenArchive(path); err != nil {
 			return err
 		}
 		defer archive.Close()
 	}
-	conn, err := dial(ctx, f, "mqctl dlq purge")
+	conn, err := opts.Dial(ctx, "mqctl dlq purge")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	progress := output.NewProgress(f.IO, int64(max(sel.Size(), -1)), "purging "+opts.Queue)
+	progress := output.NewProgress(opts.IO, int64(max(sel.Size(), -1)), "purging "+opts.Queue)
 	rep, runErr := dlq.Purge(ctx, conn, dlq.PurgeOptions{
 		Queue: opts.Queue, Selection: sel, Archive: archive, DryRun: opts.DryRun, Limit: opts.Limit,
 		Batch: 512, Progress: progress,
 	})
 	progress.Finish()
-	return finishReport(f, opts.Format, rep, runErr, "purge")
+	return finishReport(opts.IO, opts.Format, rep, runErr, "purge")
 }

@@ -3,21 +3,27 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // DLQReplayOptions is what `mqctl dlq replay` needs.
 type DLQReplayOptions struct {
-	f          *Factory
+	IO *iostreams.IOStreams
+	// Settings give the vhost (the journal is per vhost and queue) and
+	// the redactor of stderr lines.
+	Settings func() (config.Settings, error)
+	// Env places the default journal (XDG_STATE_HOME, HOME).
+	Env        config.LookupEnv
+	Dial       dialFunc
 	Format     output.Format
 	Queue      string
 	Select     selectionFlags
@@ -36,7 +42,7 @@ type DLQReplayOptions struct {
 
 // NewCmdDLQReplay builds `mqctl dlq replay`.
 func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Command {
-	opts := &DLQReplayOptions{f: f}
+	opts := &DLQReplayOptions{IO: f.IO, Settings: settingsOf(f), Env: f.Env, Dial: dialer(f)}
 	cmd := &cobra.Command{
 		Use:   "replay QUEUE (--from FILE | --id ID… | --all)",
 		Short: "Republish exactly the selected dead letters to the queue they died in",
@@ -85,11 +91,9 @@ every message stays in the DLQ.`,
   mqctl dlq replay email.dlq --all --rate 200 --yes -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if opts.Format, err = f.Format(); err != nil {
+			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err
 			}
-			opts.Queue = args[0]
 			if opts.MaxReplays < 0 || opts.Limit < 0 || opts.Rate < 0 || opts.Window < 1 {
 				return fail.Usagef("--max-replays, --limit and --rate must not be negative, --window at least 1")
 			}
@@ -117,150 +121,70 @@ every message stays in the DLQ.`,
 	return cmd
 }
 
-// reportView renders a replay or purge report.
-type reportView struct {
-	*dlq.Report
-	verb string
-}
-
-func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
-	var rows [][]string
-	levels := []output.Level{}
-	shown := 0
-	for _, o := range v.Outcomes {
-		if o.Status == dlq.StatusReplayed || o.Status == dlq.StatusPurged {
-			continue
-		}
-		if shown++; shown > 200 {
-			continue
-		}
-		rows = append(rows, []string{o.ID, o.Status, dash(o.Destination), o.Reason})
-		switch o.Status {
-		case dlq.StatusFailed:
-			levels = append(levels, output.LevelError)
-		case dlq.StatusSkipped:
-			levels = append(levels, output.LevelWarn)
-		default:
-			levels = append(levels, output.LevelNone)
-		}
-	}
-	for _, id := range v.NotFound {
-		if shown++; shown > 200 {
-			continue
-		}
-		rows = append(rows, []string{id, "not_found", "-", "no such message in the queue when the command started"})
-		levels = append(levels, output.LevelWarn)
-	}
-	if len(rows) > 0 {
-		footer := ""
-		if shown > 200 {
-			footer = fmt.Sprintf("… %d more rows (see -o json)", shown-200)
-		}
-		t := output.TableData{Headers: []string{"id", "status", "destination", "reason"}, Rows: rows,
-			RowLevel: func(r int) output.Level { return levels[r] }, Footer: footer}
-		if err := output.WriteTable(w, s, t); err != nil {
-			return err
-		}
-	}
-	var b strings.Builder
-	if v.DryRun {
-		n := 0
-		for _, o := range v.Outcomes {
-			if o.Status == dlq.StatusWouldReplay || o.Status == dlq.StatusWouldPurge {
-				n++
-			}
-		}
-		fmt.Fprintf(&b, "dry run: would %s %d", v.verb, n)
-	} else {
-		done := map[string]string{"replay": "replayed", "purge": "purged"}[v.verb]
-		fmt.Fprintf(&b, "%s %d", done, v.Replayed+v.Purged)
-	}
-	fmt.Fprintf(&b, ", skipped %d, failed %d, not found %d; %d message(s) in %s at start, %d read",
-		v.Skipped, v.Failed, len(v.NotFound), v.Depth, v.Queue, v.Scanned)
-	if v.Archive != "" {
-		fmt.Fprintf(&b, "; archive %s", v.Archive)
-	}
-	_, err := fmt.Fprintln(w, b.String())
-	return err
-}
-
 func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
-	f := opts.f
 	sel, what, err := opts.Select.parse()
 	if err != nil {
 		return err
 	}
 	if !opts.DryRun {
-		if err := Confirm(f.IO, opts.Yes, fmt.Sprintf("replay %s %s", what, opts.Queue)); err != nil {
+		if err := Confirm(opts.IO, opts.Yes, fmt.Sprintf("replay %s %s", what, opts.Queue)); err != nil {
 			return err
 		}
 	}
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	var journal *dlq.Journal
-	if !opts.DryRun {
-		path := opts.Journal
-		if path == "" {
-			if path, err = defaultJournal(f, s.Vhost, opts.Queue); err != nil {
-				return err
-			}
-		}
-		if journal, err = dlq.OpenJournal(path); err != nil {
-			return err
-		}
-	}
-	src, err := dial(ctx, f, "mqctl dlq replay (consumer)")
+	journal, err := openReplayJournal(opts, s.Vhost)
 	if err != nil {
-		journal.Close(false)
 		return err
 	}
-	defer src.Close()
-	dst, err := dial(ctx, f, "mqctl dlq replay (publisher)")
-	if err != nil {
-		journal.Close(false)
-		return err
-	}
-	defer dst.Close()
-	progress := output.NewProgress(f.IO, int64(max(sel.Size(), -1)), "replaying "+opts.Queue)
-	log := newLineLog(f.IO.ErrOut, s.Redactor, "dlq replay")
-	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
-	rep, runErr := dlq.Replay(ctx, src, dst, dlq.ReplayOptions{
-		Queue: opts.Queue, Selection: sel, To: opts.To, MaxReplays: opts.MaxReplays, Force: opts.Force,
-		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,
-		Journal: journal, Progress: progress,
-	})
-	progress.Finish()
+	rep, runErr := replay(ctx, opts, s, sel, journal)
 	if jerr := journal.Close(runErr == nil); jerr != nil && runErr == nil {
 		runErr = jerr
 	}
 	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
-	return finishReport(f, opts.Format, rep, runErr, "replay")
+	return finishReport(opts.IO, opts.Format, rep, runErr, "replay")
 }
 
-// finishReport prints a replay or purge report (also after an error, so
-// the user sees what did happen) and picks the exit code.
-func finishReport(f *Factory, format output.Format, rep *dlq.Report, runErr error, verb string) error {
-	if rep == nil {
-		return runErr
+// openReplayJournal opens the journal of a replay that publishes (nil on
+// a dry run), before anything connects: a journal that cannot be placed
+// is a usage error whether or not the broker is up.
+func openReplayJournal(opts *DLQReplayOptions, vhost string) (*dlq.Journal, error) {
+	if opts.DryRun {
+		return nil, nil
 	}
-	if len(rep.PossibleDuplicates) > 0 {
-		fmt.Fprintf(f.IO.ErrOut, "warning: %d message(s) were published by an earlier, interrupted run and replayed again; their origin queue may hold them twice: %s\n",
-			len(rep.PossibleDuplicates), strings.Join(rep.PossibleDuplicates, ", "))
+	path := opts.Journal
+	if path == "" {
+		var err error
+		if path, err = defaultJournal(opts.Env, vhost, opts.Queue); err != nil {
+			return nil, err
+		}
 	}
-	var v any = rep
-	if format == output.Table {
-		v = reportView{Report: rep, verb: verb}
+	return dlq.OpenJournal(path)
+}
+
+// replay connects twice, the consumer apart from the publisher: a broker
+// alarm blocks a connection that publishes, and with it any ack sent on
+// that connection.
+func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel *dlq.Selection, journal *dlq.Journal) (*dlq.Report, error) {
+	src, err := opts.Dial(ctx, "mqctl dlq replay (consumer)")
+	if err != nil {
+		return nil, err
 	}
-	if err := output.Print(f.IO, format, v); err != nil && runErr == nil {
-		runErr = err
+	defer src.Close()
+	dst, err := opts.Dial(ctx, "mqctl dlq replay (publisher)")
+	if err != nil {
+		return nil, err
 	}
-	if runErr != nil {
-		return runErr
-	}
-	if rep.Partial() {
-		return fail.Conditionf("%s finished partially: %d skipped, %d failed, %d not found", verb, rep.Skipped, rep.Failed, len(rep.NotFound))
-	}
-	return nil
+	defer dst.Close()
+	progress := output.NewProgress(opts.IO, int64(max(sel.Size(), -1)), "replaying "+opts.Queue)
+	defer progress.Finish()
+	log := newLineLog(opts.IO.ErrOut, s.Redactor, "dlq replay")
+	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
+	return dlq.Replay(ctx, src, dst, dlq.ReplayOptions{
+		Queue: opts.Queue, Selection: sel, To: opts.To, MaxReplays: opts.MaxReplays, Force: opts.Force,
+		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,
+		Journal: journal, Progress: progress,
+	})
 }

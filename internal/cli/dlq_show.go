@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // DLQShowOptions is what `mqctl dlq show` needs.
 type DLQShowOptions struct {
-	f       *Factory
+	IO      *iostreams.IOStreams
+	Dial    dialFunc
 	Format  output.Format
 	Queue   string
 	Limit   int
@@ -24,7 +26,7 @@ type DLQShowOptions struct {
 
 // NewCmdDLQShow builds `mqctl dlq show`.
 func NewCmdDLQShow(f *Factory, runF func(*DLQShowOptions) error) *cobra.Command {
-	opts := &DLQShowOptions{f: f}
+	opts := &DLQShowOptions{IO: f.IO, Dial: dialer(f)}
 	cmd := &cobra.Command{
 		Use:   "show QUEUE",
 		Short: "Show dead letters without consuming them: id, origin, reason, deaths, headers, body",
@@ -43,11 +45,9 @@ Least permissions: read on the queue.`,
   mqctl dlq show email.dlq --limit 200 -o json | jq '.messages[].death.reason'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if opts.Format, err = f.Format(); err != nil {
+			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err
 			}
-			opts.Queue = args[0]
 			if runF != nil {
 				return runF(opts)
 			}
@@ -120,8 +120,7 @@ func dash(s string) string {
 }
 
 func dlqShowRun(ctx context.Context, opts *DLQShowOptions) error {
-	f := opts.f
-	conn, err := dial(ctx, f, "mqctl dlq show")
+	conn, err := opts.Dial(ctx, "mqctl dlq show")
 	if err != nil {
 		return err
 	}
@@ -135,5 +134,5 @@ func dlqShowRun(ctx context.Context, opts *DLQShowOptions) error {
 		return err
 	}
 	view.Depth, view.Shown = res.Depth, res.Read
-	return output.Print(f.IO, opts.Format, view)
+	return output.Print(opts.IO, opts.Format, view)
 }

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,10 +14,63 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/spf13/cobra"
+
 	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/mqctltest"
 )
+
+// parseCmd runs `mqctl PATH ARGS…` with the command at path built by
+// newCmd (see runWithF) and returns the options its runF got: flags,
+// global ones included, and arguments parsed and validated, nothing run,
+// no broker needed. got is nil when RunE refused before runF.
+func parseCmd[O any](t *testing.T, path string, newCmd func(*Factory, func(*O) error) *cobra.Command, args ...string) (got *O, err error) {
+	t.Helper()
+	build := func(f *Factory) *cobra.Command { return newCmd(f, func(o *O) error { got = o; return nil }) }
+	return got, runWithF(t, path, build, append(strings.Fields(path), args...)...)
+}
+
+// mustParse is parseCmd for arguments that must be accepted.
+func mustParse[O any](t *testing.T, path string, newCmd func(*Factory, func(*O) error) *cobra.Command, args ...string) *O {
+	t.Helper()
+	got, err := parseCmd(t, path, newCmd, args...)
+	if err != nil || got == nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return got
+}
+
+// refusesFlags checks that each set of arguments is refused as a usage
+// error before runF.
+func refusesFlags[O any](t *testing.T, path string, newCmd func(*Factory, func(*O) error) *cobra.Command, cases ...[]string) {
+	t.Helper()
+	for _, args := range cases {
+		got, err := parseCmd(t, path, newCmd, args...)
+		if got != nil || err == nil {
+			t.Errorf("%v: accepted", args)
+			continue
+		}
+		if k, ok := fail.KindOf(err); ok && k != fail.Usage {
+			t.Errorf("%v: %v is not a usage error", args, err)
+		}
+	}
+}
+
+// noBroker is a dialer for run tests that must end before connecting.
+func noBroker(t *testing.T) dialFunc {
+	return func(context.Context, string) (*amqp.Connection, error) {
+		t.Error("the command connected to a broker")
+		return nil, errors.New("no broker in this test")
+	}
+}
+
+// brokerDown is a dialer that finds no broker.
+func brokerDown(context.Context, string) (*amqp.Connection, error) {
+	return nil, fail.Wrap(fail.Operational, errors.New("connect: connection refused"))
+}
 
 // dlqFixture is brokertest.DLQFixture in a fresh vhost, with 1000-byte
 // bodies.

@@ -20,13 +20,16 @@ import (
 
 // DoctorOptions is what `mqctl doctor` needs.
 type DoctorOptions struct {
-	f      *Factory
+	IO       *iostreams.IOStreams
+	Settings func() (config.Settings, error)
+	// Dialer returns an AMQP dialer whose connections are named name.
+	Dialer func(name string) (*broker.Dialer, error)
 	Format output.Format
 }
 
 // NewCmdDoctor builds `mqctl doctor`; runF replaces the work in tests.
 func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
-	opts := &DoctorOptions{f: f}
+	opts := &DoctorOptions{IO: f.IO, Settings: f.Settings, Dialer: f.Dialer}
 	return &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the connection, management API, permissions, feature flags and 4.x readiness",
@@ -137,12 +140,11 @@ func (v doctorView) Table() output.TableData {
 }
 
 func doctorRun(ctx context.Context, opts *DoctorOptions) error {
-	f := opts.f
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	dialer, err := f.Dialer("mqctl doctor")
+	dialer, err := opts.Dialer("mqctl doctor")
 	if err != nil {
 		return err
 	}
@@ -174,7 +176,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		return s.Redactor.Redact(err.Error()), "", kind
 	}
 	report := doctor.Run(ctx, doctor.Target{Vhost: s.Vhost, MgmtURL: s.MgmtURL, Answered: answered}, probe, mgmt, describe)
-	return doctorPrint(f.IO, opts.Format, s.Public(), report)
+	return doctorPrint(opts.IO, opts.Format, s.Public(), report)
 }
 
 // doctorPrint renders a report; its error (a failed check, never a

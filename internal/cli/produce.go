@@ -7,26 +7,33 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/registration"
 )
 
 // ProduceOptions is what `mqctl produce` needs.
 type ProduceOptions struct {
-	f        *Factory
+	IO       *iostreams.IOStreams
 	Format   output.Format
+	Verbose  bool // -v: log every connection
 	Count    int
 	Rate     float64
 	VIPRatio float64
 	Window   int
 	// BlockedTimeout bounds a wait while the broker blocks publishing.
 	BlockedTimeout time.Duration
+	// Settings and Dialer connect to the broker (the Factory's).
+	Settings func() (config.Settings, error)
+	Dialer   func(name string) (*broker.Dialer, error)
 }
 
 // NewCmdProduce builds `mqctl produce`; runF replaces the work in tests.
 func NewCmdProduce(f *Factory, runF func(*ProduceOptions) error) *cobra.Command {
-	opts := &ProduceOptions{f: f}
+	opts := &ProduceOptions{IO: f.IO, Settings: f.Settings, Dialer: f.Dialer}
 	cmd := &cobra.Command{
 		Use:   "produce --count N",
 		Short: "Publish N synthetic registration events with publisher confirms",
@@ -71,6 +78,7 @@ Least permissions: write on the exchange user.events.`,
 			if err := checkBlockedTimeout(opts.BlockedTimeout); err != nil {
 				return err
 			}
+			opts.Verbose = f.global.verbose
 			if runF != nil {
 				return runF(opts)
 			}
@@ -97,23 +105,22 @@ func (v produceView) Table() output.TableData {
 }
 
 func produceRun(ctx context.Context, opts *ProduceOptions) error {
-	f := opts.f
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	dialer, err := f.Dialer("mqctl produce")
+	dialer, err := opts.Dialer("mqctl produce")
 	if err != nil {
 		return err
 	}
 	// Started against an unreachable broker: say so within --timeout.
 	dialer.LimitStartup(s.Timeout)
-	log := newLineLog(f.IO.ErrOut, s.Redactor, "produce")
+	log := newLineLog(opts.IO.ErrOut, s.Redactor, "produce")
 	sum, runErr := registration.Produce(ctx, registration.ProduceOptions{
 		Count: opts.Count, Rate: opts.Rate, VIPRatio: opts.VIPRatio, Window: opts.Window, Dialer: dialer,
 		Blocked: boundedBlockedPolicy(log, opts.BlockedTimeout),
 		OnEvent: func(e registration.RelayEvent) {
-			if e.Kind == "connected" && !f.global.verbose {
+			if e.Kind == "connected" && !opts.Verbose {
 				return
 			}
 			if e.Err != nil {
@@ -123,7 +130,7 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 			}
 		},
 	})
-	if err := output.Print(f.IO, opts.Format, produceView(sum)); err != nil {
+	if err := output.Print(opts.IO, opts.Format, produceView(sum)); err != nil {
 		return err
 	}
 	if err, ok := blockedGaveUp(runErr, opts.BlockedTimeout); ok {

@@ -10,25 +10,30 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/broker"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
 // PublishOptions is what `mqctl publish` needs.
 type PublishOptions struct {
-	f      *Factory
-	Format output.Format
-	From   string
-	To     string
-	Window int
+	IO *iostreams.IOStreams
+	// Settings give the redactor of stderr lines.
+	Settings func() (config.Settings, error)
+	Dial     dialFunc
+	Format   output.Format
+	From     string
+	To       string
+	Window   int
 	// BlockedTimeout bounds a wait while the broker blocks publishing.
 	BlockedTimeout time.Duration
 }
 
 // NewCmdPublish builds `mqctl publish`.
 func NewCmdPublish(f *Factory, runF func(*PublishOptions) error) *cobra.Command {
-	opts := &PublishOptions{f: f}
+	opts := &PublishOptions{IO: f.IO, Settings: settingsOf(f), Dial: dialer(f)}
 	cmd := &cobra.Command{
 		Use:   "publish --from FILE.jsonl [--to QUEUE]",
 		Short: "Publish archived or exported dead letters back, identically",
@@ -92,25 +97,24 @@ func (v publishView) Table() output.TableData {
 }
 
 func publishRun(ctx context.Context, opts *PublishOptions) error {
-	f := opts.f
 	open := func() (io.ReadCloser, error) { return os.Open(opts.From) }
 	// The whole file is checked before anything connects: a bad file is
 	// exit 2 whether or not the broker is up.
 	if err := dlq.CheckRecords(open, opts.From, opts.To); err != nil {
 		return err
 	}
-	conn, err := dial(ctx, f, "mqctl publish")
+	conn, err := opts.Dial(ctx, "mqctl publish")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	log := newLineLog(f.IO.ErrOut, s.Redactor, "publish")
+	log := newLineLog(opts.IO.ErrOut, s.Redactor, "publish")
 	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
-	progress := output.NewProgress(f.IO, -1, "publishing")
+	progress := output.NewProgress(opts.IO, -1, "publishing")
 	rep, runErr := dlq.PublishRecords(ctx, conn, open, opts.From,
 		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress, Checked: true})
 	progress.Finish()
@@ -118,7 +122,7 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	if rep == nil {
 		return runErr
 	}
-	if err := output.Print(f.IO, opts.Format, publishView{rep}); err != nil && runErr == nil {
+	if err := output.Print(opts.IO, opts.Format, publishView{rep}); err != nil && runErr == nil {
 		runErr = err
 	}
 	if runErr != nil {

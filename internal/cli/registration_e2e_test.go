@@ -14,19 +14,16 @@ import (
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/mqctltest"
-	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
+	"github.com/mqctl/mqctl/internal/registration/registrationtest"
 )
 
+// declareRegistration applies the registration topology as `mqctl
+// topology apply` does, with the policy the consumers here are given
+// (--max-attempts 3 --backoff 200ms,400ms).
 func declareRegistration(t *testing.T, env *brokertest.Env) {
 	t.Helper()
-	policies := map[string]pattern.Retry{}
-	for _, e := range registration.SideEffects {
-		policies[e] = pattern.Retry{Queue: e, MaxAttempts: 3, Backoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, DLQ: e + ".dlq"}
-	}
-	if err := registration.DeclareTopology(env.Channel(t), policies); err != nil {
-		t.Fatal(err)
-	}
+	registrationtest.Apply(t, env.Mgmt, env.Vhost)
 }
 
 // emails counts rows and distinct events in the simulated e-mail provider.
@@ -58,7 +55,9 @@ func TestConsumeKilledMidBatchLosesNothingAndDuplicatesNothing(t *testing.T) {
 	}
 
 	db := filepath.Join(t.TempDir(), "effects.db")
-	args := []string{"consume", "email", "--db", db, "--latency", "10ms", "--prefetch", "20",
+	// 100ms a call, 20 at a time: the last three quarters take at least
+	// 1.5 s, however fast the machine, so the kill lands mid-run.
+	args := []string{"consume", "email", "--db", db, "--latency", "100ms", "--prefetch", "20",
 		"--max-attempts", "3", "--backoff", "200ms,400ms", "-o", "json"}
 	first := mqctltest.Start(t, env.Environ(), args...)
 	brokertest.WaitFor(t, "the first worker halfway", 60*time.Second, func() bool { r, _ := emails(t, db); return r >= n/4 })

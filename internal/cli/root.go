@@ -97,7 +97,7 @@ func commands(f *Factory) []*cobra.Command {
 		inGroup(groupInspect, NewCmdBacklog(f, nil)),
 		inGroup(groupBench, NewCmdBench(f, nil)),
 		inGroup(groupSetup, NewCmdDoctor(f, nil)),
-		inGroup(groupSetup, NewCmdVersion(f)),
+		inGroup(groupSetup, NewCmdVersion(f, nil)),
 		inGroup(groupSetup, NewCmdCompletion(f)),
 	}
 }

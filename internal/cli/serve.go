@@ -6,28 +6,33 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/registration"
 )
 
 // ServeOptions is what `mqctl serve` needs.
 type ServeOptions struct {
-	f      *Factory
-	Listen string
-	DB     string
+	IO      *iostreams.IOStreams
+	Listen  string
+	DB      string
+	Verbose bool // -v: log every publish of the relay
+	// Settings and Dialer connect to the broker (the Factory's).
+	Settings func() (config.Settings, error)
+	Dialer   func(name string) (*broker.Dialer, error)
 }
 
 // NewCmdServe builds `mqctl serve`; runF replaces the work in tests.
 func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
-	opts := &ServeOptions{f: f}
+	opts := &ServeOptions{IO: f.IO, Settings: f.Settings, Dialer: f.Dialer}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the demo sign-up API: store the user and an outbox row, relay events with confirms",
@@ -65,6 +70,7 @@ not needed).`,
 			if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
 				return fail.Usagef("--listen %q: want host:port, e.g. 127.0.0.1:8080", opts.Listen)
 			}
+			opts.Verbose = f.global.verbose
 			if runF != nil {
 				return runF(opts)
 			}
@@ -77,63 +83,38 @@ not needed).`,
 }
 
 func serveRun(ctx context.Context, opts *ServeOptions) error {
-	f := opts.f
-	s, err := f.Settings()
+	s, err := opts.Settings()
 	if err != nil {
 		return err
 	}
-	dialer, err := f.Dialer("mqctl serve")
+	dialer, err := opts.Dialer("mqctl serve")
 	if err != nil {
 		return err
 	}
-	log := newLineLog(f.IO.ErrOut, s.Redactor, "serve")
+	log := newLineLog(opts.IO.ErrOut, s.Redactor, "serve")
 	db, err := ledger.Open(opts.DB)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	store, err := registration.NewStore(ctx, db)
+	app, err := registration.StartStack(ctx, registration.StackConfig{DB: db, Listen: opts.Listen, Relay: registration.Relay{
+		Dialer: dialer, OnEvent: relayLogger(log, opts.Verbose),
+		Blocked: blockedPolicy(log, 0, "waiting for it to clear; registrations wait in the outbox meanwhile"),
+	}})
+	var le *registration.ListenError
+	if errors.As(err, &le) {
+		return fail.Usagef("%v; pick a free address with --listen", le)
+	}
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return fail.Usagef("listen on %s: %v; pick a free address with --listen", opts.Listen, err)
+	log.Printf("listening on %s (database %s)", app.URL(), opts.DB)
+	// Until interrupted, or until the server or the relay fails.
+	select {
+	case <-ctx.Done():
+	case <-app.Done():
 	}
-	srv := &http.Server{Handler: registration.Handler(store), ReadHeaderTimeout: 5 * time.Second}
-	relay := &registration.Relay{Store: store, Dialer: dialer, OnEvent: relayLogger(log, f.global.verbose),
-		Blocked: blockedPolicy(log, 0, "waiting for it to clear; registrations wait in the outbox meanwhile")}
-	log.Printf("listening on http://%s (database %s)", ln.Addr(), opts.DB)
-	return runServer(ctx, srv, ln, relay.Run)
-}
-
-// runServer serves HTTP and runs the relay until ctx ends or the server
-// fails, then shuts both down.
-func runServer(ctx context.Context, srv *http.Server, ln net.Listener, relay func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var relayErr, srvErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		relayErr = relay(ctx)
-		cancel()
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			srvErr = fmt.Errorf("http server: %w", err)
-		}
-		cancel()
-	}()
-	<-ctx.Done()
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	_ = srv.Shutdown(sctx)
-	wg.Wait()
-	return errors.Join(srvErr, relayErr)
+	return app.Stop()
 }
 
 func relayLogger(log *lineLog, verbose bool) func(registration.RelayEvent) {

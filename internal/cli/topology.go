@@ -42,7 +42,7 @@ The vhost is --vhost, else the file's vhost:, else the connection's vhost.`,
 		NewCmdTopologyApply(f, nil),
 		NewCmdTopologyExport(f, nil),
 		NewCmdTopologyShow(f, nil),
-		NewCmdTopologySchema(f),
+		NewCmdTopologySchema(f, nil),
 	)
 	return cmd
 }
@@ -64,87 +64,124 @@ func loadTopology(path string) (*topology.File, error) {
 	return file, nil
 }
 
-// topologyTarget resolves the vhost a file applies to and a broker for it.
-func topologyTarget(f *Factory, file *topology.File, vhostFlag string) (*topology.Expanded, *topology.MgmtBroker, error) {
-	s, err := f.Settings()
-	if err != nil {
-		return nil, nil, err
+// topologyBroker is the broker as the topology commands use it;
+// *topology.MgmtBroker is one, and a test may use another.
+type topologyBroker interface {
+	topology.Broker
+	Facts(ctx context.Context) (topology.BrokerFacts, error)
+	AllDefinitions(ctx context.Context) (map[string]*topology.Definitions, error)
+}
+
+// topologyTarget is the broker plan, apply and export work against.
+type topologyTarget struct {
+	Broker topologyBroker
+	// Vhost is the connection's vhost, used when neither --vhost nor the
+	// file names one.
+	Vhost string
+	// Explain turns an API error into one for humans: what was being
+	// done, and what to try.
+	Explain func(what string, err error) error
+	// Logf prints a -v diagnostic line, secrets masked.
+	Logf func(format string, a ...any)
+}
+
+// defaultTopologyConnect reaches the management API of f's settings, and
+// for the emptiness check before a prune, AMQP in the connection's vhost.
+func defaultTopologyConnect(f *Factory) func() (topologyTarget, error) {
+	return func() (topologyTarget, error) {
+		s, err := f.Settings()
+		if err != nil {
+			return topologyTarget{}, err
+		}
+		mgmt, err := f.Mgmt()
+		if err != nil {
+			return topologyTarget{}, err
+		}
+		b := &topology.MgmtBroker{Client: mgmt, Counter: dialCounter(f.Dialer), CounterVhost: s.Vhost}
+		if r, err := broker.NewMgmtReader(s); err == nil {
+			b.Reader = r
+		}
+		return topologyTarget{
+			Broker:  b,
+			Vhost:   s.Vhost,
+			Explain: func(what string, err error) error { return broker.MgmtError(s, what, err) },
+			Logf:    func(format string, a ...any) { f.Logf(s.Redactor, format, a...) },
+		}, nil
 	}
+}
+
+// dialCounter counts a queue over AMQP with a dialer made when a prune
+// first asks, so a plan or an apply without deletes never makes one.
+type dialCounter func(name string) (*broker.Dialer, error)
+
+// QueueCounts implements topology.QueueCounter.
+func (dial dialCounter) QueueCounts(ctx context.Context, queue string) (messages, consumers int, err error) {
+	d, err := dial("mqctl topology apply")
+	if err != nil {
+		return 0, 0, err
+	}
+	return d.QueueCounts(ctx, queue)
+}
+
+// expandFor sets the vhost a file applies to (--vhost, else the file's
+// vhost:, else the connection's) and expands the file.
+func expandFor(file *topology.File, vhostFlag, connVhost string) *topology.Expanded {
 	switch {
 	case vhostFlag != "":
 		file.Vhost = vhostFlag
 	case file.Vhost == "":
-		file.Vhost = s.Vhost
+		file.Vhost = connVhost
 	}
-	mgmt, err := f.Mgmt()
+	return topology.Expand(file)
+}
+
+// planFile is what plan and apply share: load and validate the file,
+// reach the broker, stop on settings it would refuse (applying: the
+// refusal says nothing was changed), and plan.
+func planFile(ctx context.Context, errOut io.Writer, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, topologyTarget, error) {
+	file, err := loadTopology(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, topologyTarget{}, err
 	}
-	b := &topology.MgmtBroker{Client: mgmt}
-	if r, err := broker.NewMgmtReader(s); err == nil {
-		b.Reader = r
+	t, err := connect()
+	if err != nil {
+		return nil, t, err
 	}
-	if file.VhostOrDefault() == s.Vhost {
-		b.Depth = func(ctx context.Context, vhost, queue string) (topology.QueueState, error) {
-			d, err := f.Dialer("mqctl topology apply")
-			if err != nil {
-				return topology.QueueState{}, err
-			}
-			conn, err := d.Dial(ctx)
-			if err != nil {
-				return topology.QueueState{}, err
-			}
-			defer conn.Close()
-			ch, err := conn.Channel()
-			if err != nil {
-				return topology.QueueState{}, err
-			}
-			defer ch.Close()
-			q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-			if err != nil {
-				return topology.QueueState{}, err
-			}
-			return topology.QueueState{Messages: q.Messages, Consumers: q.Consumers}, nil
-		}
+	x := expandFor(file, vhostFlag, t.Vhost)
+	if err := checkCompat(ctx, errOut, t, file, applying); err != nil {
+		return nil, t, err
 	}
-	return topology.Expand(file), b, nil
+	p, err := livePlan(ctx, t, x, prune)
+	return p, t, err
 }
 
 // livePlan reads the broker and diffs, turning API errors into hints.
-func livePlan(ctx context.Context, f *Factory, b topology.Broker, x *topology.Expanded, prune bool) (*topology.Plan, error) {
-	s, err := f.Settings()
-	if err != nil {
-		return nil, err
-	}
+func livePlan(ctx context.Context, t topologyTarget, x *topology.Expanded, prune bool) (*topology.Plan, error) {
 	start := time.Now()
-	p, err := topology.PlanLive(ctx, b, x, topology.PlanOptions{Prune: prune})
+	p, err := topology.PlanLive(ctx, t.Broker, x, topology.PlanOptions{Prune: prune})
 	if err != nil {
-		return nil, broker.MgmtError(s, "read the definitions of vhost "+x.Vhost, err)
+		return nil, t.Explain("read the definitions of vhost "+x.Vhost, err)
 	}
-	f.Logf(s.Redactor, "plan: %d changes in %s", len(p.Changes), time.Since(start).Round(time.Millisecond))
+	t.Logf("plan: %d changes in %s", len(p.Changes), time.Since(start).Round(time.Millisecond))
 	return p, nil
 }
 
 // checkCompat stops plan and apply, before anything changes, when the
 // broker would refuse a setting of the file (exit 2, every such setting
 // with file:line:column); deprecated settings the broker still accepts
-// are printed as warnings on stderr. The broker is asked (its version and
+// are printed as warnings on errOut. The broker is asked (its version and
 // deprecated features) only when the file holds such a setting.
-func checkCompat(ctx context.Context, f *Factory, file *topology.File, b *topology.MgmtBroker, changed bool) error {
+func checkCompat(ctx context.Context, errOut io.Writer, t topologyTarget, file *topology.File, changed bool) error {
 	if len(topology.Compats(file)) == 0 {
 		return nil
 	}
-	s, err := f.Settings()
+	facts, err := t.Broker.Facts(ctx)
 	if err != nil {
-		return err
+		return t.Explain("read the broker's version", err)
 	}
-	facts, err := b.Facts(ctx)
-	if err != nil {
-		return broker.MgmtError(s, "read the broker's version", err)
-	}
-	f.Logf(s.Redactor, "broker: RabbitMQ %s, deprecated features known: %t", facts.Version, facts.Features != nil)
+	t.Logf("broker: RabbitMQ %s, deprecated features known: %t", facts.Version, facts.Features != nil)
 	refused, warnings := topology.CheckBroker(file, facts)
-	printWarnings(f.IO.ErrOut, warnings)
+	printWarnings(errOut, warnings)
 	if len(refused) == 0 {
 		return nil
 	}

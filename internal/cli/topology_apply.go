@@ -11,15 +11,17 @@ import (
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	"github.com/spf13/cobra"
 
-	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/topology"
 )
 
 // TopologyApplyOptions is what `mqctl topology apply` needs.
 type TopologyApplyOptions struct {
-	f      *Factory
+	IO      *iostreams.IOStreams
+	Connect func() (topologyTarget, error)
+
 	File   string
 	Vhost  string
 	Prune  bool
@@ -29,7 +31,7 @@ type TopologyApplyOptions struct {
 
 // NewCmdTopologyApply builds `mqctl topology apply`.
 func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *cobra.Command {
-	opts := &TopologyApplyOptions{f: f}
+	opts := &TopologyApplyOptions{IO: f.IO, Connect: defaultTopologyConnect(f)}
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Plan, then create and update the file's objects on the broker",
@@ -107,52 +109,28 @@ func (v applyView) RenderText(w io.Writer, s *output.Styles) error {
 }
 
 func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
-	f := opts.f
-	file, err := loadTopology(opts.File)
-	if err != nil {
-		return err
-	}
-	x, b, err := topologyTarget(f, file, opts.Vhost)
-	if err != nil {
-		return err
-	}
-	if err := checkCompat(ctx, f, file, b, true); err != nil {
-		return err
-	}
-	p, err := livePlan(ctx, f, b, x, opts.Prune)
+	p, t, err := planFile(ctx, opts.IO.ErrOut, opts.Connect, opts.File, opts.Vhost, opts.Prune, true)
 	if err != nil {
 		return err
 	}
 	if p.HasConflicts() {
-		if err := output.Print(f.IO, opts.Format, planView{p}); err != nil {
+		if err := output.Print(opts.IO, opts.Format, planView{p}); err != nil {
 			return err
 		}
 		return fail.Conditionf("refusing to apply: %d conflict(s) with the broker; nothing was changed (see the plan above for the safe route)", p.Summary.Conflict)
 	}
 	if p.Summary.Delete > 0 {
-		if err := Confirm(f.IO, opts.Yes, fmt.Sprintf("delete %d objects not in %s from vhost %s", p.Summary.Delete, opts.File, p.Vhost)); err != nil {
+		if err := Confirm(opts.IO, opts.Yes, fmt.Sprintf("delete %d objects not in %s from vhost %s", p.Summary.Delete, opts.File, p.Vhost)); err != nil {
 			return err
 		}
 	}
-	s, _ := f.Settings()
-	bar := output.NewProgress(f.IO, int64(p.Work()), "apply")
-	res, err := topology.Apply(ctx, b, p, bar.Add)
+	bar := output.NewProgress(opts.IO, int64(p.Work()), "apply")
+	res, err := topology.Apply(ctx, t.Broker, p, bar.Add)
 	bar.Finish()
 	if err != nil {
-		var ie *topology.ImportError
-		if errors.As(err, &ie) {
-			var er rabbithole.ErrorResponse
-			if ie.Err == nil || (errors.As(ie.Err, &er) && er.StatusCode != http.StatusForbidden) {
-				return err // the broker answered: the error says what it did
-			}
-			return broker.MgmtError(s, ie.Context(), ie.Err)
-		}
-		if _, ok := fail.KindOf(err); ok {
-			return err
-		}
-		return broker.MgmtError(s, "apply topology", err)
+		return applyError(t, err)
 	}
-	if err := output.Print(f.IO, opts.Format, applyView{res}); err != nil {
+	if err := output.Print(opts.IO, opts.Format, applyView{res}); err != nil {
 		return err
 	}
 	if len(res.Kept) > 0 {
@@ -166,4 +144,22 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 		return fail.Conditionf("pruned partially: kept %d queue(s) that hold messages or have consumers: %s", len(res.Kept), strings.Join(kept, ", "))
 	}
 	return nil
+}
+
+// applyError explains a failed apply. An import the broker answered
+// (other than 403) already says what it did; a refused or unreachable API
+// gets the usual hints.
+func applyError(t topologyTarget, err error) error {
+	var ie *topology.ImportError
+	if errors.As(err, &ie) {
+		var er rabbithole.ErrorResponse
+		if ie.Err == nil || (errors.As(ie.Err, &er) && er.StatusCode != http.StatusForbidden) {
+			return err
+		}
+		return t.Explain(ie.Context(), ie.Err)
+	}
+	if _, ok := fail.KindOf(err); ok {
+		return err
+	}
+	return t.Explain("apply topology", err)
 }

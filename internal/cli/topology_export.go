@@ -10,14 +10,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/topology"
 )
 
 // TopologyExportOptions is what `mqctl topology export` needs.
 type TopologyExportOptions struct {
-	f               *Factory
+	IO      *iostreams.IOStreams
+	Connect func() (topologyTarget, error)
+
 	Vhost           string
 	AllVhosts       bool
 	Out             string
@@ -27,7 +29,7 @@ type TopologyExportOptions struct {
 
 // NewCmdTopologyExport builds `mqctl topology export`.
 func NewCmdTopologyExport(f *Factory, runF func(*TopologyExportOptions) error) *cobra.Command {
-	opts := &TopologyExportOptions{f: f}
+	opts := &TopologyExportOptions{IO: f.IO, Connect: defaultTopologyConnect(f)}
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write a topology file from the live broker or a RabbitMQ definitions JSON",
@@ -83,83 +85,24 @@ most 32 MiB, UTF-8 JSON; errors name line and column).`,
 }
 
 func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
-	f := opts.f
-	var perVhost map[string]*topology.Definitions
-	vhost := opts.Vhost
+	read := exportFromBroker
 	if opts.FromDefinitions != "" {
-		var err error
-		if perVhost, err = topology.ReadDefinitionsFile(opts.FromDefinitions); err != nil {
-			return fail.Wrap(fail.Usage, err)
-		}
-		// A single-vhost export names no vhost on its objects.
-		if d, ok := perVhost[""]; ok {
-			delete(perVhost, "")
-			target := vhost
-			if target == "" {
-				target = "/"
-			}
-			perVhost[target] = d
-		}
-		// A definitions file usually comes from an older broker on its way
-		// to a newer one: translate what RabbitMQ 4.x denies or ignores,
-		// and say so, one line per change.
-		for _, v := range vhostNames(perVhost) {
-			if !opts.AllVhosts && vhost != "" && v != vhost {
-				continue
-			}
-			for _, c := range topology.Modernize(v, perVhost[v]) {
-				fmt.Fprintln(f.IO.ErrOut, "converted: "+c.String())
-			}
-		}
-		if !opts.AllVhosts {
-			if vhost == "" {
-				if len(perVhost) > 1 {
-					return fail.Usagef("%s holds %d vhosts (%s): choose one with --vhost, or --all-vhosts", opts.FromDefinitions, len(perVhost), strings.Join(vhostNames(perVhost), ", "))
-				}
-				for v := range perVhost {
-					vhost = v
-				}
-			}
-			if vhost == "" {
-				vhost = "/"
-			}
-		}
-	} else {
-		s, err := f.Settings()
-		if err != nil {
-			return err
-		}
-		mgmt, err := f.Mgmt()
-		if err != nil {
-			return err
-		}
-		b := &topology.MgmtBroker{Client: mgmt}
-		if opts.AllVhosts {
-			if perVhost, err = b.AllDefinitions(ctx); err != nil {
-				return broker.MgmtError(s, "read the broker's definitions", err)
-			}
-		} else {
-			if vhost == "" {
-				vhost = s.Vhost
-			}
-			d, err := b.Definitions(ctx, vhost)
-			if err != nil {
-				return broker.MgmtError(s, "read the definitions of vhost "+vhost, err)
-			}
-			perVhost = map[string]*topology.Definitions{vhost: d}
-		}
+		read = exportFromFile
 	}
-
+	perVhost, vhost, err := read(ctx, opts)
+	if err != nil {
+		return err
+	}
 	if opts.AllVhosts {
 		if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", opts.OutDir, err)
 		}
 		for _, v := range vhostNames(perVhost) {
 			path := filepath.Join(opts.OutDir, topology.VhostFileName(v))
-			if err := writeExport(f, path, v, perVhost[v]); err != nil {
+			if err := writeExport(opts.IO, path, v, perVhost[v]); err != nil {
 				return err
 			}
-			fmt.Fprintf(f.IO.ErrOut, "wrote %s (vhost %s)\n", path, v)
+			fmt.Fprintf(opts.IO.ErrOut, "wrote %s (vhost %s)\n", path, v)
 		}
 		return nil
 	}
@@ -167,7 +110,78 @@ func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
 	if !ok {
 		d = &topology.Definitions{}
 	}
-	return writeExport(f, opts.Out, vhost, d)
+	return writeExport(opts.IO, opts.Out, vhost, d)
+}
+
+// exportFromFile reads --from-definitions, translating what RabbitMQ 4.x
+// denies, and returns its definitions per vhost with the vhost to write
+// (none with --all-vhosts).
+func exportFromFile(_ context.Context, opts *TopologyExportOptions) (map[string]*topology.Definitions, string, error) {
+	perVhost, err := topology.ReadDefinitionsFile(opts.FromDefinitions)
+	if err != nil {
+		return nil, "", fail.Wrap(fail.Usage, err)
+	}
+	vhost := opts.Vhost
+	// A single-vhost export names no vhost on its objects.
+	if d, ok := perVhost[""]; ok {
+		delete(perVhost, "")
+		target := vhost
+		if target == "" {
+			target = "/"
+		}
+		perVhost[target] = d
+	}
+	// A definitions file usually comes from an older broker on its way
+	// to a newer one: translate what RabbitMQ 4.x denies or ignores,
+	// and say so, one line per change.
+	for _, v := range vhostNames(perVhost) {
+		if !opts.AllVhosts && vhost != "" && v != vhost {
+			continue
+		}
+		for _, c := range topology.Modernize(v, perVhost[v]) {
+			fmt.Fprintln(opts.IO.ErrOut, "converted: "+c.String())
+		}
+	}
+	if opts.AllVhosts {
+		return perVhost, vhost, nil
+	}
+	if vhost == "" {
+		if len(perVhost) > 1 {
+			return nil, "", fail.Usagef("%s holds %d vhosts (%s): choose one with --vhost, or --all-vhosts", opts.FromDefinitions, len(perVhost), strings.Join(vhostNames(perVhost), ", "))
+		}
+		for v := range perVhost {
+			vhost = v
+		}
+	}
+	if vhost == "" {
+		vhost = "/"
+	}
+	return perVhost, vhost, nil
+}
+
+// exportFromBroker reads the live definitions of one vhost (--vhost, else
+// the connection's) or of all.
+func exportFromBroker(ctx context.Context, opts *TopologyExportOptions) (map[string]*topology.Definitions, string, error) {
+	t, err := opts.Connect()
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.AllVhosts {
+		perVhost, err := t.Broker.AllDefinitions(ctx)
+		if err != nil {
+			return nil, "", t.Explain("read the broker's definitions", err)
+		}
+		return perVhost, opts.Vhost, nil
+	}
+	vhost := opts.Vhost
+	if vhost == "" {
+		vhost = t.Vhost
+	}
+	d, err := t.Broker.Definitions(ctx, vhost)
+	if err != nil {
+		return nil, "", t.Explain("read the definitions of vhost "+vhost, err)
+	}
+	return map[string]*topology.Definitions{vhost: d}, vhost, nil
 }
 
 func vhostNames(m map[string]*topology.Definitions) []string {
@@ -179,7 +193,7 @@ func vhostNames(m map[string]*topology.Definitions) []string {
 	return out
 }
 
-func writeExport(f *Factory, path, vhost string, d *topology.Definitions) error {
+func writeExport(ios *iostreams.IOStreams, path, vhost string, d *topology.Definitions) error {
 	file := topology.Export(vhost, d)
 	data, err := topology.Marshal(file)
 	if err != nil {
@@ -193,11 +207,11 @@ func writeExport(f *Factory, path, vhost string, d *topology.Definitions) error 
 	}
 	_, warnings, err := topology.ParseAndCheck(name, data)
 	if err != nil {
-		fmt.Fprintf(f.IO.ErrOut, "warning: the exported topology for vhost %s needs editing before it validates:\n%v\n", vhost, err)
+		fmt.Fprintf(ios.ErrOut, "warning: the exported topology for vhost %s needs editing before it validates:\n%v\n", vhost, err)
 	}
-	printWarnings(f.IO.ErrOut, warnings)
+	printWarnings(ios.ErrOut, warnings)
 	if path == "" {
-		_, err = f.IO.Out.Write(data)
+		_, err = ios.Out.Write(data)
 		return err
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -9,13 +9,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/topology"
 )
 
 // TopologyPlanOptions is what `mqctl topology plan` needs.
 type TopologyPlanOptions struct {
-	f        *Factory
+	IO      *iostreams.IOStreams
+	Connect func() (topologyTarget, error)
+
 	File     string
 	Vhost    string
 	ExitCode bool
@@ -25,7 +28,7 @@ type TopologyPlanOptions struct {
 
 // NewCmdTopologyPlan builds `mqctl topology plan`.
 func NewCmdTopologyPlan(f *Factory, runF func(*TopologyPlanOptions) error) *cobra.Command {
-	opts := &TopologyPlanOptions{f: f}
+	opts := &TopologyPlanOptions{IO: f.IO, Connect: defaultTopologyConnect(f)}
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Compare a topology file with the broker and classify every change",
@@ -82,22 +85,11 @@ plan reads the vhost's queues, exchanges, bindings and policies lists.)`,
 }
 
 func topologyPlanRun(ctx context.Context, opts *TopologyPlanOptions) error {
-	file, err := loadTopology(opts.File)
+	p, _, err := planFile(ctx, opts.IO.ErrOut, opts.Connect, opts.File, opts.Vhost, opts.Prune, false)
 	if err != nil {
 		return err
 	}
-	x, b, err := topologyTarget(opts.f, file, opts.Vhost)
-	if err != nil {
-		return err
-	}
-	if err := checkCompat(ctx, opts.f, file, b, false); err != nil {
-		return err
-	}
-	p, err := livePlan(ctx, opts.f, b, x, opts.Prune)
-	if err != nil {
-		return err
-	}
-	if err := output.Print(opts.f.IO, opts.Format, planView{p}); err != nil {
+	if err := output.Print(opts.IO, opts.Format, planView{p}); err != nil {
 		return err
 	}
 	if opts.ExitCode && p.Pending() {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/topology"
 )
@@ -15,14 +16,14 @@ const Mermaid output.Format = "mermaid"
 
 // TopologyShowOptions is what `mqctl topology show` needs.
 type TopologyShowOptions struct {
-	f      *Factory
+	IO     *iostreams.IOStreams
 	File   string
 	Format output.Format
 }
 
 // NewCmdTopologyShow builds `mqctl topology show`.
 func NewCmdTopologyShow(f *Factory, runF func(*TopologyShowOptions) error) *cobra.Command {
-	opts := &TopologyShowOptions{f: f}
+	opts := &TopologyShowOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "show -f FILE",
 		Short: "Draw the message flow of a topology file (exchange → queue → retry → DLQ)",
@@ -64,8 +65,8 @@ func topologyShowRun(opts *TopologyShowOptions) error {
 	}
 	flow := topology.BuildFlow(file)
 	if opts.Format == Mermaid {
-		_, err := fmt.Fprint(opts.f.IO.Out, flow.Mermaid())
+		_, err := fmt.Fprint(opts.IO.Out, flow.Mermaid())
 		return err
 	}
-	return output.Print(opts.f.IO, opts.Format, flowView{flow})
+	return output.Print(opts.IO, opts.Format, flowView{flow})
 }

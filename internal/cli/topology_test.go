@@ -50,6 +50,17 @@ func planOf(t *testing.T, env map[string]string, file string, extra ...string) (
 	return p, r
 }
 
+// testPublisher publishes with confirms to env's vhost until t ends.
+func testPublisher(t *testing.T, env *brokertest.Env) *broker.Publisher {
+	t.Helper()
+	pub, err := broker.NewPublisher(env.Dial(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	return pub
+}
+
 func mustRun(t *testing.T, env map[string]string, want int, args ...string) cliResult {
 	t.Helper()
 	r := runCLI(t, env, args...)
@@ -107,11 +118,7 @@ func TestRegistrationTopologyRouting(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	mustRun(t, env.Environ(), 0, "topology", "apply", "-f", exampleTopology)
-	pub, err := broker.NewPublisher(env.Dial(t), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := testPublisher(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, key := range []string{"user.registered", "user.registered.vip", "user.registered"} {
@@ -197,11 +204,7 @@ func TestTopologyConflictsLeaveQueueUntouched(t *testing.T) {
 			}
 			// Confirmed publishes: the counts below must be the broker's,
 			// not a race with messages still on their way (4.x).
-			pub, err := broker.NewPublisher(env.Dial(t), 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pub.Close()
+			pub := testPublisher(t, env)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			for i := 0; i < 5; i++ {
@@ -270,11 +273,7 @@ func TestTopologyPruneNeverDeletesANonEmptyQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, ch.ExchangeDeclare("stale", "fanout", true, false, false, false, nil))
-	pub, err := broker.NewPublisher(env.Dial(t), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := testPublisher(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, q := range []string{"full-quorum", "full-classic"} {
@@ -402,11 +401,7 @@ queues:
     delivery_limit: 2
 `)
 	mustRun(t, env.Environ(), 0, "topology", "apply", "-f", file)
-	pub, err := broker.NewPublisher(env.Dial(t), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := testPublisher(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ch := env.Channel(t)

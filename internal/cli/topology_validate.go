@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/topology"
 	"github.com/mqctl/mqctl/internal/yamlfile"
@@ -17,14 +18,14 @@ import (
 
 // TopologyValidateOptions is what `mqctl topology validate` needs.
 type TopologyValidateOptions struct {
-	f      *Factory
+	IO     *iostreams.IOStreams
 	File   string
 	Format output.Format
 }
 
 // NewCmdTopologyValidate builds `mqctl topology validate`.
 func NewCmdTopologyValidate(f *Factory, runF func(*TopologyValidateOptions) error) *cobra.Command {
-	opts := &TopologyValidateOptions{f: f}
+	opts := &TopologyValidateOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE",
 		Short: "Check a topology file offline and list every problem with file:line:column",
@@ -132,7 +133,7 @@ func topologyValidateRun(opts *TopologyValidateOptions) error {
 			return a.Column < b.Column
 		})
 		if opts.Format != output.Table {
-			if perr := output.Print(opts.f.IO, opts.Format, view); perr != nil {
+			if perr := output.Print(opts.IO, opts.Format, view); perr != nil {
 				return perr
 			}
 		}
@@ -146,11 +147,11 @@ func topologyValidateRun(opts *TopologyValidateOptions) error {
 		view.Problems = append(view.Problems, problemView{p, "warning"})
 	}
 	if opts.Format == output.Table {
-		printWarnings(opts.f.IO.ErrOut, warnings)
+		printWarnings(opts.IO.ErrOut, warnings)
 	}
 	x := topology.Expand(file)
 	view.Objects = &objectCounts{len(x.Defs.Exchanges), len(x.Defs.Queues), len(x.Defs.Bindings), len(x.Defs.Policies)}
-	return output.Print(opts.f.IO, opts.Format, view)
+	return output.Print(opts.IO, opts.Format, view)
 }
 
 // problemsError is an invalid file's problems, rendered with its warnings

@@ -163,26 +163,61 @@ func LoadFile(path string) (*File, []string, error) {
 func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	s := Settings{Redactor: &Redactor{}}
 	getenv := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
+	ctx, name, err := selectContext(fl, getenv, file)
+	if err != nil {
+		return s, err
+	}
+	s.Context = name
+	s.Redactor.Add(ctx.Password, ctx.MgmtPassword)
+	first, err := s.resolveAMQP(fl, env, getenv, ctx)
+	if err != nil {
+		return s, err
+	}
+	if err := s.resolveMgmt(fl, env, getenv, ctx, first); err != nil {
+		return s, err
+	}
+	s.TLS = TLS{
+		CA:                 firstNonEmpty(fl.TLSCA, getenv("MQCTL_TLS_CA"), ctx.TLSCA),
+		Cert:               firstNonEmpty(fl.TLSCert, getenv("MQCTL_TLS_CERT"), ctx.TLSCert),
+		Key:                firstNonEmpty(fl.TLSKey, getenv("MQCTL_TLS_KEY"), ctx.TLSKey),
+		InsecureSkipVerify: fl.InsecureSkipVerify || getenv("MQCTL_INSECURE_SKIP_VERIFY") == "true" || ctx.InsecureSkipVerify,
+	}
+	if (s.TLS.Cert == "") != (s.TLS.Key == "") {
+		return s, fail.Usagef("--tls-cert and --tls-key must be given together")
+	}
+	if s.Timeout, err = resolveTimeout(fl, getenv, ctx, name); err != nil {
+		return s, err
+	}
+	s.ConfigPath = fl.ConfigPath
+	return s, nil
+}
 
-	// Context selection has its own precedence.
-	var ctx Context
+// selectContext picks the named context, which has its own precedence:
+// --context, MQCTL_CONTEXT, then the file's current_context. No name is
+// the empty context; a name the file lacks is a usage error.
+func selectContext(fl Flags, getenv func(string) string, file *File) (Context, string, error) {
 	name := firstNonEmpty(fl.Context, getenv("MQCTL_CONTEXT"))
 	if name == "" && file != nil {
 		name = file.CurrentContext
 	}
-	if name != "" {
-		c, ok := Context{}, false
-		if file != nil {
-			c, ok = file.Contexts[name]
-		}
-		if !ok {
-			return s, fail.Usagef("context %q not found in %s (flag --context or MQCTL_CONTEXT)", name, fl.ConfigPath)
-		}
-		ctx, s.Context = c, name
+	if name == "" {
+		return Context{}, "", nil
 	}
-	s.Redactor.Add(ctx.Password, ctx.MgmtPassword)
+	c, ok := Context{}, false
+	if file != nil {
+		c, ok = file.Contexts[name]
+	}
+	if !ok {
+		return Context{}, "", fail.Usagef("context %q not found in %s (flag --context or MQCTL_CONTEXT)", name, fl.ConfigPath)
+	}
+	return c, name, nil
+}
 
-	// AMQP URLs.
+// resolveAMQP sets AMQPURLs (passwords filled in from the context and
+// MQCTL_PASSWORD, every one registered with the Redactor) and Vhost, and
+// returns the first node's URL, whose credentials the management API
+// inherits.
+func (s *Settings) resolveAMQP(fl Flags, env LookupEnv, getenv func(string) string, ctx Context) (*amqp.URI, error) {
 	var raw []string
 	switch {
 	case len(fl.URLs) > 0:
@@ -195,25 +230,15 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 		raw = []string{DefaultURL}
 	}
 	if len(raw) == 0 {
-		return s, fail.Usagef("no AMQP URL given (flag --url, MQCTL_URL or the context's url is empty)")
+		return nil, fail.Usagef("no AMQP URL given (flag --url, MQCTL_URL or the context's url is empty)")
 	}
 	envPassword, envPasswordSet := env("MQCTL_PASSWORD")
 	s.Redactor.Add(envPassword)
 	var first *amqp.URI
 	for _, r := range raw {
-		u, err := amqp.ParseURI(r)
+		u, err := parseAMQPURL(r)
 		if err != nil {
-			// A url.Error repeats the whole URL, password included.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", MaskUserinfo(r), err)
-		}
-		// A slash too few or too many (amqp:/u:pw@h, amqp:///u:pw@h)
-		// parses, with the credentials as the vhost, to be printed.
-		if !hasScheme(r) || userinfoLike.MatchString(u.Vhost) {
-			return s, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): the vhost would be %q; is a '/' missing or extra? expected amqp://user:pass@host:port/vhost", MaskUserinfo(r), MaskUserinfo(u.Vhost))
+			return nil, err
 		}
 		if ctx.Password != "" && !urlHasPassword(r) {
 			u.Password = ctx.Password
@@ -231,35 +256,34 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 	if s.Vhost == "" {
 		s.Vhost = "/"
 	}
+	return first, nil
+}
 
-	// Management API: by default one per AMQP node, so that a node down
-	// for maintenance does not take the management API away too.
-	mgmt := firstNonEmpty(fl.MgmtURL, getenv("MQCTL_MGMT_URL"), ctx.MgmtURL)
-	var mus []*url.URL
-	if mgmt == "" {
-		seen := map[string]bool{}
-		for _, r := range s.AMQPURLs {
-			u, _ := amqp.ParseURI(r) // parsed above
-			scheme, port := "http", "15672"
-			if u.Scheme == "amqps" {
-				scheme, port = "https", "15671"
-			}
-			if host := net.JoinHostPort(u.Host, port); !seen[host] {
-				seen[host] = true
-				mus = append(mus, &url.URL{Scheme: scheme, Host: host})
-			}
+// parseAMQPURL parses one node URL; its errors never hold the password.
+func parseAMQPURL(r string) (amqp.URI, error) {
+	u, err := amqp.ParseURI(r)
+	if err != nil {
+		// A url.Error repeats the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
-	} else {
-		for _, m := range splitList(mgmt) {
-			mu, err := url.Parse(m)
-			if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
-				return s, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", MaskUserinfo(m))
-			}
-			mus = append(mus, mu)
-		}
-		if len(mus) == 0 {
-			return s, fail.Usagef("no management URL given (flag --mgmt-url or MQCTL_MGMT_URL is empty)")
-		}
+		return u, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): %v; expected amqp://user:pass@host:port/vhost or amqps://…", MaskUserinfo(r), err)
+	}
+	// A slash too few or too many (amqp:/u:pw@h, amqp:///u:pw@h)
+	// parses, with the credentials as the vhost, to be printed.
+	if !hasScheme(r) || userinfoLike.MatchString(u.Vhost) {
+		return u, fail.Usagef("invalid AMQP URL %q (flag --url or MQCTL_URL): the vhost would be %q; is a '/' missing or extra? expected amqp://user:pass@host:port/vhost", MaskUserinfo(r), MaskUserinfo(u.Vhost))
+	}
+	return u, nil
+}
+
+// resolveMgmt sets the management API URLs (credentials stripped) and the
+// user and password they are called with.
+func (s *Settings) resolveMgmt(fl Flags, env LookupEnv, getenv func(string) string, ctx Context, first *amqp.URI) error {
+	mus, err := s.mgmtURLs(firstNonEmpty(fl.MgmtURL, getenv("MQCTL_MGMT_URL"), ctx.MgmtURL))
+	if err != nil {
+		return err
 	}
 	mu := mus[0]
 	s.MgmtUser, s.MgmtPassword = first.Username, first.Password
@@ -286,38 +310,60 @@ func Resolve(fl Flags, env LookupEnv, file *File) (Settings, error) {
 		s.MgmtURLs = append(s.MgmtURLs, strings.TrimRight(u.String(), "/"))
 	}
 	s.MgmtURL = s.MgmtURLs[0]
+	return nil
+}
 
-	// TLS.
-	s.TLS = TLS{
-		CA:                 firstNonEmpty(fl.TLSCA, getenv("MQCTL_TLS_CA"), ctx.TLSCA),
-		Cert:               firstNonEmpty(fl.TLSCert, getenv("MQCTL_TLS_CERT"), ctx.TLSCert),
-		Key:                firstNonEmpty(fl.TLSKey, getenv("MQCTL_TLS_KEY"), ctx.TLSKey),
-		InsecureSkipVerify: fl.InsecureSkipVerify || getenv("MQCTL_INSECURE_SKIP_VERIFY") == "true" || ctx.InsecureSkipVerify,
-	}
-	if (s.TLS.Cert == "") != (s.TLS.Key == "") {
-		return s, fail.Usagef("--tls-cert and --tls-key must be given together")
-	}
-
-	// Timeout.
-	s.Timeout = fl.Timeout
-	if s.Timeout == 0 {
-		src, v := "MQCTL_TIMEOUT", getenv("MQCTL_TIMEOUT")
-		if v == "" {
-			src, v = "timeout in context "+name, ctx.Timeout
-		}
-		if v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return s, fail.Usagef("invalid %s %q: want a positive duration such as 10s", src, v)
+// mgmtURLs parses the given management URLs, or derives them: by default
+// one per AMQP node, so that a node down for maintenance does not take the
+// management API away too. The result is never empty.
+func (s *Settings) mgmtURLs(mgmt string) ([]*url.URL, error) {
+	var mus []*url.URL
+	if mgmt == "" {
+		seen := map[string]bool{}
+		for _, r := range s.AMQPURLs {
+			u, _ := amqp.ParseURI(r) // parsed by resolveAMQP
+			scheme, port := "http", "15672"
+			if u.Scheme == "amqps" {
+				scheme, port = "https", "15671"
 			}
-			s.Timeout = d
+			if host := net.JoinHostPort(u.Host, port); !seen[host] {
+				seen[host] = true
+				mus = append(mus, &url.URL{Scheme: scheme, Host: host})
+			}
 		}
+		return mus, nil
 	}
-	if s.Timeout == 0 {
-		s.Timeout = DefaultTimeout
+	for _, m := range splitList(mgmt) {
+		mu, err := url.Parse(m)
+		if err != nil || (mu.Scheme != "http" && mu.Scheme != "https") || mu.Host == "" {
+			return nil, fail.Usagef("invalid management URL %q (flag --mgmt-url or MQCTL_MGMT_URL): expected http(s)://host:port", MaskUserinfo(m))
+		}
+		mus = append(mus, mu)
 	}
-	s.ConfigPath = fl.ConfigPath
-	return s, nil
+	if len(mus) == 0 {
+		return nil, fail.Usagef("no management URL given (flag --mgmt-url or MQCTL_MGMT_URL is empty)")
+	}
+	return mus, nil
+}
+
+// resolveTimeout is --timeout, else MQCTL_TIMEOUT, else the context's
+// timeout, else DefaultTimeout.
+func resolveTimeout(fl Flags, getenv func(string) string, ctx Context, name string) (time.Duration, error) {
+	if fl.Timeout != 0 {
+		return fl.Timeout, nil
+	}
+	src, v := "MQCTL_TIMEOUT", getenv("MQCTL_TIMEOUT")
+	if v == "" {
+		src, v = "timeout in context "+name, ctx.Timeout
+	}
+	if v == "" {
+		return DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fail.Usagef("invalid %s %q: want a positive duration such as 10s", src, v)
+	}
+	return d, nil
 }
 
 // userinfoLike matches a vhost that is really user:password@host.

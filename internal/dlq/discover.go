@@ -1,14 +1,18 @@
 package dlq
 
 import (
-	"slices"
+	"context"
 	"sort"
-	"strings"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/deadletter"
 )
 
-// Topology is what discovery reads from the management API.
+// Topology is what Find reads: one vhost's lists from the management API,
+// as rabbit-hole decodes them.
 type Topology struct {
 	Queues    []rabbithole.QueueInfo
 	Exchanges []rabbithole.ExchangeInfo
@@ -31,8 +35,9 @@ type DLQ struct {
 	Messages *int `json:"messages"`
 	// Origins are the queues whose dead letters land here.
 	Origins []string `json:"origins"`
-	// FoundBy says why this is a DLQ: "arguments", "policy" (another
-	// queue's dead-letter settings route here), "pattern" (mqctl naming).
+	// FoundBy says why this is a DLQ, strongest first: "arguments",
+	// "policy" (an origin's dead-letter settings route here), "pattern"
+	// (mqctl's naming: X.dlq, or routed to from X.dlx with key X).
 	FoundBy []string `json:"found_by"`
 	// Filled in by a peek:
 	Peeked      int           `json:"peeked"`
@@ -48,158 +53,128 @@ type ReasonCount struct {
 	Count  int    `json:"count"`
 }
 
-// Find lists the dead-letter queues of a vhost: queues that another
-// queue's x-dead-letter-exchange (argument or policy) routes to, with
-// that queue's x-dead-letter-routing-key or, when it has none, any key
-// (the message keeps its own); plus queues named by the mqctl pattern
-// (bound to an "X.dlx" exchange, or named "X.dlq").
+// Discover reads vhost's queues, exchanges and bindings in one snapshot
+// through src, backlog's reader (so with management statistics off a
+// depth comes from queue totals, else is unknown, and a policy missing
+// from the queue list is found by name), and returns the vhost's
+// dead-letter queues by name: the DLQs, origins and depths `mqctl backlog`
+// shows, from the same deadletter model.
+func Discover(ctx context.Context, src backlog.Source, vhost string) ([]DLQ, error) {
+	snap, err := backlog.Fetch(ctx, src, vhost, backlog.MaxPageSize)
+	if err != nil {
+		return nil, err
+	}
+	stats := make(map[[2]string]*backlog.QueueStat, len(snap.Queues))
+	for i, q := range snap.Queues {
+		stats[[2]string{q.Vhost, q.Name}] = &snap.Queues[i]
+	}
+	return fromGraph(snap.Graph(), func(vhost, name string) (string, *int) {
+		q := stats[[2]string{vhost, name}]
+		return q.Type, q.Messages()
+	}), nil
+}
+
+// Find lists the dead-letter queues of t, as Discover does from its own
+// read: the deadletter model over rabbit-hole's types, for callers that
+// hold those.
 func Find(t Topology) []DLQ {
-	byName := map[string]*DLQ{}
-	queueType := map[string]rabbithole.QueueInfo{}
-	for _, q := range t.Queues {
-		queueType[q.Name] = q
-	}
-	exType := map[string]string{}
-	for _, e := range t.Exchanges {
-		exType[e.Name] = e.Type
-	}
-	policy := map[string]rabbithole.Policy{}
+	policies := make(map[string]map[string]any, len(t.Policies))
 	for _, p := range t.Policies {
-		policy[p.Name] = p
+		policies[p.Name] = p.Definition
 	}
-	add := func(dlq, origin, how string) {
-		q, ok := queueType[dlq]
-		if !ok {
-			return
-		}
-		d := byName[dlq]
-		if d == nil {
-			d = &DLQ{Name: dlq, Type: q.Type}
-			if n, ok := t.Depths[dlq]; ok {
-				d.Messages = &n
-			}
-			if q.Type == "quorum" {
-				d.Warning = "quorum DLQ: every peek counts toward its delivery limit (4.x default 20); use a classic DLQ"
-			}
-			byName[dlq] = d
-		}
-		if origin != "" && !slices.Contains(d.Origins, origin) {
-			d.Origins = append(d.Origins, origin)
-		}
-		if !slices.Contains(d.FoundBy, how) {
-			d.FoundBy = append(d.FoundBy, how)
-		}
+	// One vhost: its name is left out, so lists that lack it still match.
+	queues := make([]deadletter.Queue, len(t.Queues))
+	types := make(map[string]string, len(t.Queues))
+	for i, q := range t.Queues {
+		queues[i] = deadletter.Queue{Name: q.Name, Arguments: q.Arguments, Policy: policies[q.Policy]}
+		types[q.Name] = q.Type
 	}
-	for _, q := range t.Queues {
-		dlx, key, how := deadLetterSettings(q, policy)
-		if how == "" || isDelayQueue(q.Name, dlx, key) {
-			continue
-		}
-		for _, b := range t.Bindings {
-			if dlx == "" {
-				break
-			}
-			if b.Source != dlx || b.DestinationType != "queue" {
-				continue
-			}
-			if key == "" || routes(exType[dlx], b.RoutingKey, key) {
-				add(b.Destination, q.Name, how)
-			}
-		}
-		if dlx == "" && key != "" {
-			// The default exchange routes by queue name.
-			add(key, q.Name, how)
-		}
+	exchanges := make([]deadletter.Exchange, len(t.Exchanges))
+	for i, e := range t.Exchanges {
+		exchanges[i] = deadletter.Exchange{Name: e.Name, Type: e.Type}
 	}
+	var bindings []deadletter.Binding
 	for _, b := range t.Bindings {
-		if b.DestinationType == "queue" && strings.HasSuffix(b.Source, ".dlx") {
-			origin := strings.TrimSuffix(b.Source, ".dlx")
-			if _, ok := queueType[origin]; !ok {
-				origin = ""
-			}
-			add(b.Destination, origin, "pattern")
+		if b.DestinationType == "queue" && b.Source != "" {
+			bindings = append(bindings, deadletter.Binding{Source: b.Source, Queue: b.Destination, RoutingKey: b.RoutingKey})
 		}
 	}
-	for _, q := range t.Queues {
-		if strings.HasSuffix(q.Name, ".dlq") {
-			origin := strings.TrimSuffix(q.Name, ".dlq")
-			if _, ok := queueType[origin]; !ok {
-				origin = ""
-			}
-			add(q.Name, origin, "pattern")
+	return fromGraph(deadletter.New(queues, exchanges, bindings), func(_, name string) (string, *int) {
+		if n, ok := t.Depths[name]; ok {
+			return types[name], &n
 		}
-	}
-	out := make([]DLQ, 0, len(byName))
-	for _, d := range byName {
-		sort.Strings(d.Origins)
-		if d.Origins == nil {
-			d.Origins = []string{}
+		return types[name], nil
+	})
+}
+
+// fromGraph lists g's DLQs; info gives a queue's type and depth (nil:
+// unknown).
+func fromGraph(g *deadletter.Graph, info func(vhost, name string) (typ string, depth *int)) []DLQ {
+	found := g.DLQs()
+	out := make([]DLQ, len(found))
+	for i, f := range found {
+		d := DLQ{Name: f.Name, Origins: f.Origins, FoundBy: make([]string, len(f.FoundBy)), TopReasons: []ReasonCount{}}
+		d.Type, d.Messages = info(f.Vhost, f.Name)
+		for j, src := range f.FoundBy {
+			d.FoundBy[j] = string(src)
 		}
-		d.TopReasons = []ReasonCount{}
-		out = append(out, *d)
+		if d.Type == "quorum" {
+			d.Warning = "quorum DLQ: every peek counts toward its delivery limit (4.x default 20); use a classic DLQ"
+		}
+		out[i] = d
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// isDelayQueue recognises an mqctl retry delay queue Q.retry.N, whose
-// dead letters go back to Q: Q is a work queue, not a DLQ.
-func isDelayQueue(name, dlx, key string) bool {
-	if dlx != "" || !strings.HasPrefix(name, key+".retry.") {
-		return false
-	}
-	n := strings.TrimPrefix(name, key+".retry.")
-	return n != "" && strings.Trim(n, "0123456789") == ""
-}
-
-// deadLetterSettings returns a queue's dead-letter exchange and routing
-// key; arguments win over a policy, as in RabbitMQ. how is "" when the
-// queue has none.
-func deadLetterSettings(q rabbithole.QueueInfo, policies map[string]rabbithole.Policy) (dlx, key, how string) {
-	if v, ok := q.Arguments["x-dead-letter-exchange"].(string); ok {
-		dlx, how = v, "arguments"
-		key, _ = q.Arguments["x-dead-letter-routing-key"].(string)
-		return dlx, key, how
-	}
-	if p, ok := policies[q.Policy]; ok && q.Policy != "" {
-		if v, ok := p.Definition["dead-letter-exchange"].(string); ok {
-			key, _ = p.Definition["dead-letter-routing-key"].(string)
-			return v, key, "policy"
-		}
-	}
-	return "", "", ""
-}
-
 // routes reports whether a binding key on an exchange of type typ
-// matches routing key key. Headers exchanges route on headers, which
-// discovery cannot know: they match.
-func routes(typ, binding, key string) bool {
-	switch typ {
-	case "fanout", "headers":
-		return true
-	case "topic":
-		return topicMatch(strings.Split(binding, "."), strings.Split(key, "."))
-	default:
-		return binding == key
-	}
-}
+// matches routing key key; deadletter.Matches says how. Kept for
+// select_test.go, which predates the deadletter package.
+func routes(typ, binding, key string) bool { return deadletter.Matches(typ, binding, key) }
 
-func topicMatch(pat, words []string) bool {
-	if len(pat) == 0 {
-		return len(words) == 0
+// PeekReasons fills each DLQ's top reasons and oldest death from a
+// non-destructive peek at its first limit messages (see Peek), over one
+// connection from dial, and a new one after a peek that closed it. Quorum
+// and stream DLQs are not peeked: a peek counts toward a quorum queue's
+// delivery limit. A failed peek is noted in its DLQ (PeekError, through
+// redact, as a password may be in it) and the others go on; the error
+// returned is the context's or a failed dial's.
+func PeekReasons(ctx context.Context, dial func(context.Context) (*amqp.Connection, error), dlqs []DLQ, limit int, redact func(string) string) error {
+	if limit <= 0 || len(dlqs) == 0 {
+		return nil
 	}
-	switch pat[0] {
-	case "#":
-		for i := 0; i <= len(words); i++ {
-			if topicMatch(pat[1:], words[i:]) {
-				return true
+	conn, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { conn.Close() }()
+	for i := range dlqs {
+		d := &dlqs[i]
+		if d.Type == "quorum" || d.Type == "stream" {
+			d.PeekError = "not peeked (" + d.Type + ")"
+			continue
+		}
+		var recs []Record
+		_, err := Peek(ctx, conn, d.Name, limit, func(r Record) error {
+			r.Body = nil
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d.PeekError = redact(err.Error())
+			if conn.IsClosed() {
+				next, err := dial(ctx)
+				if err != nil {
+					return err
+				}
+				conn = next
 			}
 		}
-		return false
-	case "*":
-		return len(words) > 0 && topicMatch(pat[1:], words[1:])
+		d.Summarise(recs)
 	}
-	return len(words) > 0 && pat[0] == words[0] && topicMatch(pat[1:], words[1:])
+	return nil
 }
 
 // Summarise fills a DLQ's reasons and oldest death from peeked records.

@@ -94,9 +94,7 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		f := inflight[0]
 		inflight = inflight[1:]
 		o.Progress.Add(1)
-		// Settled even after an interrupt, and time the broker blocks
-		// publishing (an alarm) does not count: the policy on ctx bounds it.
-		if err := f.conf.WaitFor(context.WithoutCancel(ctx), 30*time.Second); err != nil {
+		if err := awaitConfirm(ctx, f.conf); err != nil {
 			rep.Failed = append(rep.Failed, PublishFailed{Line: f.line, ID: f.id, Reason: err.Error()})
 			return err
 		}

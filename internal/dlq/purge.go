@@ -2,7 +2,6 @@ package dlq
 
 import (
 	"context"
-	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -29,127 +28,89 @@ func Purge(ctx context.Context, conn *amqp.Connection, o PurgeOptions) (*Report,
 		o.Progress = noProgress{}
 	}
 	o.Batch = max(o.Batch, 1)
-	sc, err := openScanner(ctx, conn, o.Queue, 2*o.Batch+64)
+	s, err := openSweep(ctx, conn, o.Queue, 2*o.Batch+64, o.Selection, o.Limit, o.DryRun)
 	if err != nil {
 		return nil, err
 	}
-	defer sc.close()
-	rep := &Report{Queue: o.Queue, Depth: sc.Total, DryRun: o.DryRun, Outcomes: []Outcome{}}
+	defer s.sc.close()
 	if o.Archive != nil {
-		rep.Archive = o.Archive.Path
+		s.rep.Archive = o.Archive.Path
 	}
-	type pending struct {
-		tag uint64
-		out int
+	return s.rep, runSweep(ctx, s, &purger{sweep: s, o: o})
+}
+
+// purger is the mover of a purge: it archives each selected message and
+// acks a batch of them after the fsync that covers it.
+type purger struct {
+	*sweep
+	o PurgeOptions
+	// batch are the messages archived since the last fsync.
+	batch []archived
+}
+
+type archived struct {
+	tag uint64
+	out int
+}
+
+func (p *purger) read(d amqp.Delivery) (Record, string, error) {
+	r, err := FromDelivery(p.o.Queue, d)
+	return r, r.ID, err
+}
+
+func (p *purger) move(_ context.Context, d amqp.Delivery, _ int, r Record) (verdict, error) {
+	out := Outcome{ID: r.ID, ReplayCount: r.ReplayCount}
+	if p.o.DryRun {
+		out.Status = StatusWouldPurge
+		p.rep.add(out)
+		return staysCounted, nil
 	}
-	var batch []pending
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	if p.o.Archive != nil {
+		if err := p.o.Archive.Write(r); err != nil {
+			return stays, err
 		}
-		if o.Archive != nil {
-			if err := o.Archive.Sync(); err != nil {
-				for _, p := range batch {
-					rep.Outcomes[p.out].Status, rep.Outcomes[p.out].Reason = StatusFailed, "archive not written; message kept"
-					rep.Failed++
-				}
-				batch = batch[:0]
-				return err
-			}
-		}
-		for _, p := range batch {
-			sc.ack(p.tag)
-		}
-		err := sc.flushAcks()
-		for _, p := range batch {
-			out := &rep.Outcomes[p.out]
-			if err != nil {
-				out.Status, out.Reason = StatusFailed, "archived, but the ack did not reach the broker: it stays in the queue"
-				rep.Failed++
-				continue
-			}
-			out.Status = StatusPurged
-			rep.Purged++
-		}
-		o.Progress.Add(len(batch))
-		batch = batch[:0]
-		return err
 	}
-	// closed is always ready: next returns scanWoke when no delivery is
-	// waiting, which is when a batch is worth syncing.
-	closed := make(chan struct{})
-	close(closed)
-	taken := map[string]bool{}
-	selected := 0
-	scanned := true
-	var runErr error
-	for {
-		if len(batch) >= o.Batch {
-			if runErr = flush(); runErr != nil {
-				break
-			}
-		}
-		if o.Limit > 0 && selected >= o.Limit {
-			scanned = sc.seen >= sc.Total
-			break
-		}
-		var wake <-chan struct{}
-		if len(batch) > 0 {
-			wake = closed
-		}
-		d, gen, st, err := sc.next(ctx, wake)
-		if err != nil {
-			runErr = err
-			break
-		}
-		if st == scanDone {
-			break
-		}
-		if st == scanWoke {
-			if runErr = flush(); runErr != nil {
-				break
-			}
-			continue
-		}
-		rep.Scanned++
-		rec, err := FromDelivery(o.Queue, d)
-		if err != nil || !o.Selection.Take(rec.ID) {
-			if runErr = sc.hold(gen); runErr != nil {
-				break
-			}
-			continue
-		}
-		taken[rec.ID] = true
-		selected++
-		out := Outcome{ID: rec.ID, ReplayCount: rec.ReplayCount}
-		if o.DryRun {
-			out.Status = StatusWouldPurge
-			rep.Outcomes = append(rep.Outcomes, out)
-			if runErr = sc.hold(gen); runErr != nil {
-				break
-			}
-			continue
-		}
-		if o.Archive != nil {
-			if err := o.Archive.Write(rec); err != nil {
-				runErr = err
-				break
-			}
-		}
-		rep.Outcomes = append(rep.Outcomes, out)
-		batch = append(batch, pending{tag: d.DeliveryTag, out: len(rep.Outcomes) - 1})
+	p.batch = append(p.batch, archived{tag: d.DeliveryTag, out: p.rep.add(out)})
+	return moving, nil
+}
+
+func (p *purger) full() bool { return len(p.batch) >= p.o.Batch }
+
+func (p *purger) wake() <-chan struct{} {
+	if len(p.batch) > 0 {
+		return fired
 	}
-	if err := flush(); err != nil && runErr == nil {
+	return nil
+}
+
+func (p *purger) settle(context.Context, bool) error { return p.flush() }
+
+func (p *purger) finish(_ context.Context, runErr error) error {
+	if err := p.flush(); err != nil && runErr == nil {
 		runErr = err
 	}
-	if scanned && runErr == nil {
-		rep.NotFound = o.Selection.Untaken(taken)
+	return runErr
+}
+
+// flush fsyncs the archive, then acks the batch: a message leaves the
+// queue only once its archived copy is on disk.
+func (p *purger) flush() error {
+	if len(p.batch) == 0 {
+		return nil
 	}
-	if rep.NotFound == nil {
-		rep.NotFound = []string{}
+	defer func() { p.batch = p.batch[:0] }()
+	if p.o.Archive != nil {
+		if err := p.o.Archive.Sync(); err != nil {
+			for _, a := range p.batch {
+				p.rep.settle(a.out, StatusFailed, "archive not written; message kept")
+			}
+			return err
+		}
 	}
-	if err := sc.close(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("return unselected messages to %q: %w", o.Queue, err)
+	for _, a := range p.batch {
+		p.ack(a.tag, a.out)
 	}
-	return rep, runErr
+	err := p.sendAcks(StatusPurged, "archived, but the ack did not reach the broker: it stays in the queue")
+	p.o.Progress.Add(len(p.batch))
+	return err
 }

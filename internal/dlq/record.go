@@ -107,10 +107,6 @@ func FromDelivery(queue string, d amqp.Delivery) (Record, error) {
 	return r, nil
 }
 
-// deathHeader reports whether a header belongs to a message's death
-// history rather than to its content: broker death headers and the mqctl
-// failure, attempt and replay headers. Identity ignores them, and replay
-// moves them into pattern.HeaderDeathHistory.
 // Summary is what replay needs of a dead letter: identity, death and
 // replay count, without the lossless record.
 type Summary struct {
@@ -120,12 +116,7 @@ type Summary struct {
 }
 
 // Destination is where a replay sends the message: to, else its origin.
-func (s Summary) Destination(to string) string {
-	if to != "" {
-		return to
-	}
-	return s.Death.OriginQueue
-}
+func (s Summary) Destination(to string) string { return destination(to, s.Death) }
 
 // Summarize reads a delivery's identity, death and replay count. With a
 // message_id (the identity then is that id) it skips encoding every header
@@ -143,6 +134,10 @@ func Summarize(queue string, d amqp.Delivery) (Summary, error) {
 	return Summary{ID: d.MessageId, Death: deathOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount)}, nil
 }
 
+// deathHeader reports whether a header belongs to a message's death
+// history rather than to its content: broker death headers and the mqctl
+// failure, attempt and replay headers. Identity ignores them, and replay
+// moves them into pattern.HeaderDeathHistory.
 func deathHeader(name string) bool {
 	switch name {
 	case "x-death", pattern.HeaderOriginQueue, pattern.HeaderFailureReason, pattern.HeaderFailedAt,
@@ -347,11 +342,16 @@ func ForReplay(msg amqp.Publishing, fromQueue string, now time.Time) amqp.Publis
 }
 
 // Destination is where replay sends a record: to, else its origin queue.
-func (r Record) Destination(to string) string {
+func (r Record) Destination(to string) string { return destination(to, r.Death) }
+
+// destination is to, else the queue the message died in: replay and
+// publish send a message back to where it failed, not to the exchange it
+// was first published to.
+func destination(to string, d Death) string {
 	if to != "" {
 		return to
 	}
-	return r.Death.OriginQueue
+	return d.OriginQueue
 }
 
 // BodyPreview is the start of the body as text when it is printable UTF-8,

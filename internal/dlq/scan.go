@@ -213,9 +213,6 @@ func (s *scanner) ack(tag uint64) {
 	s.singles = append(s.singles, tag)
 }
 
-// unflushed is the number of acks recorded and not yet sent.
-func (s *scanner) unflushed() int { return int(s.ackedTo-s.sentTo) + len(s.singles) }
-
 // flushAcks sends every recorded ack. On an error none of them may have
 // reached the broker: the channel is gone, and its unacked messages
 // return to the queue.

@@ -131,129 +131,145 @@ func floatString(f float64, bits int) any {
 
 // Decode returns the value as amqp091 will write it, with its wire type.
 func (v Value) Decode() (any, error) {
-	var err error
-	dec := func(dst any) {
-		d := json.NewDecoder(bytes.NewReader(v.Value))
-		d.UseNumber()
-		err = d.Decode(dst)
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			err = fmt.Errorf("type %s cannot hold %s", v.Type, v.Value)
-		}
-	}
 	switch v.Type {
 	case TypeVoid:
 		return nil, nil
 	case TypeBool:
-		var x bool
-		dec(&x)
-		return x, err
+		return decodeAs[bool](v)
 	case TypeInt8:
-		var x int8
-		dec(&x)
-		return x, err
+		return decodeAs[int8](v)
 	case TypeUint8:
-		var x uint8
-		dec(&x)
-		return x, err
+		return decodeAs[uint8](v)
 	case TypeInt16:
-		var x int16
-		dec(&x)
-		return x, err
+		return decodeAs[int16](v)
 	case TypeUint16:
-		var x uint16
-		dec(&x)
-		return x, err
+		return decodeAs[uint16](v)
 	case TypeInt32:
-		var x int32
-		dec(&x)
-		return x, err
+		return decodeAs[int32](v)
 	case TypeUint32:
-		var x uint32
-		dec(&x)
-		return x, err
+		return decodeAs[uint32](v)
 	case TypeInt64:
-		var x int64
-		dec(&x)
-		return x, err
-	case TypeFloat32, TypeFloat64:
-		bits := 64
-		if v.Type == TypeFloat32 {
-			bits = 32
-		}
-		var n any
-		dec(&n)
-		if err != nil {
-			return nil, err
-		}
-		var s string
-		switch y := n.(type) {
-		case json.Number:
-			s = y.String()
-		case string:
-			s = y
-		default:
-			return nil, fmt.Errorf("%s value %s is not a number", v.Type, v.Value)
-		}
-		f, err := strconv.ParseFloat(s, bits)
-		if err != nil {
-			return nil, fmt.Errorf("%s value %q: %w", v.Type, s, err)
-		}
-		if bits == 32 {
-			return float32(f), nil
-		}
-		return f, nil
-	case TypeDecimal:
-		var x decimalJSON
-		dec(&x)
-		return amqp.Decimal{Scale: x.Scale, Value: x.Value}, err
+		return decodeAs[int64](v)
 	case TypeString:
-		var x string
-		dec(&x)
-		return x, err
+		return decodeAs[string](v)
+	case TypeFloat32:
+		return v.decodeFloat(32)
+	case TypeFloat64:
+		return v.decodeFloat(64)
+	case TypeDecimal:
+		return v.decodeDecimal()
 	case TypeBytes, TypeStringBase64:
-		var x string
-		dec(&x)
-		if err != nil {
-			return nil, err
-		}
-		b, err := base64.StdEncoding.DecodeString(x)
-		if err != nil {
-			return nil, fmt.Errorf("%s value: %w", v.Type, err)
-		}
-		if v.Type == TypeStringBase64 {
-			return string(b), nil
-		}
-		return b, nil
+		return v.decodeBase64()
 	case TypeTimestamp:
-		var x Timestamp
-		dec(&x)
-		if err != nil {
-			return nil, err
-		}
-		return x.Time, nil
+		return v.decodeTimestamp()
 	case TypeArray:
-		var xs []Value
-		dec(&xs)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]any, len(xs))
-		for i, e := range xs {
-			if out[i], err = e.Decode(); err != nil {
-				return nil, fmt.Errorf("array element %d: %w", i, err)
-			}
-		}
-		return out, nil
+		return v.decodeArray()
 	case TypeTable:
-		var t map[string]Value
-		dec(&t)
-		if err != nil {
-			return nil, err
-		}
-		return DecodeTable(t)
+		return v.decodeTable()
 	}
 	return nil, fmt.Errorf("unknown field type %q", v.Type)
+}
+
+// unmarshal reads the JSON value into dst, numbers kept exact; a value
+// of the wrong kind or out of range for the type is named with its type.
+func (v Value) unmarshal(dst any) error {
+	d := json.NewDecoder(bytes.NewReader(v.Value))
+	d.UseNumber()
+	err := d.Decode(dst)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		err = fmt.Errorf("type %s cannot hold %s", v.Type, v.Value)
+	}
+	return err
+}
+
+// decodeAs is the value as a T, for the types whose JSON form is the Go
+// value itself (bool, the integers, string): encoding/json refuses one
+// out of T's range.
+func decodeAs[T any](v Value) (any, error) {
+	var x T
+	err := v.unmarshal(&x)
+	return x, err
+}
+
+// decodeFloat reads a JSON number, or the string of a non-finite float
+// (see floatString), into a float of the given bits.
+func (v Value) decodeFloat(bits int) (any, error) {
+	var n any
+	if err := v.unmarshal(&n); err != nil {
+		return nil, err
+	}
+	var s string
+	switch y := n.(type) {
+	case json.Number:
+		s = y.String()
+	case string:
+		s = y
+	default:
+		return nil, fmt.Errorf("%s value %s is not a number", v.Type, v.Value)
+	}
+	f, err := strconv.ParseFloat(s, bits)
+	if err != nil {
+		return nil, fmt.Errorf("%s value %q: %w", v.Type, s, err)
+	}
+	if bits == 32 {
+		return float32(f), nil
+	}
+	return f, nil
+}
+
+func (v Value) decodeDecimal() (any, error) {
+	var x decimalJSON
+	err := v.unmarshal(&x)
+	return amqp.Decimal{Scale: x.Scale, Value: x.Value}, err
+}
+
+// decodeBase64 reads bytes, or a string that is not UTF-8: both travel
+// as base64.
+func (v Value) decodeBase64() (any, error) {
+	var x string
+	if err := v.unmarshal(&x); err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(x)
+	if err != nil {
+		return nil, fmt.Errorf("%s value: %w", v.Type, err)
+	}
+	if v.Type == TypeStringBase64 {
+		return string(b), nil
+	}
+	return b, nil
+}
+
+func (v Value) decodeTimestamp() (any, error) {
+	var x Timestamp
+	if err := v.unmarshal(&x); err != nil {
+		return nil, err
+	}
+	return x.Time, nil
+}
+
+func (v Value) decodeArray() (any, error) {
+	var xs []Value
+	if err := v.unmarshal(&xs); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(xs))
+	for i, e := range xs {
+		var err error
+		if out[i], err = e.Decode(); err != nil {
+			return nil, fmt.Errorf("array element %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+func (v Value) decodeTable() (any, error) {
+	var t map[string]Value
+	if err := v.unmarshal(&t); err != nil {
+		return nil, err
+	}
+	return DecodeTable(t)
 }
 
 // Timestamp is an AMQP timestamp (whole seconds since the epoch) in JSON:

@@ -76,9 +76,6 @@ func (s *IOStreams) SetTTY(stdin, stdout, stderr bool) {
 // SetNoColor overrides the NO_COLOR decision, for tests.
 func (s *IOStreams) SetNoColor(v bool) { s.noColor = v }
 
-// IsStdinTTY reports whether stdin is a terminal (prompts are possible).
-func (s *IOStreams) IsStdinTTY() bool { return s.stdinTTY }
-
 // IsStdoutTTY reports whether stdout is a terminal.
 func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
 

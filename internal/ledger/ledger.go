@@ -109,12 +109,3 @@ func (l *Ledger) Once(ctx context.Context, handler, key string, effect func(*sql
 	}
 	return true, nil
 }
-
-// Count is how many keys handler has recorded.
-func (l *Ledger) Count(ctx context.Context, handler string) (int, error) {
-	var n int
-	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM ledger WHERE handler = ?`, handler).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count ledger entries for %s: %w", handler, err)
-	}
-	return n, nil
-}

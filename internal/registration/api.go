@@ -27,24 +27,11 @@ type RegisterResponse struct {
 func Handler(store *Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
-		var req RegisterRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be JSON {\"name\",\"email\",\"vip\"}: " + err.Error()})
+		req, ok := DecodeRegisterRequest(w, r)
+		if !ok {
 			return
 		}
-		req.Name = strings.TrimSpace(req.Name)
-		if req.Name == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name is required"})
-			return
-		}
-		addr, err := mail.ParseAddress(req.Email)
-		if err != nil || addr.Address != strings.TrimSpace(req.Email) {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "email must be a plain e-mail address like ada@example.com"})
-			return
-		}
-		e, err := store.Register(r.Context(), req.Name, addr.Address, req.VIP)
+		e, err := store.Register(r.Context(), req.Name, req.Email, req.VIP)
 		if errors.Is(err, ErrDuplicateEmail) {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 			return
@@ -67,6 +54,31 @@ func Handler(store *Store) http.Handler {
 		}{"ok", st})
 	})
 	return mux
+}
+
+// DecodeRegisterRequest reads and checks the body of POST /register: JSON
+// {"name","email","vip"} and nothing else, a name, and a plain e-mail
+// address. When it is not, it answers 400 saying why and returns false.
+func DecodeRegisterRequest(w http.ResponseWriter, r *http.Request) (RegisterRequest, bool) {
+	var req RegisterRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be JSON {\"name\",\"email\",\"vip\"}: " + err.Error()})
+		return req, false
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name is required"})
+		return req, false
+	}
+	addr, err := mail.ParseAddress(req.Email)
+	if err != nil || addr.Address != strings.TrimSpace(req.Email) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "email must be a plain e-mail address like ada@example.com"})
+		return req, false
+	}
+	req.Email = addr.Address
+	return req, true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -2,14 +2,13 @@ package registration
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,184 +88,203 @@ var ErrDemoCheckFailed = errors.New("some users did not get exactly one e-mail, 
 // RunDemo runs the registration story against the (fresh) vhost the
 // dialer points at: topology, API, three workers, healthy sign-ups, a
 // broken e-mail provider, the DLQ replayed after the fix, and the final
-// exactly-once check.
+// exactly-once check. The report holds what was done when it fails.
 func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, error) {
-	var rep DemoReport
-	file, err := Topology(cfg.Vhost, cfg.Retry)
-	if err != nil {
-		return rep, err
+	d := &demo{cfg: cfg, say: say, users: map[string]bool{}, client: &http.Client{Timeout: 10 * time.Second}}
+	d.backoff = make([]string, len(cfg.Retry.Backoff))
+	for i, b := range cfg.Retry.Backoff {
+		d.backoff[i] = b.String()
 	}
-	policies, err := Policies(file)
-	if err != nil {
-		return rep, err
-	}
-	backoff := make([]string, len(cfg.Retry.Backoff))
-	for i, d := range cfg.Retry.Backoff {
-		backoff[i] = d.String()
-	}
+	err := d.run(ctx)
+	return d.rep, err
+}
 
-	say.Step("Declare the topology: exchange user.events, queues email, points, coupon, each with delay queues and a DLQ")
-	applied, err := ApplyTopology(ctx, cfg.Topology, file)
-	if err != nil {
-		return rep, err
-	}
-	say.Say("applied %d objects from %s", applied.Applied, examples.RegistrationTopologyPath)
-	say.Say("retry: %d attempts, backoff %s (short, for the demo; the example file uses 5s,30s,2m)", cfg.Retry.MaxAttempts, strings.Join(backoff, ","))
-	say.Command("mqctl topology apply -f " + examples.RegistrationTopologyPath)
+// demo is one run of the story: its settings, the running app, and what it
+// has seen so far.
+type demo struct {
+	cfg     DemoConfig
+	say     Narrator
+	rep     DemoReport
+	backoff []string // cfg.Retry.Backoff as the flags spell it
 
-	say.Step("Start the sign-up API and the three workers")
-	db, err := ledger.Open(filepath.Join(cfg.Dir, "registration.db"))
+	policies  map[string]pattern.Retry
+	stack     *Stack
+	fx        *Effects
+	providers map[string]*Provider
+	workers   tasks
+	stopAll   context.CancelFunc
+
+	retried, dead atomic.Int64
+	client        *http.Client
+	users         map[string]bool // user id → VIP
+	downIDs       []string        // the users signed up while e-mail was down
+}
+
+// run tells the story step by step; the app runs from the second step to
+// the end.
+func (d *demo) run(ctx context.Context) error {
+	if err := d.applyTopology(ctx); err != nil {
+		return err
+	}
+	db, err := ledger.Open(filepath.Join(d.cfg.Dir, "registration.db"))
 	if err != nil {
-		return rep, err
+		return err
 	}
 	defer db.Close()
-	store, err := NewStore(ctx, db)
-	if err != nil {
-		return rep, err
+	if err := d.startApp(ctx, db); err != nil {
+		return err
 	}
+	for _, step := range []func(context.Context) error{d.signUpHealthy, d.breakEmail, d.fixAndReplay, d.check} {
+		if err := step(ctx); err != nil {
+			_ = d.stopApp()
+			return err
+		}
+	}
+	if err := d.stopApp(); err != nil {
+		return err
+	}
+	if !d.rep.OK {
+		return ErrDemoCheckFailed
+	}
+	return nil
+}
+
+// applyTopology applies the example file with the demo's retry policy.
+func (d *demo) applyTopology(ctx context.Context) error {
+	cfg := d.cfg
+	file, err := Topology(cfg.Vhost, UniformRetry(cfg.Retry))
+	if err != nil {
+		return fmt.Errorf("demo %w", err)
+	}
+	if d.policies, err = Policies(file); err != nil {
+		return err
+	}
+	d.say.Step("Declare the topology: exchange user.events, queues email, points, coupon, each with delay queues and a DLQ")
+	applied, err := ApplyTopology(ctx, cfg.Topology, file)
+	if err != nil {
+		return err
+	}
+	d.say.Say("applied %d objects from %s", applied.Applied, examples.RegistrationTopologyPath)
+	d.say.Say("retry: %d attempts, backoff %s (short, for the demo; the example file uses 5s,30s,2m)", cfg.Retry.MaxAttempts, strings.Join(d.backoff, ","))
+	d.say.Command("mqctl topology apply -f " + examples.RegistrationTopologyPath)
+	return nil
+}
+
+// startApp starts the sign-up stack (as `mqctl serve` runs it) and the
+// three workers (as `mqctl consume` runs them) on db.
+func (d *demo) startApp(ctx context.Context, db *sql.DB) error {
+	cfg := d.cfg
+	d.say.Step("Start the sign-up API and the three workers")
 	l, err := ledger.New(ctx, db)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	fx, err := NewEffects(ctx, l)
-	if err != nil {
-		return rep, err
+	if d.fx, err = NewEffects(ctx, l); err != nil {
+		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return rep, fmt.Errorf("listen for the demo API: %w", err)
-	}
-	srv := &http.Server{Handler: Handler(store), ReadHeaderTimeout: 5 * time.Second}
-	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	var bgErr error
-	var bgMu sync.Mutex
-	goRun := func(f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				bgMu.Lock()
-				bgErr = errors.Join(bgErr, err)
-				bgMu.Unlock()
-			}
-		}()
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		stopAll()
-		wg.Wait()
-	}()
-	goRun(func() error { return srv.Serve(ln) })
-	goRun(func() error {
-		return (&Relay{Store: store, Dialer: cfg.Dialer, Poll: 200 * time.Millisecond}).Run(runCtx)
-	})
-	providers := map[string]*Provider{
+	handlers := map[string]worker.Handler{}
+	d.providers = map[string]*Provider{
 		Email:  NewProvider(cfg.EmailLatency, 0, false),
 		Points: NewProvider(cfg.EmailLatency/3, 0, false),
 		Coupon: NewProvider(cfg.EmailLatency/3, 0, false),
 	}
-	var retried, dead atomic.Int64
 	for _, e := range SideEffects {
-		h, err := fx.Handler(e, providers[e])
-		if err != nil {
-			return rep, err
+		if handlers[e], err = d.fx.Handler(e, d.providers[e]); err != nil {
+			return err
 		}
-		goRun(func() error {
+	}
+	d.stack, err = StartStack(ctx, StackConfig{DB: db, Listen: "127.0.0.1:0", Relay: Relay{Dialer: cfg.Dialer, Poll: 200 * time.Millisecond}})
+	if err != nil {
+		return fmt.Errorf("start the demo API: %w", err)
+	}
+	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopAll = stopAll
+	for _, e := range SideEffects {
+		d.workers.run(func() error {
 			return worker.Run(runCtx, worker.Config{
-				Queue: e, Retry: policies[e], Prefetch: 10, Dialer: cfg.Dialer, Handler: h,
-				OnEvent: func(ev worker.Event) {
-					switch ev.Kind {
-					case worker.Retried:
-						retried.Add(1)
-					case worker.DeadLettered:
-						dead.Add(1)
-					}
-				},
+				Queue: e, Retry: d.policies[e], Prefetch: 10, Dialer: cfg.Dialer, Handler: handlers[e], OnEvent: d.count,
 			})
 		})
 	}
-	base := "http://" + ln.Addr().String()
-	say.Say("API on %s; e-mail provider latency %s, points and coupon %s", base, cfg.EmailLatency, cfg.EmailLatency/3)
-	say.Command("mqctl serve --listen " + ln.Addr().String())
-	say.Command(fmt.Sprintf("mqctl consume email --latency %s --max-attempts %d --backoff %s", cfg.EmailLatency, policies[Email].MaxAttempts, strings.Join(backoff, ",")))
-	say.Command(fmt.Sprintf("mqctl consume points --latency %s", cfg.EmailLatency/3))
-	say.Command(fmt.Sprintf("mqctl consume coupon --latency %s", cfg.EmailLatency/3))
+	d.say.Say("API on %s; e-mail provider latency %s, points and coupon %s", d.stack.URL(), cfg.EmailLatency, cfg.EmailLatency/3)
+	d.say.Command("mqctl serve --listen " + d.stack.Addr())
+	d.say.Command(fmt.Sprintf("mqctl consume email --latency %s --max-attempts %d --backoff %s", cfg.EmailLatency, d.policies[Email].MaxAttempts, strings.Join(d.backoff, ",")))
+	d.say.Command(fmt.Sprintf("mqctl consume points --latency %s", cfg.EmailLatency/3))
+	d.say.Command(fmt.Sprintf("mqctl consume coupon --latency %s", cfg.EmailLatency/3))
+	return nil
+}
 
-	client := &http.Client{Timeout: 10 * time.Second}
-	users := map[string]bool{}
-	signup := func(phase string, from int) (PhaseLatency, []string, error) {
-		var lat []time.Duration
-		var ids []string
-		for i := from; i < from+cfg.Users; i++ {
-			vip := i%4 == 0
-			body := fmt.Sprintf(`{"name":"user %d","email":"user%d@example.com","vip":%v}`, i+1, i+1, vip)
-			t0 := time.Now()
-			resp, err := client.Post(base+"/register", "application/json", strings.NewReader(body))
-			if err != nil {
-				return PhaseLatency{}, nil, fmt.Errorf("sign up user %d: %w", i+1, err)
-			}
-			var out RegisterResponse
-			err = decodeJSON(resp, &out)
-			lat = append(lat, time.Since(t0))
-			if err != nil || resp.StatusCode != http.StatusCreated {
-				return PhaseLatency{}, nil, fmt.Errorf("sign up user %d: HTTP %d %v", i+1, resp.StatusCode, err)
-			}
-			users[out.UserID] = vip
-			ids = append(ids, out.UserID)
-		}
-		return latencyOf(phase, lat), ids, nil
+// count keeps the retries and dead letters the workers report.
+func (d *demo) count(ev worker.Event) {
+	switch ev.Kind {
+	case worker.Retried:
+		d.retried.Add(1)
+	case worker.DeadLettered:
+		d.dead.Add(1)
 	}
-	waitEffects := func(what string, within time.Duration, done func(Tally) bool) error {
-		deadline := time.Now().Add(within)
-		for {
-			t, err := fx.Count(ctx)
-			if err != nil {
-				return err
-			}
-			if done(t) {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("demo: %s did not happen within %s; is the broker healthy? (`mqctl doctor`)", what, within)
-			}
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
-				return err
-			}
-		}
-	}
+}
 
-	say.Step(fmt.Sprintf("Sign up %d users with every provider healthy", cfg.Users))
-	lat, ids, err := signup("healthy", 0)
+// stopApp stops the API and relay, then the workers (after finishing the
+// deliveries in hand), and returns why any of them failed.
+func (d *demo) stopApp() error {
+	err := d.stack.Stop()
+	d.stopAll()
+	return errors.Join(err, d.workers.wait())
+}
+
+// signUpHealthy signs the first users up and waits for their side effects.
+func (d *demo) signUpHealthy(ctx context.Context) error {
+	cfg := d.cfg
+	d.say.Step(fmt.Sprintf("Sign up %d users with every provider healthy", cfg.Users))
+	ids, err := d.signUp(ctx, "healthy", 0)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	rep.Latency = append(rep.Latency, lat)
-	say.Say("sign-up latency: p50 %.1f ms, p95 %.1f ms, max %.1f ms (a synchronous chain of the three providers would add at least %s each)",
+	lat := d.rep.Latency[len(d.rep.Latency)-1]
+	d.say.Say("sign-up latency: p50 %.1f ms, p95 %.1f ms, max %.1f ms (a synchronous chain of the three providers would add at least %s each)",
 		lat.P50ms, lat.P95ms, lat.MaxMs, cfg.EmailLatency+2*(cfg.EmailLatency/3))
-	if err := waitEffects("the side effects of the first sign-ups", time.Minute, func(t Tally) bool {
-		vips := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !users[id] })
+	vips := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !d.users[id] })
+	if err := d.waitEffects(ctx, "the side effects of the first sign-ups", func(t Tally) bool {
 		return allHave(t, ids, Email) && allHave(t, ids, Points) && allHave(t, vips, Coupon)
 	}); err != nil {
-		return rep, err
+		return err
 	}
-	say.Say("all %d welcome e-mails sent, points granted, VIP coupons issued", len(ids))
+	d.say.Say("all %d welcome e-mails sent, points granted, VIP coupons issued", len(ids))
+	return nil
+}
 
-	say.Step("Break the e-mail provider and sign up more users")
-	providers[Email].SetDown(true)
-	say.Command(fmt.Sprintf("mqctl consume email --down --max-attempts %d --backoff %s", cfg.Retry.MaxAttempts, strings.Join(backoff, ",")))
-	lat, ids2, err := signup("e-mail provider down", cfg.Users)
+// breakEmail takes the e-mail provider down, signs more users up, and
+// follows their e-mails through the delay queues into email.dlq.
+func (d *demo) breakEmail(ctx context.Context) error {
+	cfg := d.cfg
+	d.say.Step("Break the e-mail provider and sign up more users")
+	d.providers[Email].SetDown(true)
+	d.say.Command(fmt.Sprintf("mqctl consume email --down --max-attempts %d --backoff %s", cfg.Retry.MaxAttempts, strings.Join(d.backoff, ",")))
+	ids, err := d.signUp(ctx, "e-mail provider down", cfg.Users)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	rep.Latency = append(rep.Latency, lat)
-	say.Say("sign-up latency: p50 %.1f ms, p95 %.1f ms, max %.1f ms: unchanged, the broken provider is not in the request path", lat.P50ms, lat.P95ms, lat.MaxMs)
-	say.Say("e-mails are retried after %s, then dead-lettered to email.dlq after attempt %d…", strings.Join(backoff, ", "), cfg.Retry.MaxAttempts)
+	d.downIDs = ids
+	lat := d.rep.Latency[len(d.rep.Latency)-1]
+	d.say.Say("sign-up latency: p50 %.1f ms, p95 %.1f ms, max %.1f ms: unchanged, the broken provider is not in the request path", lat.P50ms, lat.P95ms, lat.MaxMs)
+	d.say.Say("e-mails are retried after %s, then dead-lettered to email.dlq after attempt %d…", strings.Join(d.backoff, ", "), cfg.Retry.MaxAttempts)
+	if err := d.watchDeadLetters(ctx, len(ids)); err != nil {
+		return err
+	}
+	if err := d.waitEffects(ctx, "points for the new users", func(t Tally) bool { return allHave(t, ids, Points) }); err != nil {
+		return err
+	}
+	d.say.Say("%d retries so far; %d e-mails in email.dlq; points and coupons for the new users were not held up", d.retried.Load(), len(ids))
+	d.say.Command("mqctl backlog 'email*'")
+	return nil
+}
+
+// watchDeadLetters shows the depths of email, its delay queues and its DLQ
+// about once a second until the DLQ holds want messages (2 min at most).
+func (d *demo) watchDeadLetters(ctx context.Context, want int) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	watch := []string{Email}
-	for i := 1; i <= cfg.Retry.Steps(); i++ {
+	for i := 1; i <= d.cfg.Retry.Steps(); i++ {
 		watch = append(watch, pattern.DelayQueue(Email, i))
 	}
 	watch = append(watch, "email.dlq")
@@ -275,68 +293,68 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 		depths := make([]string, len(watch))
 		n := 0
 		for i, q := range watch {
-			d, err := demoDepth(ctx, cfg.Dialer, q)
+			depth, err := demoDepth(ctx, d.cfg.Dialer, q)
 			if err != nil {
-				return rep, err
+				return err
 			}
-			depths[i] = fmt.Sprintf("%s %d", q, d)
-			n = d
+			depths[i] = fmt.Sprintf("%s %d", q, depth)
+			n = depth
 		}
-		if n >= len(ids2) || time.Since(lastShown) >= time.Second {
-			say.Say("  %s", strings.Join(depths, " · "))
+		if n >= want || time.Since(lastShown) >= time.Second {
+			d.say.Say("  %s", strings.Join(depths, " · "))
 			lastShown = time.Now()
 		}
-		if n >= len(ids2) {
-			break
+		if n >= want {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return rep, fmt.Errorf("demo: only %d of %d e-mails reached email.dlq within 2m", n, len(ids2))
+			return fmt.Errorf("demo: only %d of %d e-mails reached email.dlq within 2m", n, want)
 		}
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return rep, err
+			return err
 		}
 	}
-	if err := waitEffects("points for the new users", time.Minute, func(t Tally) bool { return allHave(t, ids2, Points) }); err != nil {
-		return rep, err
-	}
-	say.Say("%d retries so far; %d e-mails in email.dlq; points and coupons for the new users were not held up", retried.Load(), len(ids2))
-	say.Command("mqctl backlog 'email*'")
+}
 
-	say.Step("Fix the provider, inspect the DLQ and replay it")
-	providers[Email].SetDown(false)
-	say.Command(fmt.Sprintf("mqctl consume email --latency %s", cfg.EmailLatency))
-	reasons, err := demoPeek(ctx, cfg.Dialer, policies[Email].DLQ)
+// fixAndReplay fixes the e-mail provider, shows why the DLQ's messages
+// died, replays them to the email queue and waits for the e-mails.
+func (d *demo) fixAndReplay(ctx context.Context) error {
+	cfg := d.cfg
+	d.say.Step("Fix the provider, inspect the DLQ and replay it")
+	d.providers[Email].SetDown(false)
+	d.say.Command(fmt.Sprintf("mqctl consume email --latency %s", cfg.EmailLatency))
+	reasons, err := demoPeek(ctx, cfg.Dialer, d.policies[Email].DLQ)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	for r, n := range reasons {
-		say.Say("email.dlq: %d × %q", n, r)
+		d.say.Say("email.dlq: %d × %q", n, r)
 	}
-	say.Command("mqctl dlq show email.dlq")
-	rep.Replayed, err = demoReplay(ctx, cfg.Dialer, policies[Email].DLQ)
-	if err != nil {
-		return rep, err
+	d.say.Command("mqctl dlq show email.dlq")
+	if d.rep.Replayed, err = demoReplay(ctx, cfg.Dialer, d.policies[Email].DLQ); err != nil {
+		return err
 	}
-	say.Say("replayed %d messages to the queue they died in (email), not to user.events, so points and coupons are not granted again", rep.Replayed)
-	say.Command("mqctl dlq replay email.dlq --all --yes")
-	if err := waitEffects("the replayed e-mails", time.Minute, func(t Tally) bool { return allHave(t, ids2, Email) }); err != nil {
-		return rep, err
-	}
+	d.say.Say("replayed %d messages to the queue they died in (email), not to user.events, so points and coupons are not granted again", d.rep.Replayed)
+	d.say.Command("mqctl dlq replay email.dlq --all --yes")
+	return d.waitEffects(ctx, "the replayed e-mails", func(t Tally) bool { return allHave(t, d.downIDs, Email) })
+}
 
-	say.Step("Check: every user got exactly one e-mail, one points grant, and VIPs one coupon")
+// check counts every user's side effects once the queues are quiet.
+func (d *demo) check(ctx context.Context) error {
+	d.say.Step("Check: every user got exactly one e-mail, one points grant, and VIPs one coupon")
 	// Let anything still in flight land before counting.
-	if err := demoSettle(ctx, cfg.Dialer); err != nil {
-		return rep, err
+	if err := demoSettle(ctx, d.cfg.Dialer); err != nil {
+		return err
 	}
-	tally, err := fx.Count(ctx)
+	tally, err := d.fx.Count(ctx)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	list, err := store.Users(ctx)
+	list, err := d.stack.Store.Users(ctx)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	rep.OK = len(list) == len(users)
+	d.rep.OK = len(list) == len(d.users)
 	for _, u := range list {
 		c := tally[u.ID]
 		ue := UserEffects{UserID: u.ID, Name: u.Name, VIP: u.VIP, Emails: c[Email], Points: c[Points], Coupons: c[Coupon]}
@@ -345,19 +363,63 @@ func RunDemo(ctx context.Context, cfg DemoConfig, say Narrator) (DemoReport, err
 			wantCoupons = 1
 		}
 		ue.OK = ue.Emails == 1 && ue.Points == 1 && ue.Coupons == wantCoupons
-		rep.OK = rep.OK && ue.OK
-		rep.Users = append(rep.Users, ue)
+		d.rep.OK = d.rep.OK && ue.OK
+		d.rep.Users = append(d.rep.Users, ue)
 	}
-	rep.Retried, rep.DeadLettered = retried.Load(), dead.Load()
-	bgMu.Lock()
-	defer bgMu.Unlock()
-	if bgErr != nil {
-		return rep, bgErr
+	d.rep.Retried, d.rep.DeadLettered = d.retried.Load(), d.dead.Load()
+	return nil
+}
+
+// signUp registers cfg.Users users through the API, numbered from from
+// (every fourth a VIP), records the phase's latency and returns their ids.
+func (d *demo) signUp(ctx context.Context, phase string, from int) ([]string, error) {
+	var lat []time.Duration
+	var ids []string
+	for i := from; i < from+d.cfg.Users; i++ {
+		vip := i%4 == 0
+		body := fmt.Sprintf(`{"name":"user %d","email":"user%d@example.com","vip":%v}`, i+1, i+1, vip)
+		t0 := time.Now()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.stack.URL()+"/register", strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := d.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("sign up user %d: %w", i+1, err)
+		}
+		var out RegisterResponse
+		err = decodeJSON(resp, &out)
+		lat = append(lat, time.Since(t0))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			return nil, fmt.Errorf("sign up user %d: HTTP %d %v", i+1, resp.StatusCode, err)
+		}
+		d.users[out.UserID] = vip
+		ids = append(ids, out.UserID)
 	}
-	if !rep.OK {
-		return rep, ErrDemoCheckFailed
+	d.rep.Latency = append(d.rep.Latency, latencyOf(phase, lat))
+	return ids, nil
+}
+
+// waitEffects polls the side-effect tables until done says so (1 min at most).
+func (d *demo) waitEffects(ctx context.Context, what string, done func(Tally) bool) error {
+	const within = time.Minute
+	deadline := time.Now().Add(within)
+	for {
+		t, err := d.fx.Count(ctx)
+		if err != nil {
+			return err
+		}
+		if done(t) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: %s did not happen within %s; is the broker healthy? (`mqctl doctor`)", what, within)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	return rep, nil
 }
 
 func decodeJSON(resp *http.Response, v any) error {

@@ -46,7 +46,7 @@ type ProduceSummary struct {
 // no other node would take the events either). It returns when all are
 // confirmed, ctx ends, or a block outlasts its bound (a *broker.BlockedError);
 // the summary says how far it got either way.
-func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err error) {
+func Produce(ctx context.Context, o ProduceOptions) (ProduceSummary, error) {
 	ctx = broker.WithBlockedPolicy(ctx, o.Blocked)
 	if o.Window <= 0 {
 		o.Window = 256
@@ -57,142 +57,179 @@ func Produce(ctx context.Context, o ProduceOptions) (sum ProduceSummary, err err
 	if o.OnEvent == nil {
 		o.OnEvent = func(RelayEvent) {}
 	}
-	sum.Requested = o.Count
+	p := &producer{o: o, pace: pacer(o.Rate)}
+	p.sum.Requested = o.Count
 	start := time.Now()
-	defer func() {
-		sum.Seconds = time.Since(start).Seconds()
-		if sum.Seconds > 0 {
-			sum.Rate = float64(sum.Confirmed) / sum.Seconds
-		}
-	}()
-
-	var pace func(context.Context) error
-	if o.Rate > 0 {
-		interval := time.Duration(float64(time.Second) / o.Rate)
-		next := time.Now()
-		pace = func(ctx context.Context) error {
-			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
-				return sleep(ctx, d)
-			}
-			return nil
-		}
+	err := p.run(ctx)
+	p.sum.Seconds = time.Since(start).Seconds()
+	if p.sum.Seconds > 0 {
+		p.sum.Rate = float64(p.sum.Confirmed) / p.sum.Seconds
 	}
-	var retry []outgoing // not confirmed yet: published again first
-	made := 0
-	take := func() []outgoing {
-		batch := retry
-		if len(batch) > o.Window {
-			batch, retry = batch[:o.Window], batch[o.Window:]
-		} else {
-			retry = nil
-		}
-		sum.Republished += len(batch)
-		for len(batch) < o.Window && made < o.Count {
-			e := Event{EventID: NewID(), UserID: NewID(), VIP: rand.Float64() < o.VIPRatio, RegisteredAt: time.Now().UTC()}
-			e.Name = fmt.Sprintf("user %d", made+1)
-			e.Email = fmt.Sprintf("user%d-%s@example.com", made+1, e.UserID[:8])
-			body, _ := json.Marshal(e)
-			batch = append(batch, outgoing{key: e.RoutingKey(), msg: eventMessage(e.EventID, body)})
-			if e.VIP {
-				sum.VIP++
-			}
-			made++
-		}
-		return batch
-	}
+	return p.sum, err
+}
 
-	refusals := 0
-	for sum.Confirmed < o.Count {
+// producer is one Produce run: the events not yet confirmed and the
+// summary so far.
+type producer struct {
+	o     ProduceOptions
+	pace  func(context.Context) error
+	sum   ProduceSummary
+	retry []outgoing // not confirmed yet: published again first
+	made  int
+}
+
+// pacer waits before each publish so that at most rate events a second go
+// out (nil: no limit).
+func pacer(rate float64) func(context.Context) error {
+	if rate <= 0 {
+		return nil
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	next := time.Now()
+	return func(ctx context.Context) error {
+		next = next.Add(interval)
+		if d := time.Until(next); d > 0 {
+			return sleep(ctx, d)
+		}
+		return nil
+	}
+}
+
+// run connects (again) until every event is confirmed or it gives up.
+func (p *producer) run(ctx context.Context) error {
+	o := p.o
+	for p.sum.Confirmed < o.Count {
 		conn, err := o.Dialer.DialRetry(ctx, o.Backoff, func(_ int, err error) {
 			o.OnEvent(RelayEvent{Kind: "reconnecting", Err: err})
 		})
 		if err != nil {
-			return sum, fmt.Errorf("produce: %d of %d confirmed: %w", sum.Confirmed, o.Count, err)
+			return fmt.Errorf("produce: %d of %d confirmed: %w", p.sum.Confirmed, o.Count, err)
 		}
-		if err := checkExchange(conn); err != nil {
+		if err := checkExchange(conn, Exchange); err != nil {
 			_ = conn.Close()
-			return sum, err
+			return err
 		}
-		pub, err := broker.NewPublisher(conn, o.Window)
-		if err != nil {
-			_ = conn.Close()
-			o.Dialer.Failover()
-			sum.Reconnects++
-			continue
+		err = errReconnect // no publisher on this connection: try another
+		if pub, perr := broker.NewPublisher(conn, o.Window); perr == nil {
+			o.OnEvent(RelayEvent{Kind: "connected"})
+			err = p.session(ctx, pub)
+			_ = pub.Close()
 		}
-		o.OnEvent(RelayEvent{Kind: "connected"})
-		for sum.Confirmed < o.Count {
-			batch := take()
-			errs := publishAll(ctx, pub, batch, pace)
-			var lost, refused, blocked error
-			for i, perr := range errs {
-				var be *broker.BlockedError
-				switch {
-				case perr == nil:
-					sum.Confirmed++
-				case broker.AccessRefused(perr):
-					// A missing permission: reconnecting cannot fix it.
-					_ = pub.Close()
-					_ = conn.Close()
-					return sum, fail.Wrap(fail.Auth, fmt.Errorf("produce: %d of %d confirmed: %w", sum.Confirmed, o.Count, perr))
-				default:
-					retry = append(retry, batch[i])
-					if errors.As(perr, &be) {
-						blocked = perr
-					} else if connectionLost(perr) || ctx.Err() != nil {
-						lost = perr
-					} else {
-						refused = perr
-					}
-				}
-			}
-			if ctx.Err() != nil || blocked != nil {
-				_ = pub.Close()
-				_ = conn.Close()
-				if blocked == nil {
-					blocked = ctx.Err()
-				}
-				return sum, fmt.Errorf("produce: %d of %d confirmed: %w", sum.Confirmed, o.Count, blocked)
-			}
-			if lost != nil {
-				o.OnEvent(RelayEvent{Kind: "disconnected", Err: lost})
-				break
-			}
-			if refused != nil {
-				o.OnEvent(RelayEvent{Kind: "failed", Err: refused})
-				if refusals > 20 {
-					_ = pub.Close()
-					_ = conn.Close()
-					return sum, fmt.Errorf("produce: %d of %d confirmed; the broker keeps refusing: %w", sum.Confirmed, o.Count, refused)
-				}
-				_ = sleep(ctx, o.Backoff.Delay(refusals))
-				refusals++
-				continue
-			}
-			refusals = 0
-		}
-		_ = pub.Close()
 		_ = conn.Close()
-		if sum.Confirmed < o.Count {
-			sum.Reconnects++
+		if !errors.Is(err, errReconnect) {
+			return err
+		}
+		if p.sum.Confirmed < o.Count {
+			p.sum.Reconnects++
 			o.Dialer.Failover()
 		}
 	}
-	return sum, nil
+	return nil
+}
+
+// errReconnect ends a session whose connection is lost (or could not
+// publish): the run dials again.
+var errReconnect = errors.New("reconnect")
+
+// session publishes batches on one connection until every event is
+// confirmed (nil), the connection is lost (errReconnect), or a failure
+// no reconnect can fix.
+func (p *producer) session(ctx context.Context, pub *broker.Publisher) error {
+	o := p.o
+	refusals := 0
+	for p.sum.Confirmed < o.Count {
+		batch := p.take()
+		lost, refused, err := p.settle(ctx, batch, publishAll(ctx, pub, Exchange, batch, p.pace))
+		switch {
+		case err != nil:
+			return err
+		case lost != nil:
+			o.OnEvent(RelayEvent{Kind: "disconnected", Err: lost})
+			return errReconnect
+		case refused != nil:
+			o.OnEvent(RelayEvent{Kind: "failed", Err: refused})
+			if refusals > 20 {
+				return fmt.Errorf("produce: %d of %d confirmed; the broker keeps refusing: %w", p.sum.Confirmed, o.Count, refused)
+			}
+			_ = sleep(ctx, o.Backoff.Delay(refusals))
+			refusals++
+		default:
+			refusals = 0
+		}
+	}
+	return nil
+}
+
+// settle counts the confirmed events of batch and keeps the others for a
+// retry. It says why some were not confirmed: the connection was lost, or
+// the broker refused them; err is a failure that ends the run (a refused
+// permission, a block past its bound, ctx ended).
+func (p *producer) settle(ctx context.Context, batch []outgoing, errs []error) (lost, refused, err error) {
+	var blocked error
+	for i, perr := range errs {
+		var be *broker.BlockedError
+		switch {
+		case perr == nil:
+			p.sum.Confirmed++
+		case broker.AccessRefused(perr):
+			// A missing permission: reconnecting cannot fix it.
+			return nil, nil, fail.Wrap(fail.Auth, fmt.Errorf("produce: %d of %d confirmed: %w", p.sum.Confirmed, p.o.Count, perr))
+		default:
+			p.retry = append(p.retry, batch[i])
+			if errors.As(perr, &be) {
+				blocked = perr
+			} else if connectionLost(perr) || ctx.Err() != nil {
+				lost = perr
+			} else {
+				refused = perr
+			}
+		}
+	}
+	if ctx.Err() != nil || blocked != nil {
+		if blocked == nil {
+			blocked = ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("produce: %d of %d confirmed: %w", p.sum.Confirmed, p.o.Count, blocked)
+	}
+	return lost, refused, nil
+}
+
+// take returns the next batch: what was not confirmed first, then new
+// events, up to the window.
+func (p *producer) take() []outgoing {
+	o := p.o
+	batch := p.retry
+	if len(batch) > o.Window {
+		batch, p.retry = batch[:o.Window], batch[o.Window:]
+	} else {
+		p.retry = nil
+	}
+	p.sum.Republished += len(batch)
+	for len(batch) < o.Window && p.made < o.Count {
+		e := Event{EventID: NewID(), UserID: NewID(), VIP: rand.Float64() < o.VIPRatio, RegisteredAt: time.Now().UTC()}
+		e.Name = fmt.Sprintf("user %d", p.made+1)
+		e.Email = fmt.Sprintf("user%d-%s@example.com", p.made+1, e.UserID[:8])
+		body, _ := json.Marshal(e)
+		batch = append(batch, outgoing{key: e.RoutingKey(), msg: eventMessage(e.EventID, body)})
+		if e.VIP {
+			p.sum.VIP++
+		}
+		p.made++
+	}
+	return batch
 }
 
 // checkExchange fails fast, with a hint, when the exchange is missing:
 // publishing to it would close the channel again and again.
-func checkExchange(conn *amqp.Connection) error {
+func checkExchange(conn *amqp.Connection, exchange string) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil // the session will find out and reconnect
 	}
-	err = ch.ExchangeDeclarePassive(Exchange, "topic", true, false, false, false, nil)
+	err = ch.ExchangeDeclarePassive(exchange, "topic", true, false, false, false, nil)
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-		return fmt.Errorf("exchange %s does not exist: apply the registration topology first (`mqctl topology apply -f examples/registration/topology.yaml`)", Exchange)
+		return fmt.Errorf("exchange %s does not exist: apply the registration topology first (`mqctl topology apply -f examples/registration/topology.yaml`)", exchange)
 	}
 	if err == nil {
 		_ = ch.Close()

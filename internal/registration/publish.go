@@ -39,10 +39,10 @@ type outgoing struct {
 // broker blocks the connection (an alarm: the BlockedPolicy bounds that).
 const confirmTimeout = 30 * time.Second
 
-// publishAll publishes msgs to Exchange and waits for every confirm; the
+// publishAll publishes msgs to exchange and waits for every confirm; the
 // result says, per message, nil (safely queued) or why not. pace, when
 // set, is awaited before each publish (rate limiting).
-func publishAll(ctx context.Context, pub *broker.Publisher, msgs []outgoing, pace func(context.Context) error) []error {
+func publishAll(ctx context.Context, pub *broker.Publisher, exchange string, msgs []outgoing, pace func(context.Context) error) []error {
 	errs := make([]error, len(msgs))
 	confs := make([]*broker.Confirmation, len(msgs))
 	var stop error
@@ -54,7 +54,7 @@ func publishAll(ctx context.Context, pub *broker.Publisher, msgs []outgoing, pac
 			errs[i] = stop
 			continue
 		}
-		c, err := pub.Publish(ctx, Exchange, m.key, m.msg)
+		c, err := pub.Publish(ctx, exchange, m.key, m.msg)
 		if err != nil {
 			errs[i] = err
 			stop = err

@@ -1,8 +1,9 @@
-package registration
+package registration_test
 
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/broker"
@@ -20,6 +22,8 @@ import (
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/pattern"
+	"github.com/mqctl/mqctl/internal/registration"
+	"github.com/mqctl/mqctl/internal/registration/registrationtest"
 	"github.com/mqctl/mqctl/internal/worker"
 )
 
@@ -39,11 +43,11 @@ func openDB(t *testing.T, name string) *ledger.Ledger {
 
 func TestRegisterAPIValidatesAndStoresUserWithOutboxRow(t *testing.T) {
 	l := openDB(t, "app.db")
-	store, err := NewStore(context.Background(), l.DB())
+	store, err := registration.NewStore(context.Background(), l.DB())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(store))
+	srv := httptest.NewServer(registration.Handler(store))
 	defer srv.Close()
 	for _, tc := range []struct {
 		body string
@@ -80,59 +84,37 @@ func TestRegisterAPIValidatesAndStoresUserWithOutboxRow(t *testing.T) {
 		t.Errorf("stats = %+v, want 2 users and 2 pending outbox rows", st)
 	}
 	rows, _ := store.Pending(context.Background(), 10)
-	if len(rows) != 2 || rows[0].RoutingKey != KeyRegisteredVIP || rows[1].RoutingKey != KeyRegistered {
+	if len(rows) != 2 || rows[0].RoutingKey != registration.KeyRegisteredVIP || rows[1].RoutingKey != registration.KeyRegistered {
 		t.Errorf("outbox rows = %+v", rows)
 	}
 }
 
-// app is serve + the three workers, in-process, against one vhost.
+// app is serve (the Stack) + the three workers, in-process, against one
+// vhost.
 type app struct {
-	store  *Store
-	fx     *Effects
-	api    *httptest.Server
+	stack  *registration.Stack
+	db     *sql.DB // the stack's
+	fx     *registration.Effects
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errs   chan error
 }
 
-func shortRetry(effect string, backoff ...time.Duration) pattern.Retry {
-	if len(backoff) == 0 {
-		backoff = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
-	}
-	return pattern.Retry{Queue: effect, MaxAttempts: 3, Backoff: backoff, DLQ: pattern.DefaultDLQ(effect)}
+func startApp(t *testing.T, env *brokertest.Env, providers map[string]*registration.Provider, overrides ...pattern.Retry) *app {
+	t.Helper()
+	return startAppOn(t, env.Settings(t), env.Mgmt, env.Vhost, providers, overrides...)
 }
 
-func startApp(t *testing.T, env *brokertest.Env, providers map[string]*Provider, overrides ...pattern.Retry) *app {
+// startAppOn applies the registration topology to vhost through mgmt and
+// runs the app against the broker in s.
+func startAppOn(t *testing.T, s config.Settings, mgmt *rabbithole.Client, vhost string, providers map[string]*registration.Provider, overrides ...pattern.Retry) *app {
 	t.Helper()
-	return startAppOn(t, env.Settings(t), env.Channel(t), providers, overrides...)
-}
-
-// startAppOn runs the app against the broker in s, declaring the topology
-// on ch.
-func startAppOn(t *testing.T, s config.Settings, ch *amqp.Channel, providers map[string]*Provider, overrides ...pattern.Retry) *app {
-	t.Helper()
-	policies := map[string]pattern.Retry{}
-	for _, e := range SideEffects {
-		policies[e] = shortRetry(e)
-	}
-	for _, r := range overrides {
-		policies[r.Queue] = r
-	}
-	if err := DeclareTopology(ch, policies); err != nil {
-		t.Fatal(err)
-	}
-	appDB := openDB(t, "app.db")
-	store, err := NewStore(context.Background(), appDB.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
+	policies := registrationtest.Apply(t, mgmt, vhost, overrides...)
 	l := openDB(t, "effects.db")
-	fx, err := NewEffects(context.Background(), l)
+	fx, err := registration.NewEffects(context.Background(), l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{store: store, fx: fx, api: httptest.NewServer(Handler(store)), cancel: cancel, errs: make(chan error, 8)}
 	dial := func(name string) *broker.Dialer {
 		d, err := broker.NewDialer(s, name)
 		if err != nil {
@@ -140,11 +122,17 @@ func startAppOn(t *testing.T, s config.Settings, ch *amqp.Channel, providers map
 		}
 		return d
 	}
-	a.run(func() error { return (&Relay{Store: store, Dialer: dial("relay")}).Run(ctx) })
-	for _, e := range SideEffects {
+	db := openDB(t, "app.db").DB()
+	stack, err := registration.StartStack(context.Background(), registration.StackConfig{DB: db, Listen: "127.0.0.1:0", Relay: registration.Relay{Dialer: dial("relay")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &app{stack: stack, db: db, fx: fx, cancel: cancel, errs: make(chan error, 8)}
+	for _, e := range registration.SideEffects {
 		p := providers[e]
 		if p == nil {
-			p = NewProvider(0, 0, false)
+			p = registration.NewProvider(0, 0, false)
 		}
 		h, err := fx.Handler(e, p)
 		if err != nil {
@@ -169,20 +157,22 @@ func (a *app) run(f func() error) {
 }
 
 func (a *app) stop() {
+	if err := a.stack.Stop(); err != nil {
+		a.errs <- err
+	}
 	a.cancel()
 	a.wg.Wait()
-	a.api.Close()
 }
 
 func (a *app) register(t *testing.T, i int, vip bool) string {
 	t.Helper()
 	body := fmt.Sprintf(`{"name":"user %d","email":"user%d@example.com","vip":%v}`, i, i, vip)
-	resp, err := http.Post(a.api.URL+"/register", "application/json", bytes.NewBufferString(body))
+	resp, err := http.Post(a.stack.URL()+"/register", "application/json", bytes.NewBufferString(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out RegisterResponse
+	var out registration.RegisterResponse
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 201 {
 		t.Fatalf("register %d: %d %v", i, resp.StatusCode, err)
 	}
@@ -200,12 +190,12 @@ func (a *app) waitExactlyOnce(t *testing.T, users map[string]bool, what string, 
 
 // exactlyOnce checks every user got one e-mail and one points grant, and
 // VIPs (only) one coupon; it returns the problems.
-func exactlyOnce(tally Tally, users map[string]bool) []string {
+func exactlyOnce(tally registration.Tally, users map[string]bool) []string {
 	var problems []string
 	for u, vip := range users {
-		want := map[string]int{Email: 1, Points: 1, Coupon: 0}
+		want := map[string]int{registration.Email: 1, registration.Points: 1, registration.Coupon: 0}
 		if vip {
-			want[Coupon] = 1
+			want[registration.Coupon] = 1
 		}
 		for effect, n := range want {
 			if got := tally[u][effect]; got != n {
@@ -222,10 +212,10 @@ func exactlyOnce(tally Tally, users map[string]bool) []string {
 func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
-	a := startApp(t, env, map[string]*Provider{
+	a := startApp(t, env, map[string]*registration.Provider{
 		// A flaky provider: retries happen, and still one e-mail per user.
-		Email: NewProvider(time.Millisecond, 0.3, false),
-	}, pattern.Retry{Queue: Email, MaxAttempts: 12, Backoff: []time.Duration{100 * time.Millisecond}, DLQ: "email.dlq"}) // 0.3^12: no dead letter
+		registration.Email: registration.NewProvider(time.Millisecond, 0.3, false),
+	}, pattern.Retry{Queue: registration.Email, MaxAttempts: 12, Backoff: []time.Duration{100 * time.Millisecond}, DLQ: "email.dlq"}) // 0.3^12: no dead letter
 	users := map[string]bool{}
 	for i := range 60 {
 		vip := i%4 == 0
@@ -233,25 +223,28 @@ func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 	}
 	// Publish some events a second time, as a relay would after losing a
 	// confirm: the ledger must absorb them.
-	rows, err := a.store.db.Query(`SELECT event_id, routing_key, body FROM outbox ORDER BY seq LIMIT 10`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dups []outgoing
-	for rows.Next() {
-		var id, key string
-		var body []byte
-		_ = rows.Scan(&id, &key, &body)
-		dups = append(dups, outgoing{key: key, msg: eventMessage(id, body)})
-	}
-	rows.Close()
+	brokertest.WaitFor(t, "the outbox relayed", 30*time.Second, func() bool {
+		st, _ := a.stack.Store.Stats(context.Background())
+		return st.Sent == len(users)
+	})
 	pub, err := broker.NewPublisher(env.Dial(t), 16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	for _, err := range publishAll(context.Background(), pub, dups, nil) {
-		if err != nil {
+	rows, err := a.db.Query(`SELECT event_id, routing_key, body FROM outbox ORDER BY seq LIMIT 10`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, key string
+		var body []byte
+		if err := rows.Scan(&id, &key, &body); err != nil {
+			t.Fatal(err)
+		}
+		msg := amqp.Publishing{MessageId: id, DeliveryMode: amqp.Persistent, ContentType: "application/json", Body: body}
+		if err := pub.PublishAndWait(context.Background(), registration.Exchange, key, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -271,7 +264,7 @@ func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 	for _, p := range exactlyOnce(tally, users) {
 		t.Error(p)
 	}
-	st, _ := a.store.Stats(context.Background())
+	st, _ := a.stack.Store.Stats(context.Background())
 	if st.Pending != 0 || st.Sent != 60 {
 		t.Errorf("outbox = %+v, want 60 sent, 0 pending", st)
 	}
@@ -285,7 +278,7 @@ func TestEveryRegistrationHasItsSideEffectsExactlyOnce(t *testing.T) {
 func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
-	a := startApp(t, env, map[string]*Provider{Email: NewProvider(0, 1, false)}) // --fail-rate 1
+	a := startApp(t, env, map[string]*registration.Provider{registration.Email: registration.NewProvider(0, 1, false)}) // --fail-rate 1
 	users := map[string]bool{}
 	for i := range 12 {
 		users[a.register(t, i, i%3 == 0)] = i%3 == 0
@@ -295,7 +288,7 @@ func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) 
 		tally, _ := a.fx.Count(context.Background())
 		n := 0
 		for _, m := range tally {
-			n += m[Points]
+			n += m[registration.Points]
 		}
 		return n == len(users)
 	})
@@ -308,7 +301,7 @@ func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) 
 		if err != nil || !ok {
 			t.Fatalf("get email.dlq: %v %v", ok, err)
 		}
-		e, err := DecodeEvent(m.Body)
+		e, err := registration.DecodeEvent(m.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +309,7 @@ func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) 
 		if got := worker.Attempt(m.Headers); got != 3 {
 			t.Errorf("dead letter of %s after attempt %d, want max_attempts 3", e.UserID, got)
 		}
-		if m.Headers[pattern.HeaderFailureReason] != "provider error (simulated failure)" || m.Headers[pattern.HeaderOriginQueue] != Email {
+		if m.Headers[pattern.HeaderFailureReason] != "provider error (simulated failure)" || m.Headers[pattern.HeaderOriginQueue] != registration.Email {
 			t.Errorf("dead letter headers: %v", m.Headers)
 		}
 		first, _ := time.Parse(time.RFC3339, fmt.Sprint(m.Headers[pattern.HeaderFirstFailedAt]))
@@ -330,7 +323,7 @@ func TestBrokenEmailProviderDeadLettersEveryEmailAfterMaxAttempts(t *testing.T) 
 	}
 	tally, _ := a.fx.Count(context.Background())
 	for u := range users {
-		if tally[u][Email] != 0 {
+		if tally[u][registration.Email] != 0 {
 			t.Errorf("user %s got an e-mail from a provider failing every call", u)
 		}
 	}
@@ -350,7 +343,7 @@ func TestWorkerDeadLettersABodyThatIsNotJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	if err := pub.PublishAndWait(context.Background(), Exchange, KeyRegistered, amqp.Publishing{MessageId: "junk", Body: []byte("<html>")}); err != nil {
+	if err := pub.PublishAndWait(context.Background(), registration.Exchange, registration.KeyRegistered, amqp.Publishing{MessageId: "junk", Body: []byte("<html>")}); err != nil {
 		t.Fatal(err)
 	}
 	brokertest.WaitFor(t, "the junk in email.dlq and points.dlq", 20*time.Second, func() bool {
@@ -369,20 +362,14 @@ func TestWorkerDeadLettersABodyThatIsNotJSON(t *testing.T) {
 func TestProducePublishesEveryEventConfirmed(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
-	policies := map[string]pattern.Retry{}
-	for _, e := range SideEffects {
-		policies[e] = shortRetry(e)
-	}
-	if err := DeclareTopology(env.Channel(t), policies); err != nil {
-		t.Fatal(err)
-	}
+	registrationtest.Apply(t, env.Mgmt, env.Vhost)
 	d, _ := broker.NewDialer(env.Settings(t), "produce test")
-	sum, err := Produce(context.Background(), ProduceOptions{Count: 500, VIPRatio: 0.5, Window: 64, Dialer: d})
+	sum, err := registration.Produce(context.Background(), registration.ProduceOptions{Count: 500, VIPRatio: 0.5, Window: 64, Dialer: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Confirmed != 500 || sum.Seconds <= 0 || sum.Rate <= 0 || env.QueueDepth(t, Email) != 500 || env.QueueDepth(t, Coupon) != sum.VIP {
-		t.Errorf("summary %+v; email holds %d, coupon %d", sum, env.QueueDepth(t, Email), env.QueueDepth(t, Coupon))
+	if sum.Confirmed != 500 || sum.Seconds <= 0 || sum.Rate <= 0 || env.QueueDepth(t, registration.Email) != 500 || env.QueueDepth(t, registration.Coupon) != sum.VIP {
+		t.Errorf("summary %+v; email holds %d, coupon %d", sum, env.QueueDepth(t, registration.Email), env.QueueDepth(t, registration.Coupon))
 	}
 }
 
@@ -392,7 +379,7 @@ func TestProduceFailsFastWithoutTheExchange(t *testing.T) {
 	d, _ := broker.NewDialer(env.Settings(t), "produce test")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := Produce(ctx, ProduceOptions{Count: 1, Dialer: d})
+	_, err := registration.Produce(ctx, registration.ProduceOptions{Count: 1, Dialer: d})
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Produce without user.events = %v, want a quick error", err)
 	}
@@ -400,10 +387,9 @@ func TestProduceFailsFastWithoutTheExchange(t *testing.T) {
 
 func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	t.Parallel()
-	node := brokertest.StartNode(t)
-	ch := node.Channel(t)
-	slow := func() *Provider { return NewProvider(20*time.Millisecond, 0, false) }
-	a := startAppOn(t, node.Settings(t), ch, map[string]*Provider{Email: slow(), Points: slow(), Coupon: slow()})
+	node := brokertest.StartNodeWith(t, brokertest.NodeOptions{Management: true})
+	slow := func() *registration.Provider { return registration.NewProvider(20*time.Millisecond, 0, false) }
+	a := startAppOn(t, node.Settings(t), registrationtest.Mgmt(t, node.MgmtURL()), "/", map[string]*registration.Provider{registration.Email: slow(), registration.Points: slow(), registration.Coupon: slow()})
 
 	users := map[string]bool{}
 	for i := range 40 {
@@ -418,14 +404,14 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 	for i := 40; i < 60; i++ {
 		users[a.register(t, i, i%5 == 0)] = i%5 == 0
 	}
-	if st, _ := a.store.Stats(context.Background()); st.Pending == 0 {
+	if st, _ := a.stack.Store.Stats(context.Background()); st.Pending == 0 {
 		t.Errorf("no outbox backlog while the broker is down: %+v", st)
 	}
 	node.Start(t)
 
 	a.waitExactlyOnce(t, users, "every side effect after the restart", 90*time.Second)
 	brokertest.WaitFor(t, "the outbox drained", 30*time.Second, func() bool {
-		st, _ := a.store.Stats(context.Background())
+		st, _ := a.stack.Store.Stats(context.Background())
 		return st.Pending == 0
 	})
 	a.stop()
@@ -448,15 +434,9 @@ func TestBrokerRestartDuringServeAndConsumeLosesNoRegistration(t *testing.T) {
 
 func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	t.Parallel()
-	node := brokertest.StartNode(t)
+	node := brokertest.StartNodeWith(t, brokertest.NodeOptions{Management: true})
+	registrationtest.Apply(t, registrationtest.Mgmt(t, node.MgmtURL()), "/")
 	ch := node.Channel(t)
-	policies := map[string]pattern.Retry{}
-	for _, e := range SideEffects {
-		policies[e] = shortRetry(e)
-	}
-	if err := DeclareTopology(ch, policies); err != nil {
-		t.Fatal(err)
-	}
 
 	// The rate makes the run last 15 s; the restart starts once a tenth is
 	// confirmed, so it lands mid-run however slowly the machine stops a node.
@@ -468,13 +448,13 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	var mu sync.Mutex
 	connected := 0
 	type result struct {
-		sum ProduceSummary
+		sum registration.ProduceSummary
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := Produce(context.Background(), ProduceOptions{Count: n, Rate: rate, Window: 50, Dialer: d,
-			OnEvent: func(e RelayEvent) {
+		sum, err := registration.Produce(context.Background(), registration.ProduceOptions{Count: n, Rate: rate, Window: 50, Dialer: d,
+			OnEvent: func(e registration.RelayEvent) {
 				if e.Kind == "connected" {
 					mu.Lock()
 					connected++
@@ -484,9 +464,9 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 		done <- result{sum, err}
 	}()
 	brokertest.WaitFor(t, "a tenth of the events confirmed", time.Minute, func() bool {
-		q, err := ch.QueueDeclarePassive(Email, true, false, false, false, nil)
+		q, err := ch.QueueDeclarePassive(registration.Email, true, false, false, false, nil)
 		if err != nil {
-			t.Fatalf("passive declare %s: %v", Email, err)
+			t.Fatalf("passive declare %s: %v", registration.Email, err)
 		}
 		return q.Messages >= n/10
 	})
@@ -511,7 +491,7 @@ func TestProduceSurvivesABrokerRestart(t *testing.T) {
 	ch = node.Channel(t)
 	ids := map[string]bool{}
 	for {
-		m, ok, err := ch.Get(Email, true)
+		m, ok, err := ch.Get(registration.Email, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,18 +18,21 @@ type RelayEvent struct {
 	Err   error
 }
 
-// Relay publishes the outbox: each row to Exchange with its routing key,
+// Relay publishes the outbox: each row to its exchange with its routing key,
 // persistent, confirmed and mandatory, and marks it sent only after a
 // positive confirm. Returned or nacked rows are retried with backoff; a
 // lost connection is re-dialled with backoff, failing over between nodes.
 // A row may be published twice (confirm lost with the connection): the
 // consumers' ledger makes that harmless.
 type Relay struct {
-	Store   *Store
-	Dialer  Dialer
-	Backoff broker.Backoff // reconnects and retries of refused rows
-	Batch   int            // rows per round (default 100)
-	Poll    time.Duration  // look at the outbox at least this often (default 1s)
+	Store  *Store
+	Dialer Dialer
+	// Exchange is where rows go (default Exchange, user.events; the
+	// register benchmark publishes to an exchange of its own).
+	Exchange string
+	Backoff  broker.Backoff // reconnects and retries of refused rows
+	Batch    int            // rows per round (default 100)
+	Poll     time.Duration  // look at the outbox at least this often (default 1s)
 	// Blocked is how publishes wait while the broker blocks them (a memory
 	// or disk alarm). A relay usually waits as long as the block lasts
 	// (Timeout 0): registrations keep going into the outbox meanwhile.
@@ -40,6 +43,9 @@ type Relay struct {
 // Run relays until ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
 	ctx = broker.WithBlockedPolicy(ctx, r.Blocked)
+	if r.Exchange == "" {
+		r.Exchange = Exchange
+	}
 	if r.Batch <= 0 {
 		r.Batch = 100
 	}
@@ -82,7 +88,7 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func (r *Relay) session(ctx context.Context, conn *amqp.Connection) (progressed bool, err error) {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	if err := checkExchange(conn); err != nil {
+	if err := checkExchange(conn, r.Exchange); err != nil {
 		// Keep trying: the topology may be applied while we wait.
 		return false, err
 	}
@@ -123,7 +129,7 @@ func (r *Relay) session(ctx context.Context, conn *amqp.Connection) (progressed 
 		for i, row := range rows {
 			msgs[i] = outgoing{key: row.RoutingKey, msg: eventMessage(row.EventID, row.Body)}
 		}
-		errs := publishAll(ctx, pub, msgs, nil)
+		errs := publishAll(ctx, pub, r.Exchange, msgs, nil)
 		var sent []int64
 		var lost, refused error
 		for i, perr := range errs {

@@ -1,90 +1,69 @@
-package registration
+package registration_test
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/pattern"
+	"github.com/mqctl/mqctl/internal/registration"
 	"github.com/mqctl/mqctl/internal/topology"
 )
 
 // The embedded example file and the Go defaults (the consume flags'
-// defaults) say the same; the demo's override replaces only the retry
-// policy, and one the file's rules refuse is refused.
+// defaults) say the same; an override replaces only the retry policy of
+// the side effects it names, and one the file's rules refuse is refused.
 func TestTopologyIsTheExampleFile(t *testing.T) {
-	f, err := Topology("v", pattern.Retry{})
+	f, err := registration.Topology("v", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Policies(f)
+	got, err := registration.Policies(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range SideEffects {
-		if fmt.Sprint(got[e]) != fmt.Sprint(DefaultRetry(e)) {
-			t.Errorf("%s: file policy %+v, Go default %+v", e, got[e], DefaultRetry(e))
+	for _, e := range registration.SideEffects {
+		want := pattern.Retry{Queue: e, MaxAttempts: registration.DefaultMaxAttempts, Backoff: registration.DefaultBackoff, DLQ: pattern.DefaultDLQ(e)}
+		if fmt.Sprint(got[e]) != fmt.Sprint(want) {
+			t.Errorf("%s: file policy %+v, Go default %+v", e, got[e], want)
 		}
 	}
 	short := pattern.Retry{MaxAttempts: 3, Backoff: []time.Duration{time.Second, 2 * time.Second}}
-	f, err = Topology("v", short)
+	f, err = registration.Topology("v", map[string]pattern.Retry{registration.Email: short})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ = Policies(f)
-	if want := "{email 3 [1s 2s] email.dlq}"; fmt.Sprint(got[Email]) != want {
-		t.Errorf("overridden policy %v, want %s", got[Email], want)
+	got, _ = registration.Policies(f)
+	if want := "{email 3 [1s 2s] email.dlq}"; fmt.Sprint(got[registration.Email]) != want {
+		t.Errorf("overridden policy %v, want %s", got[registration.Email], want)
+	}
+	if want := "{points 4 [5s 30s 2m0s] points.dlq}"; fmt.Sprint(got[registration.Points]) != want {
+		t.Errorf("policy of points, not overridden: %v, want %s", got[registration.Points], want)
 	}
 	if f.Vhost != "v" || len(f.Exchanges) != 1 || len(f.Queues) != 3 {
 		t.Errorf("vhost %q, %d exchanges, %d queues; want v, 1, 3", f.Vhost, len(f.Exchanges), len(f.Queues))
 	}
-	if _, err := Topology("v", pattern.Retry{MaxAttempts: 2, Backoff: []time.Duration{time.Second, 2 * time.Second}}); err == nil {
+	bad := pattern.Retry{MaxAttempts: 2, Backoff: []time.Duration{time.Second, 2 * time.Second}}
+	if _, err := registration.Topology("v", registration.UniformRetry(bad)); err == nil {
 		t.Error("2 backoffs for 2 attempts accepted; want the file's validation error")
 	}
 }
 
-// DeclareTopology (the tests' AMQP helper) declares exactly what applying
-// the example file declares: declaring it over the applied topology would
-// fail with PRECONDITION_FAILED on any argument that differs.
-func TestDeclareTopologyAgreesWithTheAppliedFile(t *testing.T) {
-	t.Parallel()
-	env := brokertest.New(t)
-	f, err := Topology(env.Vhost, pattern.Retry{MaxAttempts: 3, Backoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b := &topology.MgmtBroker{Client: env.Mgmt}
-	res, err := ApplyTopology(ctx, b, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Applied == 0 {
-		t.Fatal("applied nothing to a fresh vhost")
-	}
-	policies, err := Policies(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := DeclareTopology(env.Channel(t), policies); err != nil {
-		t.Fatalf("DeclareTopology disagrees with the applied example file: %v", err)
-	}
-	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{Prune: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Pending() {
-		t.Errorf("after DeclareTopology the vhost differs from the file: %+v", p.Changes)
-	}
-}
-
-// The defaults match examples/registration/topology.yaml: 4 attempts,
-// waits of 5s, 30s and 2m, then email.dlq.
+// The example file's retry schedule: 4 attempts, waits of 5s, 30s and 2m,
+// then email.dlq.
 func TestDefaultRetrySchedule(t *testing.T) {
-	r := DefaultRetry(Email)
+	f, err := registration.Topology("v", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies, err := registration.Policies(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := policies[registration.Email]
 	want := []pattern.Decision{
 		{RoutingKey: "email.retry.1", NextAttempt: 2, Delay: 5 * time.Second},
 		{RoutingKey: "email.retry.2", NextAttempt: 3, Delay: 30 * time.Second},
@@ -101,27 +80,69 @@ func TestDefaultRetrySchedule(t *testing.T) {
 	}
 }
 
+// Every sign-up reaches email and points; only VIP sign-ups reach coupon.
 func TestBindingsRouteCouponsOnlyForVIPs(t *testing.T) {
-	if b := Bindings(Coupon); len(b) != 1 || b[0].RoutingKey != KeyRegisteredVIP {
-		t.Errorf("coupon bindings = %+v", b)
+	f, err := registration.Topology("v", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, e := range []string{Email, Points} {
-		if b := Bindings(e); len(b) != 1 || b[0].RoutingKey != "user.registered.#" {
-			t.Errorf("%s bindings = %+v", e, b)
+	keys := map[string][]string{}
+	for _, b := range topology.Expand(f).Defs.Bindings {
+		if b.Source == registration.Exchange {
+			keys[b.Destination] = append(keys[b.Destination], b.RoutingKey)
 		}
 	}
-	if (Event{VIP: true}).RoutingKey() != KeyRegisteredVIP || (Event{}).RoutingKey() != KeyRegistered {
+	for queue, want := range map[string][]string{registration.Email: {"user.registered.#"}, registration.Points: {"user.registered.#"}, registration.Coupon: {registration.KeyRegisteredVIP}} {
+		if !slices.Equal(keys[queue], want) {
+			t.Errorf("%s is bound to %s with %v, want %v", queue, registration.Exchange, keys[queue], want)
+		}
+	}
+	if (registration.Event{VIP: true}).RoutingKey() != registration.KeyRegisteredVIP || (registration.Event{}).RoutingKey() != registration.KeyRegistered {
 		t.Error("event routing keys")
+	}
+}
+
+// DeclareTopology (for nodes without the management API) declares exactly
+// what applying the example file declares: declaring it over the applied
+// topology would fail with PRECONDITION_FAILED on any argument that
+// differs, and a plan afterwards shows no change.
+func TestDeclareTopologyAgreesWithTheAppliedFile(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	retry := registration.UniformRetry(pattern.Retry{MaxAttempts: 3, Backoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}})
+	f, err := registration.Topology(env.Vhost, retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := &topology.MgmtBroker{Client: env.Mgmt}
+	res, err := registration.ApplyTopology(ctx, b, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied == 0 {
+		t.Fatal("applied nothing to a fresh vhost")
+	}
+	if err := registration.DeclareTopology(env.Channel(t), retry); err != nil {
+		t.Fatalf("DeclareTopology disagrees with the applied example file: %v", err)
+	}
+	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Pending() {
+		t.Errorf("after DeclareTopology the vhost differs from the file: %+v", p.Changes)
 	}
 }
 
 func TestDecodeEventRejectsWhatIsNotAnEvent(t *testing.T) {
 	for _, body := range []string{"", "<html>", `{"name":"x"}`, `[]`} {
-		if _, err := DecodeEvent([]byte(body)); err == nil {
+		if _, err := registration.DecodeEvent([]byte(body)); err == nil {
 			t.Errorf("DecodeEvent(%q) = nil error", body)
 		}
 	}
-	if e, err := DecodeEvent([]byte(`{"event_id":"e","user_id":"u","vip":true}`)); err != nil || !e.VIP {
+	if e, err := registration.DecodeEvent([]byte(`{"event_id":"e","user_id":"u","vip":true}`)); err != nil || !e.VIP {
 		t.Errorf("valid event: %+v %v", e, err)
 	}
 }

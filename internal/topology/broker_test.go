@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -101,5 +102,43 @@ func TestApplyReadsBackWhatTheImportCreated(t *testing.T) {
 	var er rabbithole.ErrorResponse
 	if errors.As(err, &er) {
 		t.Errorf("a skip is not an HTTP error: %v", er)
+	}
+}
+
+// countsOf is a QueueCounter with fixed answers.
+type countsOf struct{ messages, consumers int }
+
+func (c countsOf) QueueCounts(context.Context, string) (int, int, error) {
+	return c.messages, c.consumers, nil
+}
+
+// The exact count decides only in the vhost the counter reaches; a queue
+// of another vhost is judged by the management figures alone.
+func TestDeleteQueueIfEmptyAsksTheCounterOfItsVhost(t *testing.T) {
+	env := brokertest.New(t)
+	ch := env.Channel(t)
+	for _, q := range []string{"kept", "deleted"} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := mgmtBroker(t, env)
+	b.Counter, b.CounterVhost = countsOf{messages: 2}, env.Vhost
+	why, err := b.DeleteQueueIfEmpty(context.Background(), env.Vhost, "kept")
+	if err != nil || why != "holds 2 messages, 0 consumers" {
+		t.Fatalf("counter of the vhost: refused %q, %v", why, err)
+	}
+	// Until the management API has sampled the new queue its counts are
+	// unknown, and with no counter for its vhost the queue is kept.
+	b.CounterVhost = "another"
+	brokertest.WaitFor(t, "the queue deleted on the management figures", 30*time.Second, func() bool {
+		why, err = b.DeleteQueueIfEmpty(context.Background(), env.Vhost, "deleted")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return why == ""
+	})
+	if _, err := env.Mgmt.GetQueue(env.Vhost, "deleted"); err == nil {
+		t.Error("queue still there")
 	}
 }

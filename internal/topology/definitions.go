@@ -8,7 +8,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/mqctl/mqctl/internal/yamlfile"
 )
@@ -191,8 +190,6 @@ func asInt(v any) (int64, bool) {
 }
 
 func sameValue(a, b any) bool { return canonical(a) == canonical(b) }
-
-func ms(d Duration) int64 { return int64(time.Duration(d) / time.Millisecond) }
 
 // sortDefinitions puts every list in a stable order (by name/key).
 func sortDefinitions(d *Definitions) {

@@ -22,13 +22,22 @@ import (
 // by the client's timeout.
 type MgmtBroker struct {
 	Client *rabbithole.Client
-	// Depth, when set, returns a queue's exact ready count and consumers
-	// (an AMQP passive declare) for the emptiness check before a prune; the
-	// management API's figures are up to 5 s old, or missing.
-	Depth func(ctx context.Context, vhost, queue string) (QueueState, error)
+	// Counter, when set, counts a queue's ready messages and consumers
+	// exactly (an AMQP passive declare) for the emptiness check before a
+	// prune; the management API's figures are up to 5 s old, or missing.
+	// An AMQP connection reaches one vhost, CounterVhost: queues of other
+	// vhosts are checked by the management figures alone.
+	Counter      QueueCounter
+	CounterVhost string
 	// Reader, when set, reads what rabbit-hole does not know (the
 	// broker's deprecated features); without it Facts has the version only.
 	Reader JSONGetter
+}
+
+// QueueCounter reads one queue's exact ready message and consumer counts
+// in the vhost it is connected to; *broker.Dialer is one.
+type QueueCounter interface {
+	QueueCounts(ctx context.Context, queue string) (messages, consumers int, err error)
 }
 
 // JSONGetter decodes GET /api/<path> into v; broker.MgmtReader is one.
@@ -284,8 +293,9 @@ func (m *MgmtBroker) DeleteExchange(ctx context.Context, vhost, name string) err
 
 // DeleteQueueIfEmpty implements Broker. Quorum queues do not support
 // if-empty on delete, so the counts are checked here: the management
-// figures (messages including unacknowledged, consumers) and, when Depth is
-// set, the exact ready count. Classic queues also get if-empty/if-unused.
+// figures (messages including unacknowledged, consumers) and, when Counter
+// reaches the vhost, the exact ready count. Classic queues also get
+// if-empty/if-unused.
 //
 // A broker with management statistics off reports no counts at all
 // (rabbit-hole reads them as 0): then only the AMQP count decides, and
@@ -298,13 +308,13 @@ func (m *MgmtBroker) DeleteQueueIfEmpty(ctx context.Context, vhost, name string)
 	if q.Messages != nil && q.Consumers != nil && (*q.Messages > 0 || *q.Consumers > 0) {
 		return fmt.Sprintf("holds %d messages, %d consumers", *q.Messages, *q.Consumers), nil
 	}
-	if m.Depth != nil {
-		st, err := m.Depth(ctx, vhost, name)
+	if m.Counter != nil && vhost == m.CounterVhost {
+		messages, consumers, err := m.Counter.QueueCounts(ctx, name)
 		if err != nil {
 			return "", fmt.Errorf("check that queue %s is empty: %w", name, err)
 		}
-		if st.Messages > 0 || st.Consumers > 0 {
-			return fmt.Sprintf("holds %d messages, %d consumers", st.Messages, st.Consumers), nil
+		if messages > 0 || consumers > 0 {
+			return fmt.Sprintf("holds %d messages, %d consumers", messages, consumers), nil
 		}
 	} else if q.Messages == nil || q.Consumers == nil {
 		return "its message count is unknown: the broker keeps no management statistics, and mqctl counts over AMQP only in the vhost of --url", nil

@@ -101,146 +101,177 @@ type PlanOptions struct {
 // Diff compares the expanded file with live definitions (of the same
 // vhost) and the queues' states. It is pure: no broker calls.
 func Diff(x *Expanded, live *Definitions, states map[string]QueueState, opts PlanOptions) *Plan {
-	p := &Plan{Vhost: x.Vhost, Prune: opts.Prune, Changes: []Change{}}
-	msgs := func(name string) *int {
-		if s, ok := states[name]; ok {
-			n := s.Messages
-			return &n
-		}
-		return nil
-	}
+	d := newDiffer(live, states)
+	d.p = &Plan{Vhost: x.Vhost, Prune: opts.Prune, Changes: []Change{}}
+	d.exchanges(x)
+	d.queues(x)
+	d.bindings(x)
+	d.policies(x)
+	// What is left on the broker is not in the file.
+	d.extras(opts.Prune)
+	sortChanges(d.p.Changes)
+	return d.p
+}
 
-	liveEx := map[string]DefExchange{}
+// differ holds one Diff's state: the live objects not yet matched with
+// the file, keyed by name (bindings by Key), and the plan being built.
+type differ struct {
+	p      *Plan
+	states map[string]QueueState
+	ex     map[string]DefExchange
+	q      map[string]DefQueue
+	b      map[string]DefBinding
+	pol    map[string]DefPolicy
+}
+
+func newDiffer(live *Definitions, states map[string]QueueState) *differ {
+	d := &differ{states: states, ex: map[string]DefExchange{}, q: map[string]DefQueue{}, b: map[string]DefBinding{}, pol: map[string]DefPolicy{}}
 	for _, e := range live.Exchanges {
 		if managedExchange(e.Name) {
-			liveEx[e.Name] = e
+			d.ex[e.Name] = e
 		}
 	}
-	liveQ := map[string]DefQueue{}
 	for _, q := range live.Queues {
-		liveQ[q.Name] = q
+		d.q[q.Name] = q
 	}
-	liveB := map[string]DefBinding{}
 	for _, b := range live.Bindings {
 		if b.Source != "" {
-			liveB[b.Key()] = b
+			d.b[b.Key()] = b
 		}
 	}
-	liveP := map[string]DefPolicy{}
 	for _, pol := range live.Policies {
-		liveP[pol.Name] = pol
+		d.pol[pol.Name] = pol
 	}
+	return d
+}
 
+// msgs is a queue's message count, nil when the broker reported none.
+func (d *differ) msgs(name string) *int {
+	if s, ok := d.states[name]; ok {
+		n := s.Messages
+		return &n
+	}
+	return nil
+}
+
+func (d *differ) exchanges(x *Expanded) {
 	for i := range x.Defs.Exchanges {
 		want := x.Defs.Exchanges[i]
 		o := x.Exchanges[want.Name]
 		c := Change{Kind: KindExchange, Name: want.Name, Role: o.Role, Owner: o.Owner, exchange: &x.Defs.Exchanges[i]}
-		have, ok := liveEx[want.Name]
-		delete(liveEx, want.Name)
+		have, ok := d.ex[want.Name]
+		delete(d.ex, want.Name)
 		if !ok {
 			c.Action, c.Details = Create, []string{"type " + want.Type}
-			p.add(c)
+			d.p.add(c)
 			continue
 		}
-		if d := exchangeDiffs(want, have); len(d) > 0 {
-			c.Action, c.Details = Conflict, d
+		if diffs := exchangeDiffs(want, have); len(diffs) > 0 {
+			c.Action, c.Details = Conflict, diffs
 			c.Hint = "RabbitMQ cannot change an existing exchange's type, durability or arguments. Exchanges hold no messages: either keep the broker's settings in the file, or declare the exchange under a new name and move the bindings and publishers to it; deleting and re-declaring it drops its bindings and makes publishes unroutable in between, so mqctl never does that for you."
-			p.add(c)
+			d.p.add(c)
 			continue
 		}
-		p.Summary.Unchanged++
+		d.p.Summary.Unchanged++
 	}
+}
 
+func (d *differ) queues(x *Expanded) {
 	for i := range x.Defs.Queues {
 		want := x.Defs.Queues[i]
 		o := x.Queues[want.Name]
 		c := Change{Kind: KindQueue, Name: want.Name, Role: o.Role, Owner: o.Owner, queue: &x.Defs.Queues[i]}
-		have, ok := liveQ[want.Name]
-		delete(liveQ, want.Name)
+		have, ok := d.q[want.Name]
+		delete(d.q, want.Name)
 		if !ok {
 			c.Action, c.Details = Create, []string{queueSummary(want)}
-			p.add(c)
+			d.p.add(c)
 			continue
 		}
-		d, addable := queueDiffs(want, have)
-		if len(d) == 0 {
-			p.Summary.Unchanged++
+		diffs, addable := queueDiffs(want, have)
+		if len(diffs) == 0 {
+			d.p.Summary.Unchanged++
 			continue
 		}
-		c.Action, c.Details, c.Messages = Conflict, d, msgs(want.Name)
+		c.Action, c.Details, c.Messages = Conflict, diffs, d.msgs(want.Name)
 		c.Hint = queueConflictHint(want, have, addable, c.Messages)
-		p.add(c)
+		d.p.add(c)
 	}
+}
 
+func (d *differ) bindings(x *Expanded) {
 	for i := range x.Defs.Bindings {
 		want := x.Defs.Bindings[i]
-		if _, ok := liveB[want.Key()]; ok {
-			delete(liveB, want.Key())
-			p.Summary.Unchanged++
+		if _, ok := d.b[want.Key()]; ok {
+			delete(d.b, want.Key())
+			d.p.Summary.Unchanged++
 			continue
 		}
-		p.add(Change{Action: Create, Kind: KindBinding, Name: bindingName(want), binding: &x.Defs.Bindings[i]})
+		d.p.add(Change{Action: Create, Kind: KindBinding, Name: bindingName(want), binding: &x.Defs.Bindings[i]})
 	}
+}
 
+func (d *differ) policies(x *Expanded) {
 	for i := range x.Defs.Policies {
 		want := x.Defs.Policies[i]
 		c := Change{Kind: KindPolicy, Name: want.Name, policy: &x.Defs.Policies[i]}
-		have, ok := liveP[want.Name]
-		delete(liveP, want.Name)
+		have, ok := d.pol[want.Name]
+		delete(d.pol, want.Name)
 		switch {
 		case !ok:
 			c.Action, c.Details = Create, []string{fmt.Sprintf("pattern %s apply-to %s", want.Pattern, want.ApplyTo)}
 		case policyDiffs(want, have) != nil:
 			c.Action, c.Details = Update, policyDiffs(want, have)
 		default:
-			p.Summary.Unchanged++
+			d.p.Summary.Unchanged++
 			continue
 		}
-		p.add(c)
+		d.p.add(c)
 	}
+}
 
-	// What is left on the broker is not in the file.
+// extras classifies the live objects the file does not name: Extra, or
+// under prune Delete — except a queue not known to be empty and unused,
+// which is kept.
+func (d *differ) extras(prune bool) {
 	extra := func(c Change) {
 		c.Action = Extra
-		if opts.Prune {
+		if prune {
 			c.Action = Delete
 		}
-		p.add(c)
+		d.p.add(c)
 	}
-	for _, name := range sortedKeys(liveEx) {
-		e := liveEx[name]
+	for _, name := range sortedKeys(d.ex) {
+		e := d.ex[name]
 		extra(Change{Kind: KindExchange, Name: name, Details: []string{"not in the file"}, exchange: &e})
 	}
-	for _, name := range sortedKeys(liveQ) {
-		q := liveQ[name]
-		c := Change{Kind: KindQueue, Name: name, Details: []string{"not in the file"}, Messages: msgs(name), queue: &q}
-		if opts.Prune {
-			st, known := states[name]
-			switch {
-			case !known:
-				c.Action, c.Hint = Keep, "its message count is unknown; mqctl deletes only queues it knows to be empty"
-			case st.Messages > 0 || st.Consumers > 0:
-				c.Action = Keep
-				c.Hint = fmt.Sprintf("holds %d messages and has %d consumers: never pruned; drain it (or move its messages with a shovel) and prune again", st.Messages, st.Consumers)
-			default:
-				c.Action = Delete
-			}
-			p.add(c)
+	for _, name := range sortedKeys(d.q) {
+		q := d.q[name]
+		c := Change{Kind: KindQueue, Name: name, Details: []string{"not in the file"}, Messages: d.msgs(name), queue: &q}
+		if !prune {
+			extra(c)
 			continue
 		}
-		extra(c)
+		st, known := d.states[name]
+		switch {
+		case !known:
+			c.Action, c.Hint = Keep, "its message count is unknown; mqctl deletes only queues it knows to be empty"
+		case st.Messages > 0 || st.Consumers > 0:
+			c.Action = Keep
+			c.Hint = fmt.Sprintf("holds %d messages and has %d consumers: never pruned; drain it (or move its messages with a shovel) and prune again", st.Messages, st.Consumers)
+		default:
+			c.Action = Delete
+		}
+		d.p.add(c)
 	}
-	keys := sortedKeys(liveB)
-	for _, k := range keys {
-		b := liveB[k]
+	for _, k := range sortedKeys(d.b) {
+		b := d.b[k]
 		extra(Change{Kind: KindBinding, Name: bindingName(b), Details: []string{"not in the file"}, binding: &b})
 	}
-	for _, name := range sortedKeys(liveP) {
-		pol := liveP[name]
+	for _, name := range sortedKeys(d.pol) {
+		pol := d.pol[name]
 		extra(Change{Kind: KindPolicy, Name: name, Details: []string{"not in the file"}, policy: &pol})
 	}
-	sortChanges(p.Changes)
-	return p
 }
 
 func (p *Plan) add(c Change) {
@@ -315,34 +346,27 @@ func queueSummary(q DefQueue) string {
 }
 
 func exchangeDiffs(want, have DefExchange) []string {
-	var d []string
-	if want.Type != have.Type {
-		d = append(d, fmt.Sprintf("type: broker %s, file %s", have.Type, want.Type))
-	}
-	if want.Durable != have.Durable {
-		d = append(d, fmt.Sprintf("durable: broker %t, file %t", have.Durable, want.Durable))
-	}
-	if want.AutoDelete != have.AutoDelete {
-		d = append(d, fmt.Sprintf("auto_delete: broker %t, file %t", have.AutoDelete, want.AutoDelete))
-	}
-	if want.Internal != have.Internal {
-		d = append(d, fmt.Sprintf("internal: broker %t, file %t", have.Internal, want.Internal))
-	}
+	d := fieldDiff(nil, "type", have.Type, want.Type)
+	d = fieldDiff(d, "durable", have.Durable, want.Durable)
+	d = fieldDiff(d, "auto_delete", have.AutoDelete, want.AutoDelete)
+	d = fieldDiff(d, "internal", have.Internal, want.Internal)
 	return append(d, argDiffs(want.Arguments, have.Arguments, nil)...)
+}
+
+// fieldDiff appends "name: broker X, file Y" to d when the values differ.
+func fieldDiff[T comparable](d []string, name string, have, want T) []string {
+	if have != want {
+		d = append(d, fmt.Sprintf("%s: broker %v, file %v", name, have, want))
+	}
+	return d
 }
 
 // queueDiffs lists what differs; addable lists arguments the file adds that
 // the broker's queue lacks (a policy can add those to a live queue).
 func queueDiffs(want, have DefQueue) (d []string, addable []string) {
-	if want.Type() != have.Type() {
-		d = append(d, fmt.Sprintf("type: broker %s, file %s", have.Type(), want.Type()))
-	}
-	if want.Durable != have.Durable {
-		d = append(d, fmt.Sprintf("durable: broker %t, file %t", have.Durable, want.Durable))
-	}
-	if want.AutoDelete != have.AutoDelete {
-		d = append(d, fmt.Sprintf("auto_delete: broker %t, file %t", have.AutoDelete, want.AutoDelete))
-	}
+	d = fieldDiff(d, "type", have.Type(), want.Type())
+	d = fieldDiff(d, "durable", have.Durable, want.Durable)
+	d = fieldDiff(d, "auto_delete", have.AutoDelete, want.AutoDelete)
 	skip := map[string]bool{"x-queue-type": true}
 	for _, k := range sortedKeys(want.Arguments) {
 		if _, ok := have.Arguments[k]; !ok && !skip[k] {
@@ -427,16 +451,9 @@ func union(a, b map[string]any) map[string]bool {
 }
 
 func policyDiffs(want, have DefPolicy) []string {
-	var d []string
-	if want.Pattern != have.Pattern {
-		d = append(d, fmt.Sprintf("pattern: broker %s, file %s", have.Pattern, want.Pattern))
-	}
-	if want.ApplyTo != have.ApplyTo {
-		d = append(d, fmt.Sprintf("apply-to: broker %s, file %s", have.ApplyTo, want.ApplyTo))
-	}
-	if want.Priority != have.Priority {
-		d = append(d, fmt.Sprintf("priority: broker %d, file %d", have.Priority, want.Priority))
-	}
+	d := fieldDiff(nil, "pattern", have.Pattern, want.Pattern)
+	d = fieldDiff(d, "apply-to", have.ApplyTo, want.ApplyTo)
+	d = fieldDiff(d, "priority", have.Priority, want.Priority)
 	if !sameValue(want.Definition, have.Definition) {
 		d = append(d, fmt.Sprintf("definition: broker %s, file %s", canonical(have.Definition), canonical(want.Definition)))
 	}

@@ -199,8 +199,7 @@ func (fl *Flow) Mermaid() string {
 			fmt.Fprintf(&b, "  %s[(%q)]\n", id, label)
 		}
 	}
-	var queue func(q FlowQueue)
-	queue = func(q FlowQueue) {
+	queue := func(q FlowQueue) {
 		qid := mermaidID("q", q.Name)
 		node(qid, q.Name+" ("+q.Type+")", "queue")
 		if q.DeadLetter == "" || done["pattern:"+q.Name] {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/pattern"
+	"github.com/mqctl/mqctl/internal/topology"
 )
 
 func TestMain(m *testing.M) {
@@ -82,15 +84,13 @@ func TestPermanent(t *testing.T) {
 	}
 }
 
-// setup declares a retry queue in a fresh vhost and returns the env and a
-// publish function onto the work queue.
+// setup applies a topology of one work queue with r's retry and
+// dead_letter in a fresh vhost and returns the env and a publish function
+// onto the work queue.
 func setup(t *testing.T, r pattern.Retry) (*brokertest.Env, func(id, body string)) {
 	t.Helper()
 	env := brokertest.New(t)
-	ch := env.Channel(t)
-	if err := DeclareRetryQueue(ch, r); err != nil {
-		t.Fatal(err)
-	}
+	applyRetryQueue(t, env, r)
 	conn := env.Dial(t)
 	pub, err := broker.NewPublisher(conn, 100)
 	if err != nil {
@@ -104,6 +104,34 @@ func setup(t *testing.T, r pattern.Retry) (*brokertest.Env, func(id, body string
 		if err := pub.PublishAndWait(ctx, "", r.Queue, amqp.Publishing{MessageId: id, DeliveryMode: amqp.Persistent, Body: []byte(body)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// applyRetryQueue applies the topology file a user would write for r (the
+// retry and dead_letter patterns on one quorum queue) the way `mqctl
+// topology apply` does: expanded by the topology package, imported through
+// the management API.
+func applyRetryQueue(t *testing.T, env *brokertest.Env, r pattern.Retry) {
+	t.Helper()
+	backoff := make([]string, len(r.Backoff))
+	for i, d := range r.Backoff {
+		backoff[i] = d.String()
+	}
+	file := fmt.Sprintf("apiVersion: mqctl/v1\nvhost: %q\nqueues:\n  - name: %q\n    type: quorum\n    retry:\n      max_attempts: %d\n      backoff: [%s]\n    dead_letter: %q\n",
+		env.Vhost, r.Queue, r.MaxAttempts, strings.Join(backoff, ", "), r.DLQ)
+	f, err := topology.ParseAndValidate("worker_test.yaml", []byte(file))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, file)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := &topology.MgmtBroker{Client: env.Mgmt}
+	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topology.Apply(ctx, b, p, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -144,10 +172,11 @@ type recorder struct {
 	attempts map[string][]int
 	times    map[string][]time.Time
 	events   map[EventKind]int
+	delays   map[string][]time.Duration // per message, of its Retried events
 }
 
 func newRecorder() *recorder {
-	return &recorder{attempts: map[string][]int{}, times: map[string][]time.Time{}, events: map[EventKind]int{}}
+	return &recorder{attempts: map[string][]int{}, times: map[string][]time.Time{}, events: map[EventKind]int{}, delays: map[string][]time.Duration{}}
 }
 
 func (r *recorder) handler(fail func(d Delivery) error) Handler {
@@ -163,6 +192,9 @@ func (r *recorder) handler(fail func(d Delivery) error) Handler {
 func (r *recorder) event(e Event) {
 	r.mu.Lock()
 	r.events[e.Kind]++
+	if e.Kind == Retried {
+		r.delays[e.MessageID] = append(r.delays[e.MessageID], e.Delay)
+	}
 	r.mu.Unlock()
 }
 
@@ -195,11 +227,18 @@ func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 		if fmt.Sprint(got) != "[1 2 3 4]" {
 			t.Errorf("%s attempts = %v, want [1 2 3 4]", id, got)
 		}
-		ts := rec.times[id]
 		// Waits before attempts 2, 3, 4: 300ms, 600ms, 600ms (the last repeats).
-		for j, want := range []time.Duration{300, 600, 600} {
-			if gap := ts[j+1].Sub(ts[j]); gap < want*time.Millisecond {
-				t.Errorf("%s waited %s before attempt %d, want at least %dms", id, gap, j+2, want)
+		want := []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond}
+		if fmt.Sprint(rec.delays[id]) != fmt.Sprint(want) {
+			t.Errorf("%s retried with delays %v, want %v", id, rec.delays[id], want)
+		}
+		// The delay queue's TTL is a lower bound the broker keeps: a slow
+		// machine only makes the gap longer. The broker counts TTLs in
+		// whole milliseconds from its own clock, hence the 5 ms allowance.
+		ts := rec.times[id]
+		for j, w := range want {
+			if gap := ts[j+1].Sub(ts[j]); gap < w-5*time.Millisecond {
+				t.Errorf("%s waited %s before attempt %d, want at least %s", id, gap, j+2, w)
 			}
 		}
 	}
@@ -354,12 +393,21 @@ func TestWorkerStopFinishesInFlightWork(t *testing.T) {
 		publish(fmt.Sprintf("m%d", i), "{}")
 	}
 	started := make(chan struct{}, 3)
+	release := make(chan struct{})
+	stopping := make(chan struct{})
+	var once sync.Once
 	var mu sync.Mutex
 	finished := 0
 	stop := start(t, Config{Queue: "email", Retry: r, Prefetch: 1, Dialer: dialer(t, env),
+		OnEvent: func(e Event) {
+			if e.Kind == Stopping {
+				once.Do(func() { close(stopping) })
+			}
+		},
 		Handler: func(ctx context.Context, d Delivery) error {
 			started <- struct{}{}
-			time.Sleep(500 * time.Millisecond)
+			// Hold the delivery until the worker is told to stop.
+			<-release
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -369,7 +417,11 @@ func TestWorkerStopFinishesInFlightWork(t *testing.T) {
 			return nil
 		}})
 	<-started
-	if err := stop(); err != nil {
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	<-stopping
+	close(release)
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

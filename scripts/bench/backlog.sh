@@ -6,9 +6,9 @@
 # RUNS times each and prints the median wall time and peak RSS. Not part of
 # `go test`; run it by hand:
 #
-#   bench/backlog.sh                 # private node, 5,000 queues, 5 runs
-#   QUEUES=10000 RUNS=7 bench/backlog.sh
-#   SHARED=1 bench/backlog.sh        # use the broker at MGMT/AMQP instead
+#   scripts/bench/backlog.sh                 # private node, 5,000 queues, 5 runs
+#   QUEUES=10000 RUNS=7 scripts/bench/backlog.sh
+#   SHARED=1 scripts/bench/backlog.sh        # use the broker at MGMT/AMQP instead
 #
 # By default it starts a private RabbitMQ node on free ports (its own data
 # directory and the open-files limit raised to the hard limit) and stops it afterwards:
@@ -50,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 go build -o "$BIN" ./cmd/mqctl
 if [[ $SHARED != 1 ]]; then
 	node_start "$WORK" "$PORT"

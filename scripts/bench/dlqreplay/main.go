@@ -6,7 +6,7 @@
 // Each run uses a fresh vhost with two identical DLQs of n dead letters
 // (dead-lettered by the broker from their work queues), moves one with
 // mqctl and the other with a shovel, in alternating order, and drains the
-// destinations to count ids. Run it through bench/dlq-replay-vs-shovel.sh.
+// destinations to count ids. Run it through scripts/bench/dlq-replay-vs-shovel.sh.
 package main
 
 import (

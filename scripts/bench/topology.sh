@@ -5,8 +5,8 @@
 # an empty vhost, apply, plan again (must show zero changes), the broker's own
 # definitions import of the same objects, and apply/import.
 #
-#   bench/topology.sh                       # 1,000 queues
-#   MQCTL_BENCH_QUEUES=200 bench/topology.sh
+#   scripts/bench/topology.sh                       # 1,000 queues
+#   MQCTL_BENCH_QUEUES=200 scripts/bench/topology.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 exec go test -run '^$' -bench '^BenchmarkTopology1000$' -benchtime 1x -count "${COUNT:-1}" -timeout 30m ./internal/topology/

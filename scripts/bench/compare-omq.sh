@@ -3,7 +3,7 @@
 # with omq (RabbitMQ's Go load tool), alternately, and print per run the
 # receive rate, the client's CPU per message and the broker's CPU.
 #
-#   bench/compare-omq.sh OMQ_BINARY [ROUNDS] [SECONDS]
+#   scripts/bench/compare-omq.sh OMQ_BINARY [ROUNDS] [SECONDS]
 #
 # OMQ_BINARY is an omq binary you built yourself; this script never builds
 # or downloads it. mqctl is taken from $MQCTL (default: bin/mqctl).

@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mqctl/mqctl/internal/dlq"
+	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/output"
+)
+
+// reportView renders a replay or purge report.
+type reportView struct {
+	*dlq.Report
+	verb string
+}
+
+func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
+	var rows [][]string
+	levels := []output.Level{}
+	shown := 0
+	for _, o := range v.Outcomes {
+		if o.Status == dlq.StatusReplayed || o.Status == dlq.StatusPurged {
+			continue
+		}
+		if shown++; shown > 200 {
+			continue
+		}
+		rows = append(rows, []string{o.ID, o.Status, dash(o.Destination), o.Reason})
+		switch o.Status {
+		case dlq.StatusFailed:
+			levels = append(levels, output.LevelError)
+		case dlq.StatusSkipped:
+			levels = append(levels, output.LevelWarn)
+		default:
+			levels = append(levels, output.LevelNone)
+		}
+	}
+	for _, id := range v.NotFound {
+		if shown++; shown > 200 {
+			continue
+		}
+		rows = append(rows, []string{id, "not_found", "-", "no such message in the queue when the command started"})
+		levels = append(levels, output.LevelWarn)
+	}
+	if len(rows) > 0 {
+		footer := ""
+		if shown > 200 {
+			footer = fmt.Sprintf("… %d more rows (see -o json)", shown-200)
+		}
+		t := output.TableData{Headers: []string{"id", "status", "destination", "reason"}, Rows: rows,
+			RowLevel: func(r int) output.Level { return levels[r] }, Footer: footer}
+		if err := output.WriteTable(w, s, t); err != nil {
+			return err
+		}
+	}
+	var b strings.Builder
+	if v.DryRun {
+		n := 0
+		for _, o := range v.Outcomes {
+			if o.Status == dlq.StatusWouldReplay || o.Status == dlq.StatusWouldPurge {
+				n++
+			}
+		}
+		fmt.Fprintf(&b, "dry run: would %s %d", v.verb, n)
+	} else {
+		done := map[string]string{"replay": "replayed", "purge": "purged"}[v.verb]
+		fmt.Fprintf(&b, "%s %d", done, v.Replayed+v.Purged)
+	}
+	fmt.Fprintf(&b, ", skipped %d, failed %d, not found %d; %d message(s) in %s at start, %d read",
+		v.Skipped, v.Failed, len(v.NotFound), v.Depth, v.Queue, v.Scanned)
+	if v.Archive != "" {
+		fmt.Fprintf(&b, "; archive %s", v.Archive)
+	}
+	_, err := fmt.Fprintln(w, b.String())
+	return err
+}
+
+// finishReport prints a replay or purge report (also after an error, so
+// the user sees what did happen) and picks the exit code.
+func finishReport(ios *iostreams.IOStreams, format output.Format, rep *dlq.Report, runErr error, verb string) error {
+	if rep == nil {
+		return runErr
+	}
+	if len(rep.PossibleDuplicates) > 0 {
+		fmt.Fprintf(ios.ErrOut, "warning: %d message(s) were published by an earlier, interrupted run and replayed again; their origin queue may hold them twice: %s\n",
+			len(rep.PossibleDuplicates), strings.Join(rep.PossibleDuplicates, ", "))
+	}
+	var v any = rep
+	if format == output.Table {
+		v = reportView{Report: rep, verb: verb}
+	}
+	if err := output.Print(ios, format, v); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if rep.Partial() {
+		return fail.Conditionf("%s finished partially: %d skipped, %d failed, %d not found", verb, rep.Skipped, rep.Failed, len(rep.NotFound))
+	}
+	return nil
+}

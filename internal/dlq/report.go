@@ -1,0 +1,79 @@
+package dlq
+
+// Outcome statuses.
+const (
+	StatusReplayed    = "replayed"
+	StatusPurged      = "purged"
+	StatusSkipped     = "skipped"
+	StatusFailed      = "failed"
+	StatusWouldReplay = "would_replay"
+	StatusWouldPurge  = "would_purge"
+)
+
+// Outcome is what happened to one selected message.
+type Outcome struct {
+	ID          string `json:"id"`
+	Destination string `json:"destination,omitempty"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	ReplayCount int64  `json:"replay_count,omitempty"`
+}
+
+// Report is the result of a replay or purge.
+type Report struct {
+	Queue string `json:"queue"`
+	// Depth is the number of ready messages when the run started; only
+	// those are considered.
+	Depth   int  `json:"depth"`
+	Scanned int  `json:"scanned"`
+	DryRun  bool `json:"dry_run"`
+
+	Replayed int `json:"replayed"`
+	Purged   int `json:"purged"`
+	Skipped  int `json:"skipped"`
+	Failed   int `json:"failed"`
+	// NotFound lists selected ids the queue did not hold (nil when the
+	// scan stopped early at --limit).
+	NotFound []string `json:"not_found"`
+	// PossibleDuplicates lists ids an earlier, interrupted replay had
+	// published without acking, replayed again by this run: the origin
+	// queue may hold them twice.
+	PossibleDuplicates []string  `json:"possible_duplicates,omitempty"`
+	Archive            string    `json:"archive,omitempty"`
+	Outcomes           []Outcome `json:"outcomes"`
+}
+
+// Partial reports whether some selected message was not moved.
+func (r *Report) Partial() bool {
+	return r.Skipped > 0 || r.Failed > 0 || len(r.NotFound) > 0
+}
+
+// add appends an outcome and returns its index. An outcome whose status
+// is not known yet (published, awaiting its confirm and ack) is counted
+// later, by settle; one counted now must not be settled again.
+func (r *Report) add(o Outcome) int {
+	r.Outcomes = append(r.Outcomes, o)
+	r.count(o.Status)
+	return len(r.Outcomes) - 1
+}
+
+// settle gives outcome i its final status and counts it.
+func (r *Report) settle(i int, status, reason string) {
+	r.Outcomes[i].Status, r.Outcomes[i].Reason = status, reason
+	r.count(status)
+}
+
+// count keeps the totals in step with the outcomes: they are counted in
+// this one place, once each, when their status is final.
+func (r *Report) count(status string) {
+	switch status {
+	case StatusReplayed:
+		r.Replayed++
+	case StatusPurged:
+		r.Purged++
+	case StatusSkipped:
+		r.Skipped++
+	case StatusFailed:
+		r.Failed++
+	}
+}
