@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"sync"
-	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -90,13 +89,6 @@ func (f *Factory) Format(allowed ...output.Format) (output.Format, error) {
 	return output.ParseFormat(f.global.output, allowed...)
 }
 
-// Timeout is the bound on each network call.
-func (f *Factory) Timeout() time.Duration {
-	if s, err := f.Settings(); err == nil {
-		return s.Timeout
-	}
-	return config.DefaultTimeout
-}
 
 // Logf prints a -v diagnostic line on stderr, secrets masked.
 func (f *Factory) Logf(r *config.Redactor, format string, a ...any) {

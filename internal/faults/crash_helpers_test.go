@@ -213,8 +213,6 @@ func startSignUps(base string, every time.Duration) *signUpLoad {
 	return l
 }
 
-func (l *signUpLoad) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.accepted) }
-
 // finish stops the load and returns what was accepted.
 func (l *signUpLoad) finish(t *testing.T) []signUp {
 	t.Helper()
