@@ -89,7 +89,6 @@ func (f *Factory) Format(allowed ...output.Format) (output.Format, error) {
 	return output.ParseFormat(f.global.output, allowed...)
 }
 
-
 // Logf prints a -v diagnostic line on stderr, secrets masked.
 func (f *Factory) Logf(r *config.Redactor, format string, a ...any) {
 	if !f.global.verbose {
