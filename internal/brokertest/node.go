@@ -61,14 +61,8 @@ const (
 	nodePlugin = "/usr/lib/rabbitmq/bin/rabbitmq-plugins"
 )
 
-// StartNode boots a private node (about 10 s) and stops it, removing its
-// data, when t ends.
-func StartNode(t testing.TB) *Node {
-	t.Helper()
-	return StartNodeWith(t, NodeOptions{})
-}
-
-// StartNodeWith boots a private node set up as opts says. Where no node can
+// StartNodeWith boots a private node set up as opts says (about 10 s) and
+// stops it, removing its data, when t ends. Where no node can
 // be started (no rabbitmq-server package) the test is skipped, except in CI
 // (CI set), where that is a failure like any missing broker.
 func StartNodeWith(t testing.TB, opts NodeOptions) *Node {

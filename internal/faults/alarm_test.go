@@ -121,8 +121,7 @@ func splitIDs(ids []string, signUps []signUp) (ours, theirs []string) {
 }
 
 func TestAlarmBlockedPublishersWaitReportAndResume(t *testing.T) {
-	node := brokertest.StartNode(t)
-	declareRegistration(t, node)
+	node := startRegistrationNode(t)
 	node.Ctl(t, "add_vhost", "dlq")
 	node.Ctl(t, "set_permissions", "-p", "dlq", "guest", ".*", ".*", ".*")
 	dlqVhost := vhostURL(node.URL() + "dlq")

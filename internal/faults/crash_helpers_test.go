@@ -19,29 +19,26 @@ import (
 
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/mqctltest"
-	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
+	"github.com/mqctl/mqctl/internal/registration/registrationtest"
 )
 
 // Helpers of the crash (kill -9), DLQ-kill and alarm scenarios.
 
-// retryFlags are the consumers' flags for the policy declareRegistration
-// declares: short backoffs, so a retried message is back within a second.
+// retryFlags are the consumers' flags for the policy startRegistrationNode
+// applies (registrationtest.ShortRetry): short backoffs, so a retried
+// message is back within a second.
 var retryFlags = []string{"--max-attempts", "3", "--backoff", "200ms,400ms"}
 
-// declareRegistration declares the registration topology (quorum work
-// queues, delay queues, DLQs) with the policy of retryFlags.
-func declareRegistration(t *testing.T, c brokertest.Channels) {
+// startRegistrationNode starts a private node with the management API and
+// applies the registration topology (quorum work queues, delay queues,
+// DLQs) to its default vhost the way users do, through
+// examples/registration/topology.yaml and the management API.
+func startRegistrationNode(t *testing.T) *brokertest.Node {
 	t.Helper()
-	policies := map[string]pattern.Retry{}
-	for _, e := range registration.SideEffects {
-		policies[e] = pattern.Retry{Queue: e, MaxAttempts: 3, Backoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, DLQ: pattern.DefaultDLQ(e)}
-	}
-	ch := c.Channel(t)
-	defer ch.Close()
-	if err := registration.DeclareTopology(ch, policies); err != nil {
-		t.Fatal(err)
-	}
+	node := brokertest.StartNodeWith(t, brokertest.NodeOptions{Management: true})
+	registrationtest.Apply(t, registrationtest.Mgmt(t, node.MgmtURL()), "/")
+	return node
 }
 
 // mqctlEnv points mqctl at the given nodes (MQCTL_URL, comma-separated).

@@ -23,8 +23,7 @@ import (
 // second node URL that never answers, so its reconnects go through the
 // fail-over path too.
 func TestCrashBrokerKilledMidProduceAndMidServeConsume(t *testing.T) {
-	node := brokertest.StartNode(t)
-	declareRegistration(t, node)
+	node := startRegistrationNode(t)
 	env := mqctlEnv(node.URL(), deadURL(t))
 	probe := newProber(t, node.URL())
 	t.Run("produce", func(t *testing.T) { crashMidProduce(t, node, env, probe) })

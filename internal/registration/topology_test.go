@@ -1,13 +1,11 @@
 package registration_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/pattern"
 	"github.com/mqctl/mqctl/internal/registration"
 	"github.com/mqctl/mqctl/internal/topology"
@@ -99,40 +97,6 @@ func TestBindingsRouteCouponsOnlyForVIPs(t *testing.T) {
 	}
 	if (registration.Event{VIP: true}).RoutingKey() != registration.KeyRegisteredVIP || (registration.Event{}).RoutingKey() != registration.KeyRegistered {
 		t.Error("event routing keys")
-	}
-}
-
-// DeclareTopology (for nodes without the management API) declares exactly
-// what applying the example file declares: declaring it over the applied
-// topology would fail with PRECONDITION_FAILED on any argument that
-// differs, and a plan afterwards shows no change.
-func TestDeclareTopologyAgreesWithTheAppliedFile(t *testing.T) {
-	t.Parallel()
-	env := brokertest.New(t)
-	retry := registration.UniformRetry(pattern.Retry{MaxAttempts: 3, Backoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}})
-	f, err := registration.Topology(env.Vhost, retry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b := &topology.MgmtBroker{Client: env.Mgmt}
-	res, err := registration.ApplyTopology(ctx, b, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Applied == 0 {
-		t.Fatal("applied nothing to a fresh vhost")
-	}
-	if err := registration.DeclareTopology(env.Channel(t), retry); err != nil {
-		t.Fatalf("DeclareTopology disagrees with the applied example file: %v", err)
-	}
-	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{Prune: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Pending() {
-		t.Errorf("after DeclareTopology the vhost differs from the file: %+v", p.Changes)
 	}
 }
 
