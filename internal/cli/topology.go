@@ -11,8 +11,8 @@ import (
 
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/inputfile"
 	"github.com/mqctl/mqctl/internal/topology"
-	"github.com/mqctl/mqctl/internal/yamlfile"
 )
 
 // NewCmdTopology builds `mqctl topology` and its subcommands.
@@ -55,7 +55,7 @@ func loadTopology(path string) (*topology.File, error) {
 	}
 	file, err := topology.Load(path)
 	if err != nil {
-		var ps yamlfile.Problems
+		var ps inputfile.Problems
 		if errors.As(err, &ps) {
 			return nil, fail.Wrap(fail.Usage, err)
 		}
@@ -194,7 +194,7 @@ func checkCompat(ctx context.Context, errOut io.Writer, t topologyTarget, file *
 
 // refusedError lists the settings of a file the broker would refuse.
 type refusedError struct {
-	problems yamlfile.Problems
+	problems inputfile.Problems
 	version  string
 	file     string
 	what     string
@@ -206,13 +206,13 @@ func (e *refusedError) Error() string {
 }
 
 // printWarnings writes warnings as validate does, one per line.
-func printWarnings(w io.Writer, warnings yamlfile.Problems) {
+func printWarnings(w io.Writer, warnings inputfile.Problems) {
 	for _, p := range warnings {
 		fmt.Fprintln(w, warningLine(p))
 	}
 }
 
-func warningLine(p yamlfile.Problem) string {
+func warningLine(p inputfile.Problem) string {
 	p.Message = "warning: " + p.Message
 	return p.String()
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/inputfile"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 	"github.com/mqctl/mqctl/internal/topology"
-	"github.com/mqctl/mqctl/internal/yamlfile"
 )
 
 // TopologyValidateOptions is what `mqctl topology validate` needs.
@@ -74,7 +74,7 @@ type validateView struct {
 // problemView is a problem with its severity: "error" makes the file
 // invalid, "warning" (a deprecated setting) does not.
 type problemView struct {
-	yamlfile.Problem
+	inputfile.Problem
 	Severity string `json:"severity"`
 }
 
@@ -115,7 +115,7 @@ func topologyValidateRun(opts *TopologyValidateOptions) error {
 	file, warnings, err := topology.LoadChecked(opts.File)
 	view := validateView{File: opts.File, Valid: err == nil, Problems: []problemView{}}
 	if err != nil {
-		var ps yamlfile.Problems
+		var ps inputfile.Problems
 		if !errors.As(err, &ps) {
 			return err
 		}
@@ -157,7 +157,7 @@ func topologyValidateRun(opts *TopologyValidateOptions) error {
 // problemsError is an invalid file's problems, rendered with its warnings
 // in between; errors.As still finds the Problems.
 type problemsError struct {
-	problems yamlfile.Problems
+	problems inputfile.Problems
 	text     string
 }
 

@@ -19,7 +19,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/fail"
-	"github.com/mqctl/mqctl/internal/yamlfile"
+	"github.com/mqctl/mqctl/internal/inputfile"
 )
 
 // DefaultURL is used when nothing else names a broker.
@@ -135,7 +135,7 @@ func DefaultConfigPath(env LookupEnv) string {
 // LoadFile reads the config file at path. A missing file is not an error
 // (nil, nil); a file readable by group or others yields a warning. An
 // invalid file (bad YAML, unknown keys, wrong types, not UTF-8 text, over
-// yamlfile.MaxConfigFile) is a usage error naming file, line and column.
+// inputfile.MaxConfigFile) is a usage error naming file, line and column.
 func LoadFile(path string) (*File, []string, error) {
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -148,12 +148,12 @@ func LoadFile(path string) (*File, []string, error) {
 	if info.Mode().Perm()&0o044 != 0 {
 		warnings = append(warnings, fmt.Sprintf("config file %s is readable by others (mode %04o); it may hold passwords: run `chmod 600 %s`", path, info.Mode().Perm(), path))
 	}
-	data, err := yamlfile.ReadFile(path, "a config file", yamlfile.MaxConfigFile)
+	data, err := inputfile.ReadFile(path, "a config file", inputfile.MaxConfigFile)
 	if err != nil {
 		return nil, warnings, fail.Wrap(fail.Usage, fmt.Errorf("invalid config file: %w", err))
 	}
 	var f File
-	if err := yamlfile.DecodeStrict(path, data, &f); err != nil {
+	if err := inputfile.DecodeStrict(path, data, &f); err != nil {
 		return nil, warnings, fail.Wrap(fail.Usage, fmt.Errorf("invalid config file: %w", err))
 	}
 	return &f, warnings, nil

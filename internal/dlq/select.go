@@ -11,7 +11,7 @@ import (
 	"sort"
 
 	"github.com/mqctl/mqctl/internal/fail"
-	"github.com/mqctl/mqctl/internal/yamlfile"
+	"github.com/mqctl/mqctl/internal/inputfile"
 )
 
 // Selection says which dead letters replay or purge may touch. A file
@@ -83,7 +83,7 @@ func readRecords(r io.Reader, name string, maxLine int, fn func(line int, r Reco
 		buf, err = readLine(br, buf[:0], maxLine)
 		switch {
 		case errors.Is(err, errLineTooLong):
-			return fail.Usagef("%s:%d: line longer than %s: not a dead-letter record (mqctl writes one JSON object per line)", name, line, yamlfile.Bytes(int64(maxLine)))
+			return fail.Usagef("%s:%d: line longer than %s: not a dead-letter record (mqctl writes one JSON object per line)", name, line, inputfile.Bytes(int64(maxLine)))
 		case errors.Is(err, errBinary):
 			return fail.Usagef("%s:%d: a NUL byte: this is not a text file (binary data?), not a dead-letter record", name, line)
 		}
@@ -142,15 +142,15 @@ func trimSpace(b []byte) []byte {
 
 // parseRecord decodes one line; its problems name file:line:column.
 func parseRecord(name string, line int, b []byte) (Record, error) {
-	at := func(p yamlfile.Problem) error {
+	at := func(p inputfile.Problem) error {
 		return fail.Usagef("%s:%d:%d: not a dead-letter record: %s", name, line, p.Column, p.Message)
 	}
-	if p := yamlfile.CheckText(name, b); p != nil {
+	if p := inputfile.CheckText(name, b); p != nil {
 		return Record{}, at(*p)
 	}
 	var rec Record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		p := yamlfile.JSONProblem(name, b, err)
+		p := inputfile.JSONProblem(name, b, err)
 		if p.Line == 0 {
 			return Record{}, fail.Usagef("%s:%d: not a dead-letter record: %v", name, line, err)
 		}

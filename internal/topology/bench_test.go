@@ -29,7 +29,7 @@ func benchTopology(n int) []byte {
 // validate, plan against an empty vhost, apply, plan again (zero changes
 // expected), and the broker's own import (POST /api/definitions) of the
 // same objects, reporting apply/import as a ratio. Run it with
-// bench/topology.sh (MQCTL_BENCH_QUEUES changes the size).
+// scripts/bench/topology.sh (MQCTL_BENCH_QUEUES changes the size).
 func BenchmarkTopology1000(b *testing.B) {
 	n := 1000
 	if s := os.Getenv("MQCTL_BENCH_QUEUES"); s != "" {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mqctl/mqctl/internal/yamlfile"
+	"github.com/mqctl/mqctl/internal/inputfile"
 )
 
 // What each RabbitMQ version does with the settings below was checked on
@@ -334,8 +334,8 @@ func LeaderLocatorFor(master any) string {
 // Warnings lists the file's deprecated settings for validate, which knows
 // no broker: each says what RabbitMQ versions do with it and what to use
 // instead.
-func Warnings(f *File) yamlfile.Problems {
-	var out yamlfile.Problems
+func Warnings(f *File) inputfile.Problems {
+	var out inputfile.Problems
 	for _, c := range Compats(f) {
 		if c.Deprecated {
 			out = append(out, c.problem(f.Name, c.Problem+"; "+c.Instead))
@@ -347,7 +347,7 @@ func Warnings(f *File) yamlfile.Problems {
 // CheckBroker splits the file's version-dependent settings for broker b:
 // refused are those b would refuse (plan and apply stop before changing
 // anything), warnings the deprecated ones b still accepts.
-func CheckBroker(f *File, b BrokerFacts) (refused, warnings yamlfile.Problems) {
+func CheckBroker(f *File, b BrokerFacts) (refused, warnings inputfile.Problems) {
 	version := b.Version
 	if version == "" {
 		version = "(version unknown)"
@@ -364,8 +364,8 @@ func CheckBroker(f *File, b BrokerFacts) (refused, warnings yamlfile.Problems) {
 	return refused, warnings
 }
 
-func (c Compat) problem(file, msg string) yamlfile.Problem {
-	return yamlfile.Problem{File: file, Line: c.Pos.Line, Column: c.Pos.Column, Message: c.object() + ": " + msg}
+func (c Compat) problem(file, msg string) inputfile.Problem {
+	return inputfile.Problem{File: file, Line: c.Pos.Line, Column: c.Pos.Column, Message: c.object() + ": " + msg}
 }
 
 // Conversion is one change Modernize made to a definitions document.

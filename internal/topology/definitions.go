@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mqctl/mqctl/internal/yamlfile"
+	"github.com/mqctl/mqctl/internal/inputfile"
 )
 
 // Definitions is the subset of a RabbitMQ definitions document (the JSON of
@@ -202,10 +202,10 @@ func sortDefinitions(d *Definitions) {
 // ReadDefinitionsFile reads a RabbitMQ definitions JSON file (as written
 // by `rabbitmqctl export_definitions`, the management UI or GET
 // /api/definitions) and returns it per vhost, as ReadDefinitions does. A
-// file over yamlfile.MaxDefinitionsFile, or one that is not UTF-8 text, is
+// file over inputfile.MaxDefinitionsFile, or one that is not UTF-8 text, is
 // refused before decoding.
 func ReadDefinitionsFile(path string) (map[string]*Definitions, error) {
-	data, err := yamlfile.ReadFile(path, "a definitions file", yamlfile.MaxDefinitionsFile)
+	data, err := inputfile.ReadFile(path, "a definitions file", inputfile.MaxDefinitionsFile)
 	if err != nil {
 		return nil, err
 	}
@@ -223,16 +223,16 @@ type definitionsDocument struct {
 
 // ReadDefinitions decodes a RabbitMQ definitions JSON document and
 // returns it per vhost. A single-vhost export names no vhost on its
-// objects; those land under "". Invalid input is yamlfile.Problems naming
+// objects; those land under "". Invalid input is inputfile.Problems naming
 // name, line and column: bad JSON, a wrong type, text after the document,
 // or JSON that is not a definitions export at all.
 func ReadDefinitions(name string, data []byte) (map[string]*Definitions, error) {
-	if p := yamlfile.CheckText(name, data); p != nil {
-		return nil, yamlfile.Problems{*p}
+	if p := inputfile.CheckText(name, data); p != nil {
+		return nil, inputfile.Problems{*p}
 	}
 	problem := func(off int64, format string, a ...any) error {
-		line, col := yamlfile.Position(data, int(off))
-		return yamlfile.Problems{{File: name, Line: line, Column: col, Message: fmt.Sprintf(format, a...)}}
+		line, col := inputfile.Position(data, int(off))
+		return inputfile.Problems{{File: name, Line: line, Column: col, Message: fmt.Sprintf(format, a...)}}
 	}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -245,9 +245,9 @@ func ReadDefinitions(name string, data []byte) (map[string]*Definitions, error) 
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil {
-		p := yamlfile.JSONProblem(name, data, err)
+		p := inputfile.JSONProblem(name, data, err)
 		p.Message = strings.TrimPrefix(p.Message, "Definitions.") // the embedded struct's Go name
-		return nil, yamlfile.Problems{p}
+		return nil, inputfile.Problems{p}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, problem(dec.InputOffset()-1, "text after the end of the JSON document")

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mqctl/mqctl/internal/yamlfile"
+	"github.com/mqctl/mqctl/internal/inputfile"
 )
 
 // FuzzParseAndValidate feeds arbitrary bytes through the parser, the
@@ -45,7 +45,7 @@ func FuzzParseAndValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := ParseAndValidate("fuzz.yaml", data)
 		if err != nil {
-			var ps yamlfile.Problems
+			var ps inputfile.Problems
 			if !errors.As(err, &ps) || len(ps) == 0 {
 				t.Fatalf("rejection is not a list of problems: %v", err)
 			}
@@ -98,7 +98,7 @@ func FuzzReadDefinitions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		perVhost, err := ReadDefinitions("fuzz.json", data)
 		if err != nil {
-			var ps yamlfile.Problems
+			var ps inputfile.Problems
 			if !errors.As(err, &ps) || len(ps) != 1 || ps[0].File != "fuzz.json" || ps[0].Line < 1 || ps[0].Column < 1 {
 				t.Fatalf("rejection does not name file, line and column: %#v", err)
 			}

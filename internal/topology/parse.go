@@ -9,16 +9,16 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/mqctl/mqctl/internal/inputfile"
 	"github.com/mqctl/mqctl/internal/pattern"
-	"github.com/mqctl/mqctl/internal/yamlfile"
 )
 
 // Load reads, parses and validates the topology file at path. On invalid
-// input the error is yamlfile.Problems listing every problem found.
-// A file over yamlfile.MaxTopologyFile, or one that is not UTF-8 text, is
+// input the error is inputfile.Problems listing every problem found.
+// A file over inputfile.MaxTopologyFile, or one that is not UTF-8 text, is
 // refused before parsing.
 func Load(path string) (*File, error) {
-	data, err := yamlfile.ReadFile(path, "a topology file", yamlfile.MaxTopologyFile)
+	data, err := inputfile.ReadFile(path, "a topology file", inputfile.MaxTopologyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -34,8 +34,8 @@ func ParseAndValidate(name string, data []byte) (*File, error) {
 
 // LoadChecked is Load that also returns the file's warnings: its
 // deprecated settings (see Warnings), found even when the file is invalid.
-func LoadChecked(path string) (*File, yamlfile.Problems, error) {
-	data, err := yamlfile.ReadFile(path, "a topology file", yamlfile.MaxTopologyFile)
+func LoadChecked(path string) (*File, inputfile.Problems, error) {
+	data, err := inputfile.ReadFile(path, "a topology file", inputfile.MaxTopologyFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,9 +44,9 @@ func LoadChecked(path string) (*File, yamlfile.Problems, error) {
 
 // ParseAndCheck is ParseAndValidate that also returns the file's
 // warnings, sorted by position, even when the file is invalid.
-func ParseAndCheck(name string, data []byte) (*File, yamlfile.Problems, error) {
+func ParseAndCheck(name string, data []byte) (*File, inputfile.Problems, error) {
 	f, probs := Parse(name, data)
-	var warnings yamlfile.Problems
+	var warnings inputfile.Problems
 	if f != nil {
 		probs = append(probs, Validate(f)...)
 		warnings = Warnings(f)
@@ -59,7 +59,7 @@ func ParseAndCheck(name string, data []byte) (*File, yamlfile.Problems, error) {
 	return f, warnings, nil
 }
 
-func sortProblems(ps yamlfile.Problems) {
+func sortProblems(ps inputfile.Problems) {
 	sort.SliceStable(ps, func(i, j int) bool {
 		if ps[i].Line != ps[j].Line {
 			return ps[i].Line < ps[j].Line
@@ -72,16 +72,16 @@ func sortProblems(ps yamlfile.Problems) {
 // YAML syntax tree so that every problem (unknown key, duplicate key, wrong
 // type) carries a line and column, and it keeps going after a problem so one
 // run reports them all. A nil File means the YAML itself did not parse.
-func Parse(name string, data []byte) (*File, yamlfile.Problems) {
-	if len(data) > yamlfile.MaxTopologyFile {
-		return nil, yamlfile.Problems{{File: name, Message: fmt.Sprintf("a topology file may be at most %s; this one holds %s", yamlfile.Bytes(yamlfile.MaxTopologyFile), yamlfile.Bytes(int64(len(data))))}}
+func Parse(name string, data []byte) (*File, inputfile.Problems) {
+	if len(data) > inputfile.MaxTopologyFile {
+		return nil, inputfile.Problems{{File: name, Message: fmt.Sprintf("a topology file may be at most %s; this one holds %s", inputfile.Bytes(inputfile.MaxTopologyFile), inputfile.Bytes(int64(len(data))))}}
 	}
-	if p := yamlfile.CheckText(name, data); p != nil {
-		return nil, yamlfile.Problems{*p}
+	if p := inputfile.CheckText(name, data); p != nil {
+		return nil, inputfile.Problems{*p}
 	}
 	astFile, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		return nil, yamlfile.Problems{yamlfile.FromError(name, err)}
+		return nil, inputfile.Problems{inputfile.FromError(name, err)}
 	}
 	r := &reader{file: name}
 	f := &File{Name: name}
@@ -97,7 +97,7 @@ func Parse(name string, data []byte) (*File, yamlfile.Problems) {
 		body = d.Body
 	}
 	if body == nil {
-		r.probs = append(r.probs, yamlfile.Problem{File: name, Line: 1, Column: 1, Message: "empty file: want `apiVersion: " + APIVersion + "` and at least one exchange or queue"})
+		r.probs = append(r.probs, inputfile.Problem{File: name, Line: 1, Column: 1, Message: "empty file: want `apiVersion: " + APIVersion + "` and at least one exchange or queue"})
 		return f, r.probs
 	}
 	r.fields(body, "the topology file", map[string]func(ast.Node){
@@ -131,7 +131,7 @@ func Parse(name string, data []byte) (*File, yamlfile.Problems) {
 
 type reader struct {
 	file  string
-	probs yamlfile.Problems
+	probs inputfile.Problems
 }
 
 func posOf(n ast.Node) Pos {
@@ -146,7 +146,7 @@ func posOf(n ast.Node) Pos {
 
 func (r *reader) addf(n ast.Node, format string, a ...any) {
 	p := posOf(n)
-	r.probs = append(r.probs, yamlfile.Problem{File: r.file, Line: p.Line, Column: p.Column, Message: fmt.Sprintf(format, a...)})
+	r.probs = append(r.probs, inputfile.Problem{File: r.file, Line: p.Line, Column: p.Column, Message: fmt.Sprintf(format, a...)})
 }
 
 // unwrap removes anchors and tags, which do not change the value.

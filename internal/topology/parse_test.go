@@ -5,16 +5,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mqctl/mqctl/internal/yamlfile"
+	"github.com/mqctl/mqctl/internal/inputfile"
 )
 
-func problemsOf(t *testing.T, src string) yamlfile.Problems {
+func problemsOf(t *testing.T, src string) inputfile.Problems {
 	t.Helper()
 	_, err := ParseAndValidate("t.yaml", []byte(src))
 	if err == nil {
 		return nil
 	}
-	var ps yamlfile.Problems
+	var ps inputfile.Problems
 	if !errors.As(err, &ps) {
 		t.Fatalf("error is %T, want Problems: %v", err, err)
 	}

@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/mqctl/mqctl/internal/inputfile"
 	"github.com/mqctl/mqctl/internal/pattern"
-	"github.com/mqctl/mqctl/internal/yamlfile"
 )
 
 // builtinExchanges exist on every vhost and may be bound without being
@@ -29,7 +29,7 @@ var nonNegativeIntArgs = []string{"x-message-ttl", "x-expires", "x-max-length", 
 
 // Validate checks a parsed file offline: names, references, types,
 // durations, pattern constraints and loops. It returns every problem found.
-func Validate(f *File) yamlfile.Problems {
+func Validate(f *File) inputfile.Problems {
 	v := &validator{f: f}
 	v.run()
 	return v.probs
@@ -39,7 +39,7 @@ func Validate(f *File) yamlfile.Problems {
 // declares and what its patterns generate, for the checks that follow.
 type validator struct {
 	f     *File
-	probs yamlfile.Problems
+	probs inputfile.Problems
 
 	exchanges map[string]Pos
 	queues    map[string]Pos
@@ -51,7 +51,7 @@ type validator struct {
 }
 
 func (v *validator) addf(p Pos, format string, a ...any) {
-	v.probs = append(v.probs, yamlfile.Problem{File: v.f.Name, Line: p.Line, Column: p.Column, Message: fmt.Sprintf(format, a...)})
+	v.probs = append(v.probs, inputfile.Problem{File: v.f.Name, Line: p.Line, Column: p.Column, Message: fmt.Sprintf(format, a...)})
 }
 
 func (v *validator) name(p Pos, kind, name string) bool {

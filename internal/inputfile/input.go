@@ -1,4 +1,4 @@
-package yamlfile
+package inputfile
 
 import (
 	"bytes"

@@ -1,7 +1,8 @@
-// Package yamlfile decodes YAML files strictly and turns parser errors into
-// problems that name the file, line and column, the form every mqctl input
-// error takes.
-package yamlfile
+// Package inputfile reads the files mqctl is given (topology YAML, dead
+// letter JSONL): it refuses what is not a text file of a sane size, decodes
+// YAML strictly and turns every parser error into a problem that names the
+// file, line and column, the form every mqctl input error takes.
+package inputfile
 
 import (
 	"errors"
@@ -93,7 +94,7 @@ func DecodeStrict(file string, data []byte, v any) (err error) {
 
 // Recover turns a panic of the YAML library on malformed input (fuzzing
 // found some) into a Problem, so no input file can crash mqctl. Use it as
-// `defer yamlfile.Recover(file, &err)` around any go-yaml call.
+// `defer inputfile.Recover(file, &err)` around any go-yaml call.
 func Recover(file string, err *error) {
 	if r := recover(); r != nil {
 		*err = Problems{{File: file, Message: fmt.Sprintf("malformed YAML: the parser gave up (%v)", r)}}
