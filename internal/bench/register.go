@@ -16,6 +16,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/registration"
 )
@@ -260,14 +261,8 @@ func (a *signupApps) settle(ctx context.Context, conn *amqp.Connection, res *Reg
 	if ctx.Err() != nil {
 		return fmt.Errorf("benchmark interrupted: %w", ctx.Err())
 	}
-	err := bounded(ctx, a.cfg.Timeout, "read the event queue's depth", func() error {
-		ch, err := conn.Channel()
-		if err != nil {
-			return err
-		}
-		defer ch.Close()
-		q, err := ch.QueueDeclarePassive(res.Queue, true, false, false, false, nil)
-		res.QueueDepth = q.Messages
+	err := bounded(ctx, a.cfg.Timeout, "read the event queue's depth", func() (err error) {
+		res.QueueDepth, _, err = broker.QueueCountsOn(conn, res.Queue)
 		return err
 	})
 	if err != nil {
@@ -316,10 +311,7 @@ func signupLoad(ctx context.Context, client *http.Client, url, tag string, n int
 	for i := range n {
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-			}
+			_ = broker.Sleep(ctx, d)
 		}
 		if ctx.Err() != nil {
 			ph.Requests = i

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -414,16 +415,10 @@ func declareQueue(ctx context.Context, conn *amqp.Connection, name, queueType st
 
 func checkQueue(ctx context.Context, conn *amqp.Connection, name string, timeout time.Duration) error {
 	err := bounded(ctx, timeout, "check queue "+name, func() error {
-		ch, err := conn.Channel()
-		if err != nil {
-			return err
-		}
-		defer ch.Close()
-		_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+		_, _, err := broker.QueueCountsOn(conn, name)
 		return err
 	})
-	var ae *amqp.Error
-	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+	if errors.Is(err, broker.ErrQueueNotFound) {
 		return fmt.Errorf("queue %q given with -u does not exist: declare it first, or leave -u out to let the benchmark declare its own: %w", name, err)
 	}
 	return err

@@ -224,6 +224,20 @@ func (b Backoff) Delay(n int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// Sleep waits d, or less when ctx is done first; it returns ctx's error
+// then. Every wait of mqctl's loops (backoffs, pacing, polls) goes through
+// it, so a Ctrl-C never waits out a timer.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // LimitStartup makes DialRetry give up, instead of retrying, when no
 // connection has ever been made and within has passed since its first
 // attempt: a command started against an unreachable broker says so and
@@ -264,12 +278,8 @@ func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt 
 			onRetry(attempt, err)
 		}
 		d.Failover()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := Sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -3,6 +3,8 @@ package dlq
 import (
 	"context"
 	"time"
+
+	"github.com/mqctl/mqctl/internal/broker"
 )
 
 // pacer spaces operations to a rate.
@@ -25,13 +27,7 @@ func (p *pacer) wait(ctx context.Context) error {
 	due := p.start.Add(time.Duration(float64(p.n) / p.rate * float64(time.Second)))
 	p.n++
 	if d := time.Until(due); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+		return broker.Sleep(ctx, d)
 	}
 	return nil
 }

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/mqctl/mqctl/examples"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/dlq"
@@ -293,7 +291,7 @@ func (d *demo) watchDeadLetters(ctx context.Context, want int) error {
 		depths := make([]string, len(watch))
 		n := 0
 		for i, q := range watch {
-			depth, err := demoDepth(ctx, d.cfg.Dialer, q)
+			depth, _, err := d.cfg.Dialer.QueueCounts(ctx, q)
 			if err != nil {
 				return err
 			}
@@ -310,7 +308,7 @@ func (d *demo) watchDeadLetters(ctx context.Context, want int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("demo: only %d of %d e-mails reached email.dlq within 2m", n, want)
 		}
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+		if err := broker.Sleep(ctx, 250*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -416,7 +414,7 @@ func (d *demo) waitEffects(ctx context.Context, what string, done func(Tally) bo
 		if time.Now().After(deadline) {
 			return fmt.Errorf("demo: %s did not happen within %s; is the broker healthy? (`mqctl doctor`)", what, within)
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := broker.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -444,31 +442,6 @@ func latencyOf(phase string, lat []time.Duration) PhaseLatency {
 	return PhaseLatency{Phase: phase, Signups: len(s), P50ms: ms(pct(0.5)), P95ms: ms(pct(0.95)), MaxMs: ms(s[len(s)-1])}
 }
 
-// withChannel runs f on a fresh connection and channel.
-func withChannel(ctx context.Context, d *broker.Dialer, f func(*amqp.Channel) error) error {
-	conn, err := d.Dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	return f(ch)
-}
-
-func demoDepth(ctx context.Context, d *broker.Dialer, queue string) (int, error) {
-	var n int
-	err := withChannel(ctx, d, func(ch *amqp.Channel) error {
-		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-		n = q.Messages
-		return err
-	})
-	return n, err
-}
-
 // demoSettle waits until the work queues and delay queues are empty.
 func demoSettle(ctx context.Context, d *broker.Dialer) error {
 	var queues []string
@@ -479,12 +452,11 @@ func demoSettle(ctx context.Context, d *broker.Dialer) error {
 	for {
 		busy := 0
 		for _, q := range queues {
-			n, err := demoDepth(ctx, d, q)
+			n, _, err := d.QueueCounts(ctx, q)
+			if errors.Is(err, broker.ErrQueueNotFound) {
+				continue
+			}
 			if err != nil {
-				var ae *amqp.Error
-				if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-					continue
-				}
 				return err
 			}
 			busy += n
@@ -492,7 +464,7 @@ func demoSettle(ctx context.Context, d *broker.Dialer) error {
 		if busy == 0 || time.Now().After(deadline) {
 			return nil
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := broker.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}

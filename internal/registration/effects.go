@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/ledger"
 	"github.com/mqctl/mqctl/internal/worker"
 )
@@ -53,7 +54,7 @@ func (p *Provider) SetDown(down bool) { p.down.Store(down) }
 // Call waits the latency, then fails when down or by chance.
 func (p *Provider) Call(ctx context.Context) error {
 	if d := time.Duration(p.latency.Load()); d > 0 {
-		if err := sleep(ctx, d); err != nil {
+		if err := broker.Sleep(ctx, d); err != nil {
 			return err
 		}
 	}

@@ -89,7 +89,7 @@ func pacer(rate float64) func(context.Context) error {
 	return func(ctx context.Context) error {
 		next = next.Add(interval)
 		if d := time.Until(next); d > 0 {
-			return sleep(ctx, d)
+			return broker.Sleep(ctx, d)
 		}
 		return nil
 	}
@@ -151,7 +151,7 @@ func (p *producer) session(ctx context.Context, pub *broker.Publisher) error {
 			if refusals > 20 {
 				return fmt.Errorf("produce: %d of %d confirmed; the broker keeps refusing: %w", p.sum.Confirmed, o.Count, refused)
 			}
-			_ = sleep(ctx, o.Backoff.Delay(refusals))
+			_ = broker.Sleep(ctx, o.Backoff.Delay(refusals))
 			refusals++
 		default:
 			refusals = 0

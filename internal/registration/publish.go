@@ -77,14 +77,3 @@ func connectionLost(err error) bool {
 	return errors.Is(err, broker.ErrChannelClosed) || errors.Is(err, amqp.ErrClosed) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ae)
 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

@@ -79,7 +79,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		r.OnEvent(RelayEvent{Kind: "disconnected", Err: err})
 		r.Dialer.Failover()
-		if sleep(ctx, r.Backoff.Delay(failures)) != nil {
+		if broker.Sleep(ctx, r.Backoff.Delay(failures)) != nil {
 			return nil
 		}
 		failures++
@@ -109,7 +109,7 @@ func (r *Relay) session(ctx context.Context, conn *amqp.Connection) (progressed 
 			}
 			// The database is local: a failure here is worth a pause, not a reconnect.
 			r.OnEvent(RelayEvent{Kind: "failed", Err: err})
-			if sleep(ctx, time.Second) != nil {
+			if broker.Sleep(ctx, time.Second) != nil {
 				return progressed, nil
 			}
 			continue
@@ -159,7 +159,7 @@ func (r *Relay) session(ctx context.Context, conn *amqp.Connection) (progressed 
 		}
 		if refused != nil {
 			r.OnEvent(RelayEvent{Kind: "failed", Count: len(rows) - len(sent), Err: refused})
-			if sleep(ctx, r.Backoff.Delay(refusals)) != nil {
+			if broker.Sleep(ctx, r.Backoff.Delay(refusals)) != nil {
 				return progressed, nil
 			}
 			refusals++

@@ -174,12 +174,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		w.reported = false
 		cfg.Dialer.Failover()
-		t := time.NewTimer(cfg.Reconnect.Delay(0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if broker.Sleep(ctx, cfg.Reconnect.Delay(0)) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -344,7 +340,7 @@ func (w *worker) process(ctx context.Context, ch *amqp.Channel, pub *broker.Publ
 		} else {
 			// A missing delay queue or a refusal will not fix itself in a
 			// millisecond; don't spin on it.
-			sleep(ctx, time.Second)
+			_ = broker.Sleep(ctx, time.Second)
 		}
 		// Never lose it: leave it to the broker to deliver again. A
 		// reject, not a nack: RabbitMQ 4.3 no longer counts a
@@ -361,15 +357,6 @@ func (w *worker) process(ctx context.Context, ch *amqp.Channel, pub *broker.Publ
 		cfg.OnEvent(Event{Kind: DeadLettered, MessageID: d.MessageId, Attempt: attempt, Err: err})
 	} else {
 		cfg.OnEvent(Event{Kind: Retried, MessageID: d.MessageId, Attempt: attempt, Delay: dec.Delay, Err: err})
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 
