@@ -14,7 +14,7 @@ import (
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
-// Exit codes, as documented in DESIGN.md and `mqctl --help`.
+// Exit codes, as documented in README.md ("Exit codes") and `mqctl --help`.
 const (
 	ExitOK          = 0
 	ExitError       = 1

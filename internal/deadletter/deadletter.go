@@ -78,10 +78,10 @@ type DLQ struct {
 	FoundBy []Source
 }
 
-// setting returns the queue's dead-letter exchange and routing key. As in
-// RabbitMQ, each key of a queue argument wins over the same key of a
-// policy; src says where the exchange was set.
-func setting(q *Queue) (ex, rk string, src Source, ok bool) {
+// Target returns the queue's dead-letter exchange and routing key; ok is
+// false when it has none. As in RabbitMQ, each key of a queue argument
+// wins over the same key of a policy; src says where the exchange was set.
+func (q *Queue) Target() (ex, rk string, src Source, ok bool) {
 	if ex, ok = stringKey(q.Arguments, "x-dead-letter-exchange"); ok {
 		src = SourceArguments
 	} else if ex, ok = stringKey(q.Policy, "dead-letter-exchange"); ok {

@@ -136,12 +136,12 @@ func TestSettingKeysResolveOneByOne(t *testing.T) {
 		{"argument exchange, policy key", args("a", ""), map[string]any{"dead-letter-routing-key": "pk"}, "a", "pk", SourceArguments},
 		{"policy exchange, argument key", map[string]any{"x-dead-letter-routing-key": "k"}, map[string]any{"dead-letter-exchange": "p"}, "p", "k", SourcePolicy},
 	} {
-		ex, key, src, ok := setting(&Queue{Arguments: c.args, Policy: c.policy})
+		ex, key, src, ok := (&Queue{Arguments: c.args, Policy: c.policy}).Target()
 		if !ok || ex != c.ex || key != c.key || src != c.src {
 			t.Errorf("%s: %q %q %s %v", c.name, ex, key, src, ok)
 		}
 	}
-	if _, _, _, ok := setting(&Queue{Arguments: map[string]any{"x-dead-letter-routing-key": "k"}}); ok {
+	if _, _, _, ok := (&Queue{Arguments: map[string]any{"x-dead-letter-routing-key": "k"}}).Target(); ok {
 		t.Error("a routing key alone is no dead-letter setting")
 	}
 }
@@ -164,7 +164,7 @@ func TestMatches(t *testing.T) {
 		ok                bool
 	}{
 		{"topic", "a.#", "a", true}, {"topic", "a.#", "a.b.c", true}, {"topic", "#", "", true}, {"topic", "*.b", "a.b", true},
-		{"topic", "*.b", "a.c", false}, {"topic", "a.*", "a", false}, {"topic", "#.c", "a.b.c", true}, {"topic", "a.#.c", "a.c", true},
+		{"topic", "*.b", "a.c", false}, {"topic", "a.*", "a", false}, {"topic", "#.c", "a.b.c", true}, {"topic", "a.#.c", "a.c", true}, {"topic", "a.#.c", "a.x.y.c", true},
 		{"topic", "a", "b", false}, {"topic", "user.registered.#", "user.registered.vip", true}, {"topic", "user.*", "user.registered.vip", false},
 		{"direct", "x", "x", true}, {"direct", "x", "y", false},
 		{"fanout", "x", "y", true}, {"headers", "x", "y", true}, {"x-consistent-hash", "1", "y", true},

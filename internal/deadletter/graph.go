@@ -149,7 +149,7 @@ func (g *Graph) addNamedDLQs(queues []Queue, exchanges []Exchange) {
 
 // link finds q's dead-letter route and its role before DLQs are known.
 func (g *Graph) link(q *Queue) (*Link, Role) {
-	if ex, rk, src, ok := setting(q); ok {
+	if ex, rk, src, ok := q.Target(); ok {
 		if isDelayQueue(q.Name, ex, rk) {
 			return nil, RoleRetry
 		}

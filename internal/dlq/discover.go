@@ -126,11 +126,6 @@ func fromGraph(g *deadletter.Graph, info func(vhost, name string) (typ string, d
 	return out
 }
 
-// routes reports whether a binding key on an exchange of type typ
-// matches routing key key; deadletter.Matches says how. Kept for
-// select_test.go, which predates the deadletter package.
-func routes(typ, binding, key string) bool { return deadletter.Matches(typ, binding, key) }
-
 // PeekReasons fills each DLQ's top reasons and oldest death from a
 // non-destructive peek at its first limit messages (see Peek), over one
 // connection from dial, and a new one after a peek that closed it. Quorum
@@ -172,13 +167,13 @@ func PeekReasons(ctx context.Context, dial func(context.Context) (*amqp.Connecti
 				conn = next
 			}
 		}
-		d.Summarise(recs)
+		d.tally(recs)
 	}
 	return nil
 }
 
-// Summarise fills a DLQ's reasons and oldest death from peeked records.
-func (d *DLQ) Summarise(recs []Record) {
+// tally fills a DLQ's reasons and oldest death from peeked records.
+func (d *DLQ) tally(recs []Record) {
 	counts := map[string]int{}
 	var oldest string
 	for _, r := range recs {

@@ -55,25 +55,3 @@ func TestReadSelectionNamesBadLine(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
-func TestTopicMatch(t *testing.T) {
-	cases := []struct {
-		pat, key string
-		want     bool
-	}{
-		{"user.registered.#", "user.registered", true},
-		{"user.registered.#", "user.registered.vip", true},
-		{"user.*", "user.registered.vip", false},
-		{"#", "", true},
-		{"*.b", "a.b", true},
-		{"a.#.c", "a.x.y.c", true},
-	}
-	for _, c := range cases {
-		if got := routes("topic", c.pat, c.key); got != c.want {
-			t.Errorf("%s ~ %s = %v", c.pat, c.key, got)
-		}
-	}
-	if !routes("fanout", "x", "y") || routes("direct", "x", "y") {
-		t.Error("fanout/direct")
-	}
-}

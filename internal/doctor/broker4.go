@@ -11,6 +11,7 @@ import (
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
 	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/deadletter"
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
@@ -230,10 +231,7 @@ func deadLetterCheck(ctx context.Context, m Mgmt, vhost string, v version, descr
 }
 
 func hasDeadLetterTarget(q backlog.QueueStat) bool {
-	if _, ok := q.Arguments["x-dead-letter-exchange"].(string); ok {
-		return true
-	}
-	_, ok := q.Policy["dead-letter-exchange"].(string)
+	_, _, _, ok := (&deadletter.Queue{Arguments: q.Arguments, Policy: q.Policy}).Target()
 	return ok
 }
 

@@ -1,6 +1,7 @@
 // Package fail defines the kinds of failure mqctl distinguishes, so that domain
 // packages can say what went wrong without knowing about exit codes. The CLI
-// maps each kind to the exit-code table of DESIGN.md in one place.
+// maps each kind to an exit code in one place (internal/cli/exit.go; the
+// table is in README.md, "Exit codes").
 package fail
 
 import (
