@@ -97,7 +97,7 @@ func defaultTopologyConnect(f *Factory) func() (topologyTarget, error) {
 		if err != nil {
 			return topologyTarget{}, err
 		}
-		b := &topology.MgmtBroker{Client: mgmt, Counter: dialCounter(f.Dialer), CounterVhost: s.Vhost}
+		b := &topology.MgmtBroker{Client: mgmt, Counter: dialCounter(f.Dialer), CounterVhost: s.Vhost, Timeout: s.Timeout}
 		if r, err := broker.NewMgmtReader(s); err == nil {
 			b.Reader = r
 		}

@@ -119,6 +119,12 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 		}
 		return fail.Conditionf("refusing to apply: %d conflict(s) with the broker; nothing was changed (see the plan above for the safe route)", p.Summary.Conflict)
 	}
+	if p.Summary.Migrate > 0 {
+		if err := output.Print(opts.IO, opts.Format, planView{p}); err != nil {
+			return err
+		}
+		return fail.Conditionf("refusing to apply: %d queue(s) need a migration; nothing was changed: `mqctl topology apply --migrate` re-creates them without losing a message (see the plan above)", p.Summary.Migrate)
+	}
 	if p.Summary.Delete > 0 {
 		if err := Confirm(opts.IO, opts.Yes, fmt.Sprintf("delete %d objects not in %s from vhost %s", p.Summary.Delete, opts.File, p.Vhost)); err != nil {
 			return err

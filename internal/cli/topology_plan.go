@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -103,8 +105,12 @@ func topologyPlanRun(ctx context.Context, opts *TopologyPlanOptions) error {
 type planView struct{ *topology.Plan }
 
 func summaryText(s topology.Summary) string {
-	return fmt.Sprintf("%d to create, %d to update, %d conflicts, %d to delete, %d kept, %d extra on the broker, %d unchanged",
-		s.Create, s.Update, s.Conflict, s.Delete, s.Keep, s.Extra, s.Unchanged)
+	migrate := ""
+	if s.Migrate > 0 {
+		migrate = fmt.Sprintf("%d to migrate, ", s.Migrate)
+	}
+	return fmt.Sprintf("%d to create, %d to update, %s%d conflicts, %d to delete, %d kept, %d extra on the broker, %d unchanged",
+		s.Create, s.Update, migrate, s.Conflict, s.Delete, s.Keep, s.Extra, s.Unchanged)
 }
 
 func (v planView) Table() output.TableData {
@@ -115,7 +121,7 @@ func (v planView) Table() output.TableData {
 			name += " (" + string(c.Role) + " of " + c.Owner + ")"
 		}
 		details := strings.Join(c.Details, "; ")
-		if c.Messages != nil && (c.Action == topology.Conflict || c.Action == topology.Keep || c.Action == topology.Extra || c.Action == topology.Delete) {
+		if c.Messages != nil && (c.Action == topology.Conflict || c.Action == topology.Migrate || c.Action == topology.Keep || c.Action == topology.Extra || c.Action == topology.Delete) {
 			details += fmt.Sprintf("; %d messages", *c.Messages)
 		}
 		rows[i] = []string{string(c.Action), c.Kind, name, details}
@@ -132,7 +138,7 @@ func (v planView) Table() output.TableData {
 				return output.LevelOK
 			case topology.Conflict:
 				return output.LevelError
-			case topology.Delete, topology.Keep:
+			case topology.Delete, topology.Keep, topology.Migrate:
 				return output.LevelWarn
 			}
 			return output.LevelMuted
@@ -155,6 +161,39 @@ func (v planView) RenderText(w io.Writer, s *output.Styles) error {
 		}
 		fmt.Fprintf(w, "\n%s %s %s: %s\n", s.ForLevel(levelOf(c.Action)).Render(string(c.Action)), c.Kind, c.Name, strings.Join(c.Details, "; "))
 		fmt.Fprintf(w, "  → %s\n", c.Hint)
+	}
+	return v.renderEffective(w, s)
+}
+
+// renderEffective lists, when the plan touches queues or policies, the
+// policy each of the file's queues will have: RabbitMQ applies only one,
+// so this is what a queue really gets besides its arguments.
+func (v planView) renderEffective(w io.Writer, s *output.Styles) error {
+	touched := false
+	for _, c := range v.Changes {
+		if (c.Kind == topology.KindQueue || c.Kind == topology.KindPolicy) && c.Action != topology.Extra {
+			touched = true
+		}
+	}
+	if !touched || len(v.Effective) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\n%s\n", s.Bold.Render("Policy in effect per queue (one applies; the queue's own arguments win over it):"))
+	names := slices.Sorted(maps.Keys(v.Effective))
+	width := 0
+	for _, q := range names {
+		width = max(width, len(q))
+	}
+	for _, q := range names {
+		e := v.Effective[q]
+		keys := slices.Sorted(maps.Keys(e.Definition))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s=%v", k, e.Definition[k])
+		}
+		if _, err := fmt.Fprintf(w, "  %-*s  %s  %s\n", width, q, e.Policy, strings.Join(parts, " ")); err != nil {
+			return err
+		}
 	}
 	return nil
 }

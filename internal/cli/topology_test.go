@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/broker"
@@ -76,13 +78,14 @@ func TestTopologyApplyIsIdempotent(t *testing.T) {
 	e := env.Environ()
 
 	p, r := planOf(t, e, exampleTopology, "--exit-code")
-	if r.Code != ExitCondition || p.Summary["create"] != 25 {
+	// 25 objects and 12 policies: one per work queue and delay queue.
+	if r.Code != ExitCondition || p.Summary["create"] != 37 {
 		t.Fatalf("plan on an empty vhost: exit %d, summary %v", r.Code, p.Summary)
 	}
 	mustRun(t, e, 0, "topology", "apply", "-f", exampleTopology)
 
 	p, _ = planOf(t, e, exampleTopology, "--exit-code")
-	if len(p.Changes) != 0 || p.Summary["unchanged"] != 25 {
+	if len(p.Changes) != 0 || p.Summary["unchanged"] != 37 {
 		t.Fatalf("plan after apply: %+v", p)
 	}
 	r = mustRun(t, e, 0, "topology", "apply", "-f", exampleTopology, "-o", "json")
@@ -96,16 +99,27 @@ func TestTopologyApplyIsIdempotent(t *testing.T) {
 		t.Errorf("plan table: %s", r.Stdout)
 	}
 
-	// The broker reports exactly the pattern's arguments.
-	q, err := env.Mgmt.GetQueue(env.Vhost, "email")
+	// The broker reports the queue's type as its only argument, and the
+	// pattern's settings as the policy in effect.
+	// (The management API names the queue's policy once it has sampled
+	// the queue's statistics.)
+	var q *rabbithole.DetailedQueueInfo
+	brokertest.WaitFor(t, "email's policy in the management API", 15*time.Second, func() bool {
+		var err error
+		q, err = env.Mgmt.GetQueue(env.Vhost, "email")
+		return err == nil && q.Policy != ""
+	})
+	if !sameJSON(q.Arguments, map[string]any{"x-queue-type": "quorum"}) || q.Policy != "mqctl.email" {
+		t.Errorf("email: arguments %v, policy %q", q.Arguments, q.Policy)
+	}
+	pol, err := env.Mgmt.GetPolicy(env.Vhost, "mqctl.email")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]any{"x-queue-type": "quorum", "x-dead-letter-exchange": "email.dlx", "x-dead-letter-routing-key": "email",
-		"x-delivery-limit": 10.0, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"} {
-		if q.Arguments[k] != v {
-			t.Errorf("email %s = %v, want %v", k, q.Arguments[k], v)
-		}
+	want := map[string]any{"dead-letter-exchange": "email.dlx", "dead-letter-routing-key": "email",
+		"delivery-limit": 10, "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
+	if !sameJSON(map[string]any(pol.Definition), want) {
+		t.Errorf("policy mqctl.email = %v, want %v", pol.Definition, want)
 	}
 	dlq, err := env.Mgmt.GetQueue(env.Vhost, "email.dlq")
 	if err != nil || dlq.Type != "classic" || !dlq.Durable {
@@ -163,7 +177,9 @@ func TestTopologyExportThenPlanShowsNoChanges(t *testing.T) {
 	}
 }
 
-func TestTopologyConflictsLeaveQueueUntouched(t *testing.T) {
+// What RabbitMQ cannot change in place is a migration: plain apply refuses
+// it and changes nothing.
+func TestTopologyMigrationsLeaveQueueUntouched(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
@@ -183,10 +199,10 @@ func TestTopologyConflictsLeaveQueueUntouched(t *testing.T) {
 			_, err := ch.QueueDeclare("orders", false, false, false, false, nil)
 			return err
 		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, type: classic}]\n", "durable: broker false, file true"},
-		{"pattern added to a live queue", func(ch *amqp.Channel) error {
-			_, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+		{"pattern settings still in arguments", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum", "x-dead-letter-exchange": "orders.dlx"})
 			return err
-		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, dead_letter: true}]\n", "x-dead-letter-exchange: broker (none)"},
+		}, "apiVersion: mqctl/v1\nqueues: [{name: orders, dead_letter: true}]\n", "x-dead-letter-exchange: broker orders.dlx, file (none)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -216,23 +232,23 @@ func TestTopologyConflictsLeaveQueueUntouched(t *testing.T) {
 			}
 			file := writeFile(t, "t.yaml", c.file)
 			p, r := planOf(t, e, file, "--exit-code")
-			if r.Code != ExitCondition || p.Summary["conflict"] != 1 {
+			if r.Code != ExitCondition || p.Summary["migrate"] != 1 || p.Summary["conflict"] != 0 {
 				t.Fatalf("plan: exit %d %+v", r.Code, p)
 			}
 			var hint string
 			for _, ch := range p.Changes {
-				if ch.Action == "conflict" {
+				if ch.Action == "migrate" {
 					if !strings.Contains(strings.Join(ch.Details, ";"), c.detail) {
-						t.Errorf("conflict details %v lack %q", ch.Details, c.detail)
+						t.Errorf("migration details %v lack %q", ch.Details, c.detail)
 					}
 					hint = ch.Hint
 				}
 			}
-			if hint == "" || strings.Contains(hint, "delete the queue") {
+			if !strings.Contains(hint, "apply --migrate") || !strings.Contains(hint, " messages to move)") {
 				t.Errorf("hint: %q", hint)
 			}
 			r = mustRun(t, e, ExitCondition, "topology", "apply", "-f", file)
-			if !strings.Contains(r.Stderr, "nothing was changed") {
+			if !strings.Contains(r.Stderr, "nothing was changed") || !strings.Contains(r.Stderr, "--migrate") {
 				t.Errorf("apply stderr: %s", r.Stderr)
 			}
 			if n := env.QueueDepth(t, "orders"); n != 5 {
@@ -251,10 +267,57 @@ func TestTopologyConflictsLeaveQueueUntouched(t *testing.T) {
 			}
 			for _, x := range *defs.Exchanges {
 				if strings.HasSuffix(x.Name, ".dlx") {
-					t.Errorf("apply created %s despite the conflict", x.Name)
+					t.Errorf("apply created %s despite the pending migration", x.Name)
 				}
 			}
 		})
+	}
+}
+
+// A retry and dead-letter queue added to a live queue is an in-place
+// change: policies carry the settings, the queue keeps its messages, and
+// a message the consumer rejects is dead-lettered into the new DLQ.
+func TestTopologyPatternAddedToALiveQueueInPlace(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	e := env.Environ()
+	ch := env.Channel(t)
+	if _, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	pub := testPublisher(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		must(t, pub.PublishAndWait(ctx, "", "orders", amqp.Publishing{MessageId: fmt.Sprint("m", i), Body: []byte("m")}))
+	}
+	file := writeFile(t, "t.yaml", "apiVersion: mqctl/v1\nqueues: [{name: orders, dead_letter: true, retry: {max_attempts: 2, backoff: [1s]}}]\n")
+	p, r := planOf(t, e, file, "--exit-code")
+	if r.Code != ExitCondition || p.Summary["migrate"] != 0 || p.Summary["conflict"] != 0 || p.Summary["create"] == 0 {
+		t.Fatalf("plan: exit %d %+v", r.Code, p)
+	}
+	mustRun(t, e, 0, "topology", "apply", "-f", file)
+	if n := env.QueueDepth(t, "orders"); n != 3 {
+		t.Fatalf("orders holds %d after apply, want 3", n)
+	}
+	// The policy is in effect: a rejected message lands in orders.dlq.
+	brokertest.WaitFor(t, "the policy on orders", 10*time.Second, func() bool {
+		q, err := env.Mgmt.GetQueue(env.Vhost, "orders")
+		return err == nil && q.Policy == "mqctl.orders"
+	})
+	d, ok, err := ch.Get("orders", false)
+	if err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	must(t, d.Reject(false))
+	brokertest.WaitFor(t, "the rejected message in orders.dlq", 10*time.Second, func() bool { return env.QueueDepth(t, "orders.dlq") == 1 })
+	if ids := brokertest.DrainIDs(t, env, "orders.dlq"); len(ids) != 1 || ids[0] != d.MessageId {
+		t.Errorf("orders.dlq holds %v, want [%s]", ids, d.MessageId)
+	}
+	// An app's own declaration, without arguments beyond the type, is
+	// still equivalent.
+	if _, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Errorf("the app's declaration is refused: %v", err)
 	}
 }
 

@@ -81,10 +81,10 @@ func (r *Result) keep(name, why string) {
 // file shows progress and no single request runs into the HTTP timeout.
 const ImportBatch = 500
 
-// Apply executes a plan: it refuses while conflicts exist (fail.Condition,
-// nothing changed), sends creates and updates through the broker's
-// definitions import in dependency order (exchanges, queues, bindings,
-// policies), then, for a pruning plan, deletes extra bindings, policies,
+// Apply executes a plan: it refuses while conflicts or migrations exist
+// (fail.Condition, nothing changed), sends creates and updates through the
+// broker's definitions import in dependency order (policies, exchanges,
+// queues, bindings), then, for a pruning plan, deletes extra bindings, policies,
 // exchanges and finally queues, each queue only if still empty. progress
 // is called with the number of objects done (may be nil).
 //
@@ -98,14 +98,21 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 	if p.HasConflicts() {
 		return nil, fail.Conditionf("plan has %d conflict(s); nothing was changed: resolve them as the plan suggests (`mqctl topology plan -f FILE`) and apply again", p.Summary.Conflict)
 	}
+	if p.Summary.Migrate > 0 {
+		return nil, fail.Conditionf("plan has %d queue(s) to migrate; nothing was changed: `mqctl topology apply --migrate` re-creates them without losing a message", p.Summary.Migrate)
+	}
 	if progress == nil {
 		progress = func(int) {}
 	}
 	res := &Result{Plan: p}
+	// Policies go first, so a queue is born with the dead-letter settings
+	// of the policy mqctl composed for it: a message rejected in between
+	// would otherwise be dropped.
+	applyOrder := map[string]int{KindPolicy: 0, KindExchange: 1, KindQueue: 2, KindBinding: 3}
 	var stages [4][]Change
 	for _, c := range p.Changes {
 		if c.Action == Create || c.Action == Update {
-			stages[kindOrder[c.Kind]] = append(stages[kindOrder[c.Kind]], c)
+			stages[applyOrder[c.Kind]] = append(stages[applyOrder[c.Kind]], c)
 		}
 	}
 	for _, stage := range stages {

@@ -118,12 +118,12 @@ func TestApplyOrderAndPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"import exchange", "import queue", "import binding", "import policy",
+	want := []string{"import policy", "import exchange", "import queue", "import binding",
 		"delete binding oldx", "delete policy oldp", "delete exchange oldx", "delete queue old", "keep queue raced"}
 	if !reflect.DeepEqual(r.calls, want) {
 		t.Errorf("calls = %v\nwant %v", r.calls, want)
 	}
-	if res.Applied != 8 || res.Deleted != 4 || !reflect.DeepEqual(res.Kept, []string{"raced"}) || done != p.Work() {
+	if res.Applied != 10 || res.Deleted != 4 || !reflect.DeepEqual(res.Kept, []string{"raced"}) || done != p.Work() {
 		t.Errorf("result %+v, progress %d of %d", res, done, p.Work())
 	}
 	for _, d := range r.imports {

@@ -106,6 +106,10 @@ func (d *Definitions) ForVhost(vhost string) *Definitions {
 	return out
 }
 
+func (d *Definitions) count() int {
+	return len(d.Queues) + len(d.Exchanges) + len(d.Bindings) + len(d.Policies)
+}
+
 // Empty reports whether there is nothing in d.
 func (d *Definitions) Empty() bool {
 	return len(d.Queues)+len(d.Exchanges)+len(d.Bindings)+len(d.Policies) == 0
@@ -268,7 +272,40 @@ func ReadDefinitions(name string, data []byte) (map[string]*Definitions, error) 
 	for i := range d.Policies {
 		d.Policies[i].Definition = numbersToFloat(d.Policies[i].Definition)
 	}
+	if singleVhost(&d) {
+		// GET /api/definitions/{vhost} names no vhost on its queues,
+		// exchanges and bindings but does on its policies: they belong
+		// with the rest.
+		for i := range d.Policies {
+			d.Policies[i].Vhost = ""
+		}
+	}
 	return SplitByVhost(&d), nil
+}
+
+// singleVhost reports whether d is a single-vhost export: queues,
+// exchanges or bindings without a vhost, and none with one.
+func singleVhost(d *Definitions) bool {
+	without := false
+	for _, q := range d.Queues {
+		if q.Vhost != "" {
+			return false
+		}
+		without = true
+	}
+	for _, x := range d.Exchanges {
+		if x.Vhost != "" {
+			return false
+		}
+		without = true
+	}
+	for _, b := range d.Bindings {
+		if b.Vhost != "" {
+			return false
+		}
+		without = true
+	}
+	return without
 }
 
 // numbersToFloat turns every json.Number in a decoded value into a

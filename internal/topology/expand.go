@@ -1,6 +1,9 @@
 package topology
 
 import (
+	"maps"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/mqctl/mqctl/internal/pattern"
@@ -25,13 +28,28 @@ type Origin struct {
 	Owner string `json:"owner,omitempty"`
 }
 
+// RoleSettings marks a policy mqctl composed to carry a queue's retry and
+// dead-letter settings (queue_settings: policies).
+const RoleSettings Role = "queue-settings"
+
 // Expanded is a file turned into the broker objects that implement it.
 type Expanded struct {
 	Vhost string
 	Defs  Definitions
-	// Queues and Exchanges map names to their origin.
+	// Queues, Exchanges and Policies map names to their origin.
 	Queues    map[string]Origin
 	Exchanges map[string]Origin
+	Policies  map[string]Origin
+	// Effective is, per queue of the file (generated ones included), the
+	// policy RabbitMQ will apply to it and its definition: what the queue
+	// gets besides its own arguments.
+	Effective map[string]EffectivePolicy
+}
+
+// EffectivePolicy is the one policy RabbitMQ applies to a queue.
+type EffectivePolicy struct {
+	Policy     string         `json:"policy"`
+	Definition map[string]any `json:"definition"`
 }
 
 // RetryOf returns the pattern contract for queue q of f (for the consumer
@@ -60,9 +78,16 @@ func (q Queue) backoff() []time.Duration {
 // internal/pattern: delay queues Q.retry.i (quorum, TTL, at-least-once dead
 // lettering back to Q via the default exchange), Q.dlx (direct) and the DLQ
 // (classic durable, bound with key Q), and the work queue's dead-letter
-// arguments (plus delivery limit and at-least-once on quorum queues).
+// settings (plus delivery limit and at-least-once on quorum queues).
+//
+// With queue_settings: policies (the default) those settings are policies
+// mqctl owns, one per queue, and a queue's own arguments are only what the
+// file gives it (and x-queue-type): an app may declare the queue with
+// `durable=True` alone. RabbitMQ applies one policy per queue, the highest
+// priority match, so each mqctl policy also carries the keys of the file's
+// policy that would otherwise apply, and outranks it.
 func Expand(f *File) *Expanded {
-	x := &Expanded{Vhost: f.VhostOrDefault(), Queues: map[string]Origin{}, Exchanges: map[string]Origin{}}
+	x := &Expanded{Vhost: f.VhostOrDefault(), Queues: map[string]Origin{}, Exchanges: map[string]Origin{}, Policies: map[string]Origin{}}
 	d := &x.Defs
 	for _, e := range f.Exchanges {
 		d.Exchanges = append(d.Exchanges, DefExchange{
@@ -71,22 +96,52 @@ func Expand(f *File) *Expanded {
 		})
 		x.Exchanges[e.Name] = Origin{Role: RoleDeclared}
 	}
+	for _, p := range f.Policies {
+		applyTo := p.ApplyTo
+		if applyTo == "" {
+			applyTo = "all"
+		}
+		d.Policies = append(d.Policies, DefPolicy{Name: p.Name, Pattern: p.Pattern, ApplyTo: applyTo, Priority: p.Priority, Definition: copyArgs(p.Definition)})
+		x.Policies[p.Name] = Origin{Role: RoleDeclared}
+	}
+	filePolicies := slices.Clone(d.Policies)
+	// settings puts a queue's pattern settings (policy keys) where the
+	// file says: into its arguments, or into the policy mqctl owns for it.
+	settings := func(q *DefQueue, typ, owner string, keys map[string]any) {
+		q.Arguments["x-queue-type"] = typ
+		if len(keys) == 0 {
+			return
+		}
+		if !f.settingsInPolicies() {
+			for k, v := range keys {
+				q.Arguments["x-"+k] = v
+			}
+			return
+		}
+		pol := DefPolicy{Name: PolicyPrefix + q.Name, Pattern: "^" + regexp.QuoteMeta(q.Name) + "$", ApplyTo: "queues", Definition: map[string]any{}}
+		if base, ok := effectivePolicy(filePolicies, q.Name, typ); ok {
+			maps.Copy(pol.Definition, base.Definition)
+			pol.Priority = base.Priority + 1
+		}
+		maps.Copy(pol.Definition, keys)
+		d.Policies = append(d.Policies, pol)
+		x.Policies[pol.Name] = Origin{Role: RoleSettings, Owner: owner}
+	}
 	for _, q := range f.Queues {
 		typ := f.QueueTypeOf(q)
-		args := copyArgs(q.Arguments)
-		args["x-queue-type"] = typ
+		keys := map[string]any{}
 		if q.DeadLetter.Enabled() {
 			dlx := pattern.DeadLetterExchange(q.Name)
-			args["x-dead-letter-exchange"] = dlx
-			args["x-dead-letter-routing-key"] = q.Name
+			keys["dead-letter-exchange"] = dlx
+			keys["dead-letter-routing-key"] = q.Name
 			if typ == Quorum {
 				limit := DefaultDeliveryLimit
 				if q.DeliveryLimit != nil {
 					limit = *q.DeliveryLimit
 				}
-				args["x-delivery-limit"] = int64(limit)
-				args["x-dead-letter-strategy"] = "at-least-once"
-				args["x-overflow"] = "reject-publish"
+				keys["delivery-limit"] = int64(limit)
+				keys["dead-letter-strategy"] = "at-least-once"
+				keys["overflow"] = "reject-publish"
 			}
 			d.Exchanges = append(d.Exchanges, DefExchange{Name: dlx, Type: "direct", Durable: true, Arguments: map[string]any{}})
 			x.Exchanges[dlx] = Origin{Role: RoleDLX, Owner: q.Name}
@@ -96,21 +151,23 @@ func Expand(f *File) *Expanded {
 			}
 			d.Bindings = append(d.Bindings, DefBinding{Source: dlx, Destination: q.DeadLetter.Queue, DestinationType: "queue", RoutingKey: q.Name, Arguments: map[string]any{}})
 		} else if q.DeliveryLimit != nil {
-			args["x-delivery-limit"] = int64(*q.DeliveryLimit)
+			keys["delivery-limit"] = int64(*q.DeliveryLimit)
 		}
-		d.Queues = append(d.Queues, DefQueue{Name: q.Name, Durable: q.durable(), AutoDelete: q.AutoDelete, Arguments: args})
+		work := DefQueue{Name: q.Name, Durable: q.durable(), AutoDelete: q.AutoDelete, Arguments: copyArgs(q.Arguments)}
+		settings(&work, typ, q.Name, keys)
+		d.Queues = append(d.Queues, work)
 		x.Queues[q.Name] = Origin{Role: RoleDeclared}
 		for i, delay := range q.backoff()[:q.retrySteps()] {
-			name := pattern.DelayQueue(q.Name, i+1)
-			d.Queues = append(d.Queues, DefQueue{Name: name, Durable: true, Arguments: map[string]any{
-				"x-queue-type":              Quorum,
-				"x-message-ttl":             int64(delay / time.Millisecond),
-				"x-dead-letter-exchange":    "",
-				"x-dead-letter-routing-key": q.Name,
-				"x-dead-letter-strategy":    "at-least-once",
-				"x-overflow":                "reject-publish",
-			}})
-			x.Queues[name] = Origin{Role: RoleDelay, Owner: q.Name}
+			dq := DefQueue{Name: pattern.DelayQueue(q.Name, i+1), Durable: true, Arguments: map[string]any{}}
+			settings(&dq, Quorum, q.Name, map[string]any{
+				"message-ttl":             int64(delay / time.Millisecond),
+				"dead-letter-exchange":    "",
+				"dead-letter-routing-key": q.Name,
+				"dead-letter-strategy":    "at-least-once",
+				"overflow":                "reject-publish",
+			})
+			d.Queues = append(d.Queues, dq)
+			x.Queues[dq.Name] = Origin{Role: RoleDelay, Owner: q.Name}
 		}
 		for _, b := range q.Bindings {
 			d.Bindings = append(d.Bindings, DefBinding{Source: b.Exchange, Destination: q.Name, DestinationType: "queue", RoutingKey: b.RoutingKey, Arguments: copyArgs(b.Arguments)})
@@ -119,16 +176,50 @@ func Expand(f *File) *Expanded {
 	for _, b := range f.Bindings {
 		d.Bindings = append(d.Bindings, DefBinding{Source: b.Source, Destination: b.Destination, DestinationType: b.DestinationType, RoutingKey: b.RoutingKey, Arguments: copyArgs(b.Arguments)})
 	}
-	for _, p := range f.Policies {
-		applyTo := p.ApplyTo
-		if applyTo == "" {
-			applyTo = "all"
-		}
-		d.Policies = append(d.Policies, DefPolicy{Name: p.Name, Pattern: p.Pattern, ApplyTo: applyTo, Priority: p.Priority, Definition: copyArgs(p.Definition)})
-	}
 	*d = *d.ForVhost(x.Vhost)
 	sortDefinitions(d)
+	x.Effective = map[string]EffectivePolicy{}
+	for _, q := range d.Queues {
+		if p, ok := effectivePolicy(d.Policies, q.Name, q.Type()); ok {
+			x.Effective[q.Name] = EffectivePolicy{Policy: p.Name, Definition: p.Definition}
+		}
+	}
 	return x
+}
+
+// effectivePolicy is the policy RabbitMQ applies to a queue of the given
+// type: the matching one of highest priority (ties to the first name, as
+// the order RabbitMQ breaks them in is not documented).
+func effectivePolicy(policies []DefPolicy, queue, typ string) (DefPolicy, bool) {
+	var best DefPolicy
+	found := false
+	for _, p := range policies {
+		if !appliesToQueue(p.ApplyTo, typ) {
+			continue
+		}
+		re, err := regexp.Compile(p.Pattern)
+		if err != nil || !re.MatchString(queue) {
+			continue
+		}
+		if !found || p.Priority > best.Priority || (p.Priority == best.Priority && p.Name < best.Name) {
+			best, found = p, true
+		}
+	}
+	return best, found
+}
+
+func appliesToQueue(applyTo, typ string) bool {
+	switch applyTo {
+	case "", "all", "queues":
+		return true
+	case "classic_queues":
+		return typ == Classic
+	case "quorum_queues":
+		return typ == Quorum
+	case "streams":
+		return typ == Stream
+	}
+	return false
 }
 
 func copyArgs(m map[string]any) map[string]any {

@@ -1,8 +1,11 @@
 package topology
 
 import (
+	"maps"
 	"os"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -24,10 +27,7 @@ func findQueue(d *Definitions, name string) *DefQueue {
 	return nil
 }
 
-// The expansion is the contract with the consumer library and the dlq
-// tools (internal/pattern): names and arguments must be exactly these.
-func TestExpandFollowsPatternContract(t *testing.T) {
-	f := mustParse(t, `apiVersion: mqctl/v1
+const contractFile = `apiVersion: mqctl/v1
 vhost: v
 exchanges: [{name: e, type: topic}]
 queues:
@@ -38,29 +38,67 @@ queues:
   - name: c
     type: classic
     dead_letter: c.dead
-`)
+policies:
+  - {name: cap, pattern: "^(q|c)$", apply_to: queues, priority: 4, definition: {max-length: 1000}}
+`
+
+// The patterns' settings, as policy keys, per queue of contractFile.
+var contractSettings = map[string]map[string]any{
+	"q": {"dead-letter-exchange": "q.dlx", "dead-letter-routing-key": "q",
+		"delivery-limit": int64(10), "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"},
+	"q.retry.1": {"message-ttl": int64(5000), "dead-letter-exchange": "",
+		"dead-letter-routing-key": "q", "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"},
+	"q.retry.2": {"message-ttl": int64(30000), "dead-letter-exchange": "",
+		"dead-letter-routing-key": "q", "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"},
+	"c": {"dead-letter-exchange": "c.dlx", "dead-letter-routing-key": "c"},
+}
+
+var contractTypes = map[string]string{"q": "quorum", "q.retry.1": "quorum", "q.retry.2": "quorum", "q.dlq": "classic", "c": "classic", "c.dead": "classic"}
+
+// The expansion is the contract with the consumer library and the dlq
+// tools (internal/pattern): names and settings must be exactly these. With
+// queue settings in policies (the default) a queue's arguments are its type
+// alone, so an app may declare it with `durable=True`; the settings are one
+// policy per queue that also carries the file's policy it outranks.
+func TestExpandFollowsPatternContract(t *testing.T) {
+	f := mustParse(t, contractFile)
 	x := Expand(f)
-	want := map[string]map[string]any{
-		"q": {"x-queue-type": "quorum", "x-dead-letter-exchange": "q.dlx", "x-dead-letter-routing-key": "q",
-			"x-delivery-limit": int64(10), "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"},
-		"q.retry.1": {"x-queue-type": "quorum", "x-message-ttl": int64(5000), "x-dead-letter-exchange": "",
-			"x-dead-letter-routing-key": "q", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"},
-		"q.retry.2": {"x-queue-type": "quorum", "x-message-ttl": int64(30000), "x-dead-letter-exchange": "",
-			"x-dead-letter-routing-key": "q", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"},
-		"q.dlq":  {"x-queue-type": "classic"},
-		"c":      {"x-queue-type": "classic", "x-dead-letter-exchange": "c.dlx", "x-dead-letter-routing-key": "c"},
-		"c.dead": {"x-queue-type": "classic"},
+	if len(x.Defs.Queues) != len(contractTypes) {
+		t.Fatalf("got %d queues, want %d: %+v", len(x.Defs.Queues), len(contractTypes), x.Defs.Queues)
 	}
-	if len(x.Defs.Queues) != len(want) {
-		t.Fatalf("got %d queues, want %d: %+v", len(x.Defs.Queues), len(want), x.Defs.Queues)
-	}
-	for name, args := range want {
+	for name, typ := range contractTypes {
 		q := findQueue(&x.Defs, name)
 		if q == nil {
 			t.Fatalf("queue %s missing", name)
 		}
-		if !reflect.DeepEqual(q.Arguments, args) || !q.Durable || q.Vhost != "v" {
-			t.Errorf("queue %s: got %+v, want args %v durable", name, q, args)
+		if !reflect.DeepEqual(q.Arguments, map[string]any{"x-queue-type": typ}) || !q.Durable || q.Vhost != "v" {
+			t.Errorf("queue %s: got %+v, want only x-queue-type %s, durable", name, q, typ)
+		}
+	}
+	pols := map[string]DefPolicy{}
+	for _, p := range x.Defs.Policies {
+		pols[p.Name] = p
+	}
+	if len(pols) != len(contractSettings)+1 {
+		t.Errorf("policies: %+v", x.Defs.Policies)
+	}
+	for q, keys := range contractSettings {
+		p, ok := pols[PolicyPrefix+q]
+		if !ok {
+			t.Errorf("no policy for %s", q)
+			continue
+		}
+		want := maps.Clone(keys)
+		wantPriority := 0
+		if q == "q" || q == "c" { // matched by the file's policy "cap"
+			want["max-length"] = pols["cap"].Definition["max-length"]
+			wantPriority = 5
+		}
+		if !reflect.DeepEqual(p.Definition, want) || p.Pattern != "^"+regexp.QuoteMeta(q)+"$" || p.ApplyTo != "queues" || p.Priority != wantPriority || p.Vhost != "v" {
+			t.Errorf("policy for %s: %+v, want definition %v priority %d", q, p, want, wantPriority)
+		}
+		if e := x.Effective[q]; e.Policy != p.Name || !reflect.DeepEqual(e.Definition, want) {
+			t.Errorf("effective policy of %s: %+v", q, e)
 		}
 	}
 	ex := map[string]string{}
@@ -82,10 +120,38 @@ queues:
 	}
 }
 
+// queue_settings: arguments writes the same settings as x-arguments and
+// composes no policy.
+func TestExpandSettingsInArguments(t *testing.T) {
+	x := Expand(mustParse(t, strings.Replace(contractFile, "vhost: v\n", "vhost: v\ndefaults: {queue_settings: arguments}\n", 1)))
+	for name, typ := range contractTypes {
+		want := map[string]any{"x-queue-type": typ}
+		for k, v := range contractSettings[name] {
+			want["x-"+k] = v
+		}
+		if q := findQueue(&x.Defs, name); q == nil || !reflect.DeepEqual(q.Arguments, want) {
+			t.Errorf("queue %s: got %+v, want args %v", name, q, want)
+		}
+	}
+	if len(x.Defs.Policies) != 1 || x.Defs.Policies[0].Name != "cap" {
+		t.Errorf("policies: %+v", x.Defs.Policies)
+	}
+	if e := x.Effective["q"]; e.Policy != "cap" {
+		t.Errorf("effective policy of q: %+v", e)
+	}
+}
+
 func TestExpandDeliveryLimit(t *testing.T) {
 	f := mustParse(t, "apiVersion: mqctl/v1\nqueues: [{name: q, dead_letter: true, delivery_limit: 3}]\n")
-	if got := findQueue(&Expand(f).Defs, "q").Arguments["x-delivery-limit"]; got != int64(3) {
-		t.Errorf("x-delivery-limit = %v", got)
+	if got := Expand(f).Effective["q"].Definition["delivery-limit"]; got != int64(3) {
+		t.Errorf("delivery-limit = %v", got)
+	}
+}
+
+func TestOwnPolicyNamesAreRefused(t *testing.T) {
+	_, err := ParseAndValidate("t.yaml", []byte("apiVersion: mqctl/v1\nqueues: [{name: q, dead_letter: true}]\npolicies:\n  - {name: mqctl.q, pattern: ^q$, definition: {max-length: 1}}\n"))
+	if err == nil || !strings.Contains(err.Error(), `t.yaml:4:6: policy "mqctl.q": the name of the policy mqctl composes for queue "q"`) {
+		t.Errorf("err = %v", err)
 	}
 }
 
@@ -120,6 +186,13 @@ policies:
 		t.Fatal(err)
 	}
 	srcs["example"] = string(ex)
+	for name, src := range maps.Clone(srcs) {
+		if strings.Contains(src, "\ndefaults:\n") {
+			srcs[name+" in arguments"] = strings.Replace(src, "\ndefaults:\n", "\ndefaults:\n  queue_settings: arguments\n", 1)
+		} else {
+			srcs[name+" in arguments"] = strings.Replace(src, "apiVersion: mqctl/v1\n", "apiVersion: mqctl/v1\ndefaults: {queue_settings: arguments}\n", 1)
+		}
+	}
 	for name, src := range srcs {
 		t.Run(name, func(t *testing.T) {
 			f := mustParse(t, src)
@@ -135,6 +208,9 @@ policies:
 			p := Diff(Expand(back), &x.Defs, nil, PlanOptions{})
 			if p.Pending() || p.Summary.Extra > 0 {
 				t.Fatalf("export → plan has changes: %+v\n%s", p.Changes, out)
+			}
+			if back.Defaults.QueueSettings != f.Defaults.QueueSettings {
+				t.Errorf("exported queue_settings %q, want %q", back.Defaults.QueueSettings, f.Defaults.QueueSettings)
 			}
 		})
 	}

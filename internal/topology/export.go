@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,12 @@ import (
 // so that the file expands to the same definitions and a plan against the
 // same broker shows no changes. Everything else is written as declared
 // objects with raw arguments.
+//
+// The patterns' settings are recognised in either place Expand puts them:
+// the queues' arguments, or the policies mqctl composes (named
+// PolicyPrefix + queue), which are then not written as file policies.
+// The file says queue_settings: arguments only when every recognised
+// pattern was found in arguments.
 //
 // max_attempts cannot be read from the broker (only the delay queues
 // exist); Export writes the smallest value that yields the same objects,
@@ -43,9 +50,15 @@ func Export(vhost string, d *Definitions) *File {
 	}
 	f.Exchanges = e.exchangeList()
 	e.addBindings(f, d.Bindings, idx)
+	if e.foundIn[SettingsArguments] && !e.foundIn[SettingsPolicies] {
+		f.Defaults.QueueSettings = SettingsArguments
+	}
 	pols := append([]DefPolicy(nil), d.Policies...)
 	sort.Slice(pols, func(i, j int) bool { return pols[i].Name < pols[j].Name })
 	for _, p := range pols {
+		if e.usedPolicy[p.Name] {
+			continue
+		}
 		applyTo := p.ApplyTo
 		if applyTo == "all" {
 			applyTo = ""
@@ -64,7 +77,50 @@ type exporter struct {
 	// byDest counts bindings per destination type and name.
 	byDest map[string]int
 
-	usedQueue, usedExchange, usedBinding, generatedDLQ map[string]bool
+	// owned are the policies shaped like the ones Expand composes, by the
+	// queue they name.
+	owned map[string]DefPolicy
+
+	usedQueue, usedExchange, usedBinding, generatedDLQ, usedPolicy map[string]bool
+	// foundIn records where recognised patterns kept their settings
+	// (SettingsArguments, SettingsPolicies).
+	foundIn map[string]bool
+}
+
+// patternKeys are the policy keys Expand moves between a queue's
+// arguments and the policy it composes for it.
+var patternKeys = []string{"dead-letter-exchange", "dead-letter-routing-key", "delivery-limit", "dead-letter-strategy", "overflow", "message-ttl"}
+
+// withSettings returns q as Expand would have written it with queue
+// settings in arguments: the pattern keys of its mqctl policy, if it has
+// one, become x-arguments (a key the queue's own arguments set wins, as
+// in RabbitMQ). fromPolicy says whether any key came from the policy.
+func (e *exporter) withSettings(q DefQueue) (DefQueue, bool) {
+	pol, ok := e.owned[q.Name]
+	if !ok {
+		return q, false
+	}
+	args := copyArgs(q.Arguments)
+	from := false
+	for _, k := range patternKeys {
+		v, inPol := pol.Definition[k]
+		if _, inArgs := args["x-"+k]; inPol && !inArgs {
+			args["x-"+k] = v
+			from = true
+		}
+	}
+	q.Arguments = args
+	return q, from
+}
+
+// recognised marks queue q's settings as accounted for.
+func (e *exporter) recognised(q string, fromPolicy bool) {
+	if fromPolicy {
+		e.usedPolicy[PolicyPrefix+q] = true
+		e.foundIn[SettingsPolicies] = true
+	} else {
+		e.foundIn[SettingsArguments] = true
+	}
 }
 
 func newExporter(d *Definitions) *exporter {
@@ -72,6 +128,13 @@ func newExporter(d *Definitions) *exporter {
 		queues: map[string]DefQueue{}, exchanges: map[string]DefExchange{},
 		bySource: map[string][]DefBinding{}, byDest: map[string]int{},
 		usedQueue: map[string]bool{}, usedExchange: map[string]bool{}, usedBinding: map[string]bool{}, generatedDLQ: map[string]bool{},
+		owned: map[string]DefPolicy{}, usedPolicy: map[string]bool{}, foundIn: map[string]bool{},
+	}
+	for _, p := range d.Policies {
+		q, ok := strings.CutPrefix(p.Name, PolicyPrefix)
+		if ok && p.Pattern == "^"+regexp.QuoteMeta(q)+"$" && p.ApplyTo == "queues" {
+			e.owned[q] = p
+		}
 	}
 	for _, q := range d.Queues {
 		e.queues[q.Name] = q
@@ -104,7 +167,9 @@ func (e *exporter) queue(q DefQueue) Queue {
 	}
 	wq.AutoDelete = q.AutoDelete
 	delete(wq.Arguments, "x-queue-type")
+	q, fromPolicy := e.withSettings(q)
 	if dlq, binding, ok := e.recogniseDeadLetter(q); ok {
+		e.recognised(q.Name, fromPolicy)
 		wq.DeadLetter = DeadLetter{Queue: dlq, Default: dlq == pattern.DefaultDLQ(q.Name)}
 		e.usedExchange[pattern.DeadLetterExchange(q.Name)] = true
 		e.usedBinding[binding.Key()] = true
@@ -136,12 +201,14 @@ func (e *exporter) retryBackoff(name string) []Duration {
 	var backoff []Duration
 	for i := 1; ; i++ {
 		dq, ok := e.queues[pattern.DelayQueue(name, i)]
+		dq, fromPolicy := e.withSettings(dq)
 		ttl, isDelay := delayTTL(dq, name)
 		if !ok || !isDelay || e.byDest["queue\x00"+dq.Name] > 0 {
 			return backoff
 		}
 		backoff = append(backoff, ttl)
 		e.usedQueue[dq.Name] = true
+		e.recognised(dq.Name, fromPolicy)
 	}
 }
 

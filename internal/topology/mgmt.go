@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -32,6 +33,18 @@ type MgmtBroker struct {
 	// Reader, when set, reads what rabbit-hole does not know (the
 	// broker's deprecated features); without it Facts has the version only.
 	Reader JSONGetter
+	// Timeout is the client's own timeout (--timeout). An import is
+	// bounded by ImportTimeout(Timeout, n) instead, never less than 30 s,
+	// whatever timeout Client has.
+	Timeout time.Duration
+}
+
+// ImportTimeout bounds one definitions import of n objects, given the
+// client's timeout. A busy broker takes seconds for a few hundred objects
+// and goes on with an import whose request was cut, so the request gets
+// at least 30 s plus 20 ms per object (a 500-object batch: 40 s).
+func ImportTimeout(timeout time.Duration, n int) time.Duration {
+	return max(timeout, 30*time.Second) + time.Duration(n)*20*time.Millisecond
 }
 
 // QueueCounter reads one queue's exact ready message and consumer counts
@@ -237,7 +250,16 @@ func (m *MgmtBroker) Import(ctx context.Context, defs *Definitions) error {
 	if err := json.Unmarshal(b, &exp); err != nil {
 		return err
 	}
-	res, err := m.Client.UploadDefinitions(&exp)
+	limit := ImportTimeout(m.Timeout, defs.count())
+	client := *m.Client
+	client.SetTimeout(limit)
+	res, err := client.UploadDefinitions(&exp)
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Timeout() {
+		// Not the generic "did not answer within --timeout": the API
+		// answered everything else, and the import goes on server-side.
+		return fmt.Errorf("the broker did not finish the import within %s (the limit for %d objects) and may still be carrying it out", limit, defs.count())
+	}
 	if err != nil {
 		var er rabbithole.ErrorResponse
 		if errors.As(err, &er) {

@@ -52,7 +52,30 @@ type File struct {
 // Defaults apply to every object that does not say otherwise.
 type Defaults struct {
 	QueueType string `json:"queue_type,omitempty" yaml:"queue_type,omitempty"`
+	// QueueSettings says where the retry and dead_letter patterns put
+	// their settings: SettingsPolicies (the default) or SettingsArguments.
+	QueueSettings string `json:"queue_settings,omitempty" yaml:"queue_settings,omitempty"`
 }
+
+// Where the patterns' settings go (Defaults.QueueSettings).
+const (
+	// SettingsPolicies: dead-letter exchange and key, delivery limit,
+	// overflow, dead-letter strategy and the delay queues' TTL are
+	// policies mqctl owns (named PolicyPrefix + queue), so an app's own
+	// declaration of a queue (`durable=True`, no arguments) stays
+	// equivalent and the settings can change in place.
+	SettingsPolicies = "policies"
+	// SettingsArguments: the same settings as queue x-arguments, as mqctl
+	// wrote them before policies; every declaration must repeat them and
+	// changing one means re-creating the queue.
+	SettingsArguments = "arguments"
+)
+
+// PolicyPrefix starts the name of every policy mqctl composes for a queue.
+const PolicyPrefix = "mqctl."
+
+// settingsInPolicies reports whether the file's patterns use policies.
+func (f *File) settingsInPolicies() bool { return f.Defaults.QueueSettings != SettingsArguments }
 
 // Exchange is a declared exchange.
 type Exchange struct {

@@ -111,6 +111,9 @@ func Parse(name string, data []byte) (*File, inputfile.Problems) {
 		"defaults": func(n ast.Node) {
 			r.fields(n, "defaults", map[string]func(ast.Node){
 				"queue_type": func(n ast.Node) { f.Defaults.QueueType = r.enum(n, "queue_type", Quorum, Classic, Stream) },
+				"queue_settings": func(n ast.Node) {
+					f.Defaults.QueueSettings = r.enum(n, "queue_settings", SettingsPolicies, SettingsArguments)
+				},
 			})
 		},
 		"exchanges": func(n ast.Node) {

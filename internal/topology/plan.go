@@ -18,8 +18,13 @@ const (
 	// Update: the object exists and can be changed in place (policies).
 	Update Action = "update"
 	// Conflict: the object exists with a property RabbitMQ cannot change
-	// (queue type, durability, x-arguments); apply refuses.
+	// and mqctl cannot migrate (an exchange's type, durability or
+	// arguments; a stream); apply refuses.
 	Conflict Action = "conflict"
+	// Migrate: the queue exists with a type, durability or x-arguments
+	// RabbitMQ cannot change in place; `apply --migrate` re-creates it
+	// without losing a message, plain apply refuses.
+	Migrate Action = "migrate"
 	// Extra: on the broker but not in the file; kept.
 	Extra Action = "extra"
 	// Delete: an extra object apply --prune deletes.
@@ -69,6 +74,9 @@ type Plan struct {
 	Summary Summary  `json:"summary"`
 	// Prune is true when extra objects were classified for deletion.
 	Prune bool `json:"prune"`
+	// Effective is, per queue of the file, the one policy RabbitMQ will
+	// apply to it once the plan is applied, and that policy's definition.
+	Effective map[string]EffectivePolicy `json:"effective_policies,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -76,6 +84,7 @@ type Summary struct {
 	Create    int `json:"create"`
 	Update    int `json:"update"`
 	Conflict  int `json:"conflict"`
+	Migrate   int `json:"migrate"`
 	Extra     int `json:"extra"`
 	Delete    int `json:"delete"`
 	Keep      int `json:"keep"`
@@ -86,7 +95,7 @@ type Summary struct {
 // cannot, because of conflicts). Extra objects count only under prune.
 func (p *Plan) Pending() bool {
 	s := p.Summary
-	return s.Create+s.Update+s.Conflict+s.Delete > 0
+	return s.Create+s.Update+s.Conflict+s.Migrate+s.Delete > 0
 }
 
 // HasConflicts reports whether apply must refuse.
@@ -102,7 +111,7 @@ type PlanOptions struct {
 // vhost) and the queues' states. It is pure: no broker calls.
 func Diff(x *Expanded, live *Definitions, states map[string]QueueState, opts PlanOptions) *Plan {
 	d := newDiffer(live, states)
-	d.p = &Plan{Vhost: x.Vhost, Prune: opts.Prune, Changes: []Change{}}
+	d.p = &Plan{Vhost: x.Vhost, Prune: opts.Prune, Changes: []Change{}, Effective: x.Effective}
 	d.exchanges(x)
 	d.queues(x)
 	d.bindings(x)
@@ -193,8 +202,14 @@ func (d *differ) queues(x *Expanded) {
 			d.p.Summary.Unchanged++
 			continue
 		}
-		c.Action, c.Details, c.Messages = Conflict, diffs, d.msgs(want.Name)
-		c.Hint = queueConflictHint(want, have, addable, c.Messages)
+		c.Action, c.Details, c.Messages = Migrate, diffs, d.msgs(want.Name)
+		c.Hint = queueMigrationHint(want, have, addable, c.Messages)
+		if want.Type() == Stream || have.Type() == Stream {
+			// A stream's messages are not consumed and acked: they
+			// cannot be moved out and back like a queue's.
+			c.Action = Conflict
+			c.Hint = queueConflictHint(want, have, addable, c.Messages)
+		}
 		d.p.add(c)
 	}
 }
@@ -282,6 +297,8 @@ func (p *Plan) add(c Change) {
 		p.Summary.Update++
 	case Conflict:
 		p.Summary.Conflict++
+	case Migrate:
+		p.Summary.Migrate++
 	case Extra:
 		p.Summary.Extra++
 	case Delete:
@@ -293,7 +310,7 @@ func (p *Plan) add(c Change) {
 }
 
 var kindOrder = map[string]int{KindExchange: 0, KindQueue: 1, KindBinding: 2, KindPolicy: 3}
-var actionOrder = map[Action]int{Conflict: 0, Create: 1, Update: 2, Delete: 3, Keep: 4, Extra: 5}
+var actionOrder = map[Action]int{Conflict: 0, Migrate: 1, Create: 2, Update: 3, Delete: 4, Keep: 5, Extra: 6}
 
 func sortChanges(cs []Change) {
 	sort.SliceStable(cs, func(i, j int) bool {
@@ -406,37 +423,72 @@ var policyKeys = map[string]string{
 	"x-queue-mode": "queue-mode", "x-max-in-memory-length": "max-in-memory-length",
 }
 
+// MigrationSteps are what `apply --migrate` does to re-create a queue.
+func MigrationSteps(queue string) []string {
+	tmp := TempQueue(queue)
+	return []string{
+		fmt.Sprintf("declare %s with %s's bindings", tmp, queue),
+		fmt.Sprintf("unbind %s, so new messages land in %s", queue, tmp),
+		fmt.Sprintf("move %s's messages to %s (confirmed before each ack)", queue, tmp),
+		fmt.Sprintf("delete %s once it is empty (checked again first)", queue),
+		fmt.Sprintf("declare %s as the file says and bind it", queue),
+		fmt.Sprintf("unbind %s, move its messages back, delete it", tmp),
+	}
+}
+
+// TempQueue names the queue a migration keeps a queue's messages in.
+func TempQueue(queue string) string { return queue + ".mqctl-migrate" }
+
+func queueMigrationHint(want, have DefQueue, addable []string, messages *int) string {
+	held := ""
+	if messages != nil {
+		held = fmt.Sprintf(" (%d messages to move)", *messages)
+	}
+	hint := fmt.Sprintf("RabbitMQ cannot change this in place: `mqctl topology apply --migrate` re-creates %q without losing a message%s: %s.",
+		want.Name, held, strings.Join(MigrationSteps(want.Name), "; "))
+	if alt := policyAlternative(want, have, addable); alt != "" {
+		hint += " Or, without moving messages: " + alt + "."
+	}
+	return hint
+}
+
+// queueConflictHint is for a stream, which a migration cannot move.
 func queueConflictHint(want, have DefQueue, addable []string, messages *int) string {
 	held := ""
 	if messages != nil && *messages > 0 {
-		held = fmt.Sprintf(" The queue holds %d messages: never delete it to resolve this.", *messages)
+		held = fmt.Sprintf(" The stream holds %d messages: never delete it to resolve this.", *messages)
 	}
-	migrate := fmt.Sprintf("declare the queue under a new name (e.g. %s.v2) with the new settings, bind it and move the consumers, move the remaining messages (e.g. a shovel), and delete %q only once it is empty", want.Name, want.Name)
-	if want.Type() != have.Type() || want.Durable != have.Durable || want.AutoDelete != have.AutoDelete {
-		return "RabbitMQ cannot change a queue's type or durability. Safe route: keep the broker's settings in the file, or " + migrate + "." + held
+	safe := fmt.Sprintf("keep the broker's settings in the file, or declare a new stream (e.g. %s.v2), move the publishers to it and let the consumers finish the old one", want.Name)
+	if alt := policyAlternative(want, have, addable); alt != "" {
+		safe = alt + "; or " + safe
 	}
-	// Only arguments differ. Arguments the live queue lacks can come from a
-	// policy; arguments it already has are fixed (they win over a policy).
-	onlyAddable := true
+	return "RabbitMQ cannot change a stream's type, durability or arguments, and its messages cannot be moved out and back. Safe route: " + safe + "." + held
+}
+
+// policyAlternative is the policy that sets on the live queue what the file
+// adds as arguments, when only such arguments differ ("" otherwise):
+// arguments the live queue lacks can come from a policy, arguments it
+// already has are fixed (they win over a policy).
+func policyAlternative(want, have DefQueue, addable []string) string {
+	if want.Type() != have.Type() || want.Durable != have.Durable || want.AutoDelete != have.AutoDelete || len(addable) == 0 {
+		return ""
+	}
 	for _, k := range sortedKeys(union(want.Arguments, have.Arguments)) {
 		if k == "x-queue-type" || sameValue(want.Arguments[k], have.Arguments[k]) {
 			continue
 		}
 		if !slices.Contains(addable, k) || policyKeys[k] == "" {
-			onlyAddable = false
+			return ""
 		}
 	}
-	if onlyAddable && len(addable) > 0 {
-		var defs []string
-		for _, k := range addable {
-			if pk := policyKeys[k]; pk != "" && !sameValue(want.Arguments[k], have.Arguments[k]) {
-				defs = append(defs, fmt.Sprintf("%s: %v", pk, want.Arguments[k]))
-			}
+	var defs []string
+	for _, k := range addable {
+		if pk := policyKeys[k]; pk != "" && !sameValue(want.Arguments[k], have.Arguments[k]) {
+			defs = append(defs, fmt.Sprintf("%s: %v", pk, want.Arguments[k]))
 		}
-		return fmt.Sprintf("RabbitMQ cannot add x-arguments to an existing queue, but a policy can set the same on a live queue: remove them from the file's queue and add a policy {pattern: %q, apply_to: queues, definition: {%s}}. Or %s.%s",
-			"^"+regexp.QuoteMeta(want.Name)+"$", strings.Join(defs, ", "), migrate, held)
 	}
-	return "RabbitMQ cannot change the x-arguments of an existing queue (and an argument on the queue wins over a policy). Safe route: put the broker's values in the file (`mqctl topology export` shows them), or " + migrate + "." + held
+	return fmt.Sprintf("remove those arguments from the file's queue and add a policy {pattern: %q, apply_to: queues, definition: {%s}}",
+		"^"+regexp.QuoteMeta(want.Name)+"$", strings.Join(defs, ", "))
 }
 
 func union(a, b map[string]any) map[string]bool {

@@ -18,6 +18,18 @@ policies:
   - {name: p, pattern: ^q$, apply_to: queues, definition: {max-length: 5}}
 `
 
+// planArgs is planBase with the patterns' settings in queue arguments.
+var planArgs = strings.Replace(planBase, "vhost: v\n", "vhost: v\ndefaults: {queue_settings: arguments}\n", 1)
+
+func findPolicy(d *Definitions, name string) *DefPolicy {
+	for i := range d.Policies {
+		if d.Policies[i].Name == name {
+			return &d.Policies[i]
+		}
+	}
+	return nil
+}
+
 // liveFrom simulates what the management API reports after an apply: the
 // definitions JSON, numbers as float64.
 func liveFrom(t *testing.T, src string) *Definitions {
@@ -48,31 +60,42 @@ func TestDiff(t *testing.T) {
 		sum    Summary
 	}{
 		{name: "empty broker creates everything", file: planBase, live: func(d *Definitions) { *d = Definitions{} },
-			sum: Summary{Create: 8}},
-		{name: "in sync", file: planBase, sum: Summary{Unchanged: 8}},
-		{name: "policy update", file: planBase, live: func(d *Definitions) { d.Policies[0].Definition = map[string]any{"max-length": 9.0} },
+			sum: Summary{Create: 10}},
+		{name: "in sync", file: planBase, sum: Summary{Unchanged: 10}},
+		{name: "policy update", file: planBase, live: func(d *Definitions) { findPolicy(d, "p").Definition = map[string]any{"max-length": 9.0} },
 			want: []want{{Update, KindPolicy, "p", "definition: broker"}}},
 		{name: "missing binding is created", file: planBase, live: func(d *Definitions) { d.Bindings = d.Bindings[1:] },
 			want: []want{{Create, KindBinding, "e → queue q [k]", ""}}},
-		{name: "type change is a conflict with a migration hint", file: planBase,
+		{name: "type change is a migration", file: planBase,
 			live:   func(d *Definitions) { findQueue(d, "q").Arguments["x-queue-type"] = "classic" },
 			states: map[string]QueueState{"q": {Messages: 7}},
-			want:   []want{{Conflict, KindQueue, "q", "never delete it"}, {Conflict, KindQueue, "q", "q.v2"}}},
-		{name: "durability change is a conflict", file: planBase,
+			want:   []want{{Migrate, KindQueue, "q", "(7 messages to move)"}, {Migrate, KindQueue, "q", "apply --migrate"}},
+			sum:    Summary{Migrate: 1, Unchanged: 9}},
+		{name: "durability change is a migration", file: planBase,
 			live: func(d *Definitions) { findQueue(d, "q").Durable = false },
-			want: []want{{Conflict, KindQueue, "q", "durable: broker false, file true"}}},
-		{name: "changed argument is a conflict", file: planBase,
+			want: []want{{Migrate, KindQueue, "q", "durable: broker false, file true"}}},
+		{name: "a backoff change is a policy update", file: planBase,
+			live: func(d *Definitions) { findPolicy(d, "mqctl.q.retry.1").Definition["message-ttl"] = 2000.0 },
+			want: []want{{Update, KindPolicy, "mqctl.q.retry.1", `"message-ttl":2000`}},
+			sum:  Summary{Update: 1, Unchanged: 9}},
+		{name: "a backoff change in arguments is a migration", file: planArgs,
 			live: func(d *Definitions) { findQueue(d, "q.retry.1").Arguments["x-message-ttl"] = 2000.0 },
-			want: []want{{Conflict, KindQueue, "q.retry.1", "x-message-ttl: broker 2000, file 1000"}}},
-		{name: "argument the broker lacks suggests a policy", file: planBase,
-			live: func(d *Definitions) { delete(findQueue(d, "q").Arguments, "x-delivery-limit") },
-			want: []want{{Conflict, KindQueue, "q", "delivery-limit: 10"}}},
+			want: []want{{Migrate, KindQueue, "q.retry.1", "x-message-ttl: broker 2000, file 1000"}}},
+		{name: "settings in arguments move to policies by migration", file: planBase,
+			live: func(d *Definitions) { *d = *liveFrom(t, planArgs) },
+			want: []want{{Migrate, KindQueue, "q", "argument x-dead-letter-exchange: broker q.dlx, file (none)"},
+				{Migrate, KindQueue, "q.retry.1", "argument x-message-ttl: broker 1000, file (none)"},
+				{Create, KindPolicy, "mqctl.q", ""}, {Create, KindPolicy, "mqctl.q.retry.1", ""}},
+			sum: Summary{Create: 2, Migrate: 2, Unchanged: 6}},
+		{name: "an argument the broker lacks can also come from a policy", file: strings.Replace(planBase, "    dead_letter: true\n", "    dead_letter: true\n    arguments: {x-max-length: 10}\n", 1),
+			live: func(d *Definitions) { delete(findQueue(d, "q").Arguments, "x-max-length") },
+			want: []want{{Migrate, KindQueue, "q", "without moving messages: remove those arguments from the file's queue and add a policy {pattern: \"^q$\", apply_to: queues, definition: {max-length: 10}}"}}},
 		{name: "classic queue without x-queue-type matches", file: strings.Replace(planBase, "    dead_letter: true\n", "    dead_letter: true\n    type: classic\n", 1),
 			live: func(d *Definitions) {
 				delete(findQueue(d, "q").Arguments, "x-queue-type")
 				delete(findQueue(d, "q.dlq").Arguments, "x-queue-type")
 			},
-			sum: Summary{Unchanged: 8}},
+			sum: Summary{Unchanged: 10}},
 		{name: "exchange type change", file: planBase, live: func(d *Definitions) { d.Exchanges[0].Type = "direct" },
 			want: []want{{Conflict, KindExchange, "e", "type: broker direct, file topic"}}},
 		{name: "extras are reported, not pending", file: planBase,
@@ -81,7 +104,7 @@ func TestDiff(t *testing.T) {
 				d.Exchanges = append(d.Exchanges, DefExchange{Name: "amq.topic", Type: "topic"}, DefExchange{Name: "x", Type: "direct"})
 			},
 			want: []want{{Extra, KindQueue, "old", "not in the file"}, {Extra, KindExchange, "x", ""}},
-			sum:  Summary{Extra: 2, Unchanged: 8}},
+			sum:  Summary{Extra: 2, Unchanged: 10}},
 		{name: "prune keeps queues with messages or consumers", file: planBase, prune: true,
 			live: func(d *Definitions) {
 				d.Queues = append(d.Queues, DefQueue{Name: "full"}, DefQueue{Name: "busy"}, DefQueue{Name: "empty"}, DefQueue{Name: "unknown"})

@@ -48,6 +48,9 @@ type validator struct {
 	genQueues map[string]string
 	// dlqOwners maps each dead-letter queue to the queues that use it.
 	dlqOwners map[string][]string
+	// ownedPolicies maps the name of each policy mqctl composes to its
+	// queue.
+	ownedPolicies map[string]string
 }
 
 func (v *validator) addf(p Pos, format string, a ...any) {
@@ -205,6 +208,20 @@ func (v *validator) bindings() {
 }
 
 func (v *validator) policies() {
+	// The names of the policies Expand composes for the file's queues.
+	v.ownedPolicies = map[string]string{}
+	for _, q := range v.f.Queues {
+		if !v.f.settingsInPolicies() {
+			break
+		}
+		if q.DeadLetter.Enabled() || q.DeliveryLimit != nil {
+			v.ownedPolicies[PolicyPrefix+q.Name] = q.Name
+		}
+		for i := range q.retrySteps() {
+			name := pattern.DelayQueue(q.Name, i+1)
+			v.ownedPolicies[PolicyPrefix+name] = name
+		}
+	}
 	policies := map[string]Pos{}
 	for _, p := range v.f.Policies {
 		if p.Name == "" {
@@ -215,6 +232,9 @@ func (v *validator) policies() {
 			v.addf(p.Pos, "duplicate policy %q (first declared at line %d)", p.Name, prev.Line)
 		}
 		policies[p.Name] = p.Pos
+		if owner, ok := v.ownedPolicies[p.Name]; ok {
+			v.addf(p.Pos, "policy %q: the name of the policy mqctl composes for queue %q (its retry and dead_letter settings); choose a name that does not start with %q", p.Name, owner, PolicyPrefix)
+		}
 		if _, err := regexp.Compile(p.Pattern); err != nil {
 			v.addf(p.Pos, "policy %q: pattern %q is not a valid regular expression: %v", p.Name, p.Pattern, err)
 		}
