@@ -70,6 +70,7 @@ type topologyBroker interface {
 	topology.Broker
 	Facts(ctx context.Context) (topology.BrokerFacts, error)
 	AllDefinitions(ctx context.Context) (map[string]*topology.Definitions, error)
+	DefaultQueueType(ctx context.Context, vhost string) (string, error)
 }
 
 // topologyTarget is the broker plan, apply and export work against.
@@ -163,7 +164,24 @@ func livePlan(ctx context.Context, t topologyTarget, x *topology.Expanded, prune
 		return nil, t.Explain("read the definitions of vhost "+x.Vhost, err)
 	}
 	t.Logf("plan: %d changes in %s", len(p.Changes), time.Since(start).Round(time.Millisecond))
+	p.Apps = appDeclarations(ctx, t, x)
 	return p, nil
+}
+
+// appDeclarations tells whether the apps' own plain declarations of the
+// file's queues will be equivalent on this broker. It is advice, not a
+// precondition: a broker that will not say its version or the vhost's
+// default queue type gets the answer for 3.x (-v says why).
+func appDeclarations(ctx context.Context, t topologyTarget, x *topology.Expanded) []topology.AppDeclaration {
+	facts, err := t.Broker.Facts(ctx)
+	if err != nil {
+		t.Logf("app declarations: the broker's version: %v", err)
+	}
+	dqt, err := t.Broker.DefaultQueueType(ctx, x.Vhost)
+	if err != nil {
+		t.Logf("app declarations: vhost %s's default queue type: %v", x.Vhost, err)
+	}
+	return topology.AppDeclarations(x, facts.Version, dqt)
 }
 
 // checkCompat stops plan and apply, before anything changes, when the

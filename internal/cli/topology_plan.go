@@ -149,8 +149,10 @@ func (v planView) Table() output.TableData {
 
 func (v planView) RenderText(w io.Writer, s *output.Styles) error {
 	if len(v.Changes) == 0 {
-		_, err := fmt.Fprintf(w, "No changes: vhost %s matches the file (%d objects unchanged).\n", v.Vhost, v.Summary.Unchanged)
-		return err
+		if _, err := fmt.Fprintf(w, "No changes: vhost %s matches the file (%d objects unchanged).\n", v.Vhost, v.Summary.Unchanged); err != nil {
+			return err
+		}
+		return v.renderApps(w, s)
 	}
 	if err := output.WriteTable(w, s, v.Table()); err != nil {
 		return err
@@ -162,7 +164,60 @@ func (v planView) RenderText(w io.Writer, s *output.Styles) error {
 		fmt.Fprintf(w, "\n%s %s %s: %s\n", s.ForLevel(levelOf(c.Action)).Render(string(c.Action)), c.Kind, c.Name, strings.Join(c.Details, "; "))
 		fmt.Fprintf(w, "  → %s\n", c.Hint)
 	}
-	return v.renderEffective(w, s)
+	if err := v.renderEffective(w, s); err != nil {
+		return err
+	}
+	return v.renderApps(w, s)
+}
+
+// renderApps names the queues an app cannot declare with durable=True
+// alone on this broker, and what the app must send instead.
+func (v planView) renderApps(w io.Writer, s *output.Styles) error {
+	var plain []string
+	var fail []topology.AppDeclaration
+	for _, a := range v.Apps {
+		if a.Plain {
+			plain = append(plain, a.Queue)
+		} else {
+			fail = append(fail, a)
+		}
+	}
+	if len(fail) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\n%s\n", s.Bold.Render("App declarations (queue_declare with durable=True and no arguments):"))
+	if len(plain) > 0 {
+		fmt.Fprintf(w, "  equivalent: %s\n", strings.Join(plain, ", "))
+	}
+	for _, a := range fail {
+		fmt.Fprintf(w, "  %s %s: %s\n", s.ForLevel(output.LevelWarn).Render("406"), a.Queue, a.Why)
+		fmt.Fprintf(w, "    → declare it with durable=%s, arguments %s, or passively (passive=True)\n", pyBool(a.Durable), argsText(a.Arguments))
+		if a.Alternative != "" {
+			fmt.Fprintf(w, "    → or %s\n", a.Alternative)
+		}
+	}
+	return nil
+}
+
+func pyBool(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+// argsText writes arguments as an app would pass them: {'x-queue-type': 'quorum'}.
+func argsText(args map[string]any) string {
+	keys := slices.Sorted(maps.Keys(args))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		if str, ok := args[k].(string); ok {
+			parts[i] = fmt.Sprintf("'%s': '%s'", k, str)
+		} else {
+			parts[i] = fmt.Sprintf("'%s': %v", k, args[k])
+		}
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // renderEffective lists, when the plan touches queues or policies, the

@@ -3,11 +3,13 @@ package topology
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/brokertest"
@@ -140,5 +142,91 @@ func TestDeleteQueueIfEmptyAsksTheCounterOfItsVhost(t *testing.T) {
 	})
 	if _, err := env.Mgmt.GetQueue(env.Vhost, "deleted"); err == nil {
 		t.Error("queue still there")
+	}
+}
+
+// What AppDeclarations promises, on the real broker: a plain declaration
+// (durable, no arguments) of each queue of an applied file fails with
+// 406 exactly where it says so, and what it says to send instead works.
+// On 4.0+ the vhost's default queue type decides for quorum queues.
+func TestAppDeclarationsMatchTheBroker(t *testing.T) {
+	env := brokertest.New(t)
+	b := mgmtBroker(t, env)
+	ctx := context.Background()
+	f := mustParse(t, `apiVersion: mqctl/v1
+vhost: `+env.Vhost+`
+queues:
+  - {name: tasks.classic, type: classic, retry: {backoff: [1s], max_attempts: 2}, dead_letter: true}
+  - {name: tasks.quorum, type: quorum, retry: {backoff: [1s], max_attempts: 2}, dead_letter: true}
+  - {name: tasks.capped, type: classic, arguments: {x-max-length: 100}}
+`)
+	x := Expand(f)
+	p, err := PlanLive(ctx, b, x, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	facts, err := b.Facts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3.x accepts a default queue type of quorum and ignores it here.
+	for _, want := range []string{"classic", "quorum"} {
+		setDefaultQueueType(t, env, want)
+		dqt, err := b.DefaultQueueType(ctx, env.Vhost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apps := AppDeclarations(x, facts.Version, dqt)
+		if len(apps) != 3 {
+			t.Fatalf("app declarations %+v, want the 3 declared queues", apps)
+		}
+		for _, a := range apps {
+			err := declare(t, env, a.Queue, true, nil)
+			if a.Plain != (err == nil) {
+				t.Errorf("RabbitMQ %s, vhost default %q (read %q): %s plain=%t, but a plain declaration gave %v", facts.Version, want, dqt, a.Queue, a.Plain, err)
+			}
+			if !a.Plain {
+				if err := declare(t, env, a.Queue, a.Durable, a.Arguments); err != nil {
+					t.Errorf("%s: the declaration plan advises (durable=%t, %v) failed: %v", a.Queue, a.Durable, a.Arguments, err)
+				}
+			}
+		}
+	}
+}
+
+// declare declares queue on a channel of its own (a 406 closes it).
+func declare(t *testing.T, env *brokertest.Env, queue string, durable bool, args map[string]any) error {
+	table := amqp.Table{}
+	for k, v := range args {
+		if n, ok := v.(uint64); ok { // YAML's unsigned numbers; AMQP tables take signed
+			v = int64(n)
+		}
+		table[k] = v
+	}
+	ch := env.Channel(t)
+	_, err := ch.QueueDeclare(queue, durable, false, false, false, table)
+	return err
+}
+
+// setDefaultQueueType updates the vhost's default queue type (rabbit-hole
+// has no field for it); 3.10 accepts and ignores it.
+func setDefaultQueueType(t *testing.T, env *brokertest.Env, typ string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, brokertest.BaseMgmtURL()+"/api/vhosts/"+env.VhostPath(), strings.NewReader(`{"default_queue_type":"`+typ+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("set vhost %s's default queue type: %s", env.Vhost, res.Status)
 	}
 }

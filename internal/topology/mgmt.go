@@ -89,6 +89,25 @@ func (m *MgmtBroker) Facts(ctx context.Context) (BrokerFacts, error) {
 	return facts, nil
 }
 
+// DefaultQueueType reads the vhost's default queue type (GET
+// /api/vhosts/{vhost}; 3.11+, "" before, or without a Reader), which 4.0+
+// assumes for a declaration without x-queue-type.
+func (m *MgmtBroker) DefaultQueueType(ctx context.Context, vhost string) (string, error) {
+	if m.Reader == nil {
+		return "", nil
+	}
+	var v struct {
+		DefaultQueueType string `json:"default_queue_type"`
+	}
+	if err := m.Reader.GetJSON(ctx, "vhosts/"+url.PathEscape(vhost), nil, &v); err != nil {
+		return "", err
+	}
+	if v.DefaultQueueType == "undefined" {
+		return "", nil
+	}
+	return v.DefaultQueueType, nil
+}
+
 // ExclusiveQueues lists the vhost's exclusive queues, which definitions
 // leave out: a queue of the same name makes an import skip the file's
 // queue without an error.

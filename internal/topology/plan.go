@@ -77,6 +77,11 @@ type Plan struct {
 	// Effective is, per queue of the file, the one policy RabbitMQ will
 	// apply to it once the plan is applied, and that policy's definition.
 	Effective map[string]EffectivePolicy `json:"effective_policies,omitempty"`
+	// Apps says, per queue declared in the file, whether an app's plain
+	// declaration (durable=True, no arguments) is equivalent on this
+	// broker, and what to send if not; set by the caller that knows the
+	// broker (see AppDeclarations).
+	Apps []AppDeclaration `json:"app_declarations,omitempty"`
 }
 
 // Summary counts changes by action.
