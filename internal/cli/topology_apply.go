@@ -147,7 +147,7 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 				kept[i] += " (" + why + ")"
 			}
 		}
-		return fail.Conditionf("pruned partially: kept %d queue(s) that hold messages or have consumers: %s", len(res.Kept), strings.Join(kept, ", "))
+		return fail.Conditionf("pruned partially: kept %d queue(s) that hold messages, have consumers or carry their dead letters: %s", len(res.Kept), strings.Join(kept, ", "))
 	}
 	return nil
 }

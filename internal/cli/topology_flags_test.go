@@ -193,6 +193,9 @@ func (b *fakeTopologyBroker) DeleteExchange(context.Context, string, string) err
 func (b *fakeTopologyBroker) DeleteQueueIfEmpty(context.Context, string, string) (string, error) {
 	return "", nil
 }
+func (b *fakeTopologyBroker) QueueInUse(context.Context, string, string) (string, error) {
+	return "", nil
+}
 func (b *fakeTopologyBroker) DefaultQueueType(context.Context, string) (string, error) {
 	return "", nil
 }

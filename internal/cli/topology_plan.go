@@ -152,7 +152,7 @@ func (v planView) RenderText(w io.Writer, s *output.Styles) error {
 		if _, err := fmt.Fprintf(w, "No changes: vhost %s matches the file (%d objects unchanged).\n", v.Vhost, v.Summary.Unchanged); err != nil {
 			return err
 		}
-		return v.renderApps(w, s)
+		return v.renderNotes(w, s)
 	}
 	if err := output.WriteTable(w, s, v.Table()); err != nil {
 		return err
@@ -166,6 +166,18 @@ func (v planView) RenderText(w io.Writer, s *output.Styles) error {
 	}
 	if err := v.renderEffective(w, s); err != nil {
 		return err
+	}
+	return v.renderNotes(w, s)
+}
+
+// renderNotes warns of dead-letter paths that go nowhere and of app
+// declarations that will fail; both matter even when nothing changes.
+func (v planView) renderNotes(w io.Writer, s *output.Styles) error {
+	for _, warning := range v.Warnings {
+		fmt.Fprintf(w, "\n%s %s", s.ForLevel(output.LevelWarn).Render("warning:"), warning)
+	}
+	if len(v.Warnings) > 0 {
+		fmt.Fprintln(w)
 	}
 	return v.renderApps(w, s)
 }

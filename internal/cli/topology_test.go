@@ -539,3 +539,39 @@ func TestTopologyShowAndSchema(t *testing.T) {
 		t.Errorf("validate: %d %s %s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// Prune keeps what a queue it keeps needs to dead-letter: its policy,
+// DLX, DLQ and delay queue. Proven by rejecting the queue's message after
+// the prune: it lands in the DLQ.
+func TestTopologyPruneKeepsTheDeadLetterPathOfAQueueInUse(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	e := env.Environ()
+	both := writeFile(t, "both.yaml", "apiVersion: mqctl/v1\nqueues:\n  - {name: orders, type: classic, retry: {backoff: [1s], max_attempts: 2}, dead_letter: true}\n  - {name: other}\n")
+	mustRun(t, e, 0, "topology", "apply", "-f", both)
+	pub := testPublisher(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, pub.PublishAndWait(ctx, "", "orders", amqp.Publishing{Body: []byte("order 1"), MessageId: "order-1"}))
+
+	only := writeFile(t, "only.yaml", "apiVersion: mqctl/v1\nqueues: [{name: other}]\n")
+	r := mustRun(t, e, ExitCondition, "topology", "apply", "-f", only, "--prune", "--yes")
+	for _, kept := range []string{"orders", "orders.dlq", "orders.retry.1"} {
+		if _, err := env.Mgmt.GetQueue(env.Vhost, kept); err != nil {
+			t.Errorf("queue %s pruned: %v\n%s", kept, err, r.Stdout)
+		}
+	}
+	if _, err := env.Mgmt.GetExchange(env.Vhost, "orders.dlx"); err != nil {
+		t.Errorf("exchange orders.dlx pruned: %v", err)
+	}
+	if _, err := env.Mgmt.GetPolicy(env.Vhost, "mqctl.orders"); err != nil {
+		t.Errorf("policy mqctl.orders pruned: %v", err)
+	}
+	ch := env.Channel(t)
+	d, ok, err := ch.Get("orders", false)
+	if err != nil || !ok {
+		t.Fatalf("get from orders: %v %v", ok, err)
+	}
+	must(t, d.Reject(false))
+	brokertest.WaitFor(t, "the rejected order in orders.dlq", 30*time.Second, func() bool { return env.QueueDepth(t, "orders.dlq") == 1 })
+}

@@ -28,6 +28,9 @@ type Broker interface {
 	// has no consumer, checked right before the delete; it returns why not
 	// otherwise ("" when deleted).
 	DeleteQueueIfEmpty(ctx context.Context, vhost, name string) (refused string, err error)
+	// QueueInUse says why the queue must not be deleted (messages,
+	// consumers, counts unknown), "" when it may be, by the same checks.
+	QueueInUse(ctx context.Context, vhost, name string) (why string, err error)
 }
 
 // PlanLive reads the broker once (definitions, then queue counts) and
@@ -130,6 +133,9 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 		}
 	}
 
+	if err := p.recheckDeletes(ctx, b); err != nil {
+		return res, err
+	}
 	// Deletes run from the leaves inwards: bindings before the exchanges
 	// and queues they connect.
 	for _, kind := range []string{KindBinding, KindPolicy, KindExchange, KindQueue} {
@@ -138,7 +144,10 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 				continue
 			}
 			if c.Action == Keep {
-				res.keep(c.Name, strings.Join(c.Details, "; "))
+				if kind == KindQueue {
+					res.keep(c.Name, strings.Join(c.Details, "; "))
+				}
+				progress(1)
 				continue
 			}
 			var err error

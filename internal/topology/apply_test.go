@@ -22,6 +22,7 @@ import (
 type recorder struct {
 	calls   []string
 	refuse  map[string]string
+	inUse   map[string]string
 	imports []*Definitions
 	live    Definitions
 	skip    map[string]bool
@@ -93,6 +94,9 @@ func (r *recorder) DeletePolicy(_ context.Context, _, n string) error {
 func (r *recorder) DeleteExchange(_ context.Context, _, n string) error {
 	r.calls = append(r.calls, "delete exchange "+n)
 	return nil
+}
+func (r *recorder) QueueInUse(_ context.Context, _, n string) (string, error) {
+	return r.inUse[n], nil
 }
 func (r *recorder) DeleteQueueIfEmpty(_ context.Context, _, n string) (string, error) {
 	if why := r.refuse[n]; why != "" {

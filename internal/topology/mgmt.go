@@ -342,23 +342,9 @@ func (m *MgmtBroker) DeleteExchange(ctx context.Context, vhost, name string) err
 // (rabbit-hole reads them as 0): then only the AMQP count decides, and
 // without it (a queue of another vhost than --url's) the queue is kept.
 func (m *MgmtBroker) DeleteQueueIfEmpty(ctx context.Context, vhost, name string) (string, error) {
-	q, err := m.queueCounts(ctx, vhost, name)
-	if err != nil {
-		return "", err
-	}
-	if q.Messages != nil && q.Consumers != nil && (*q.Messages > 0 || *q.Consumers > 0) {
-		return fmt.Sprintf("holds %d messages, %d consumers", *q.Messages, *q.Consumers), nil
-	}
-	if m.Counter != nil && vhost == m.CounterVhost {
-		messages, consumers, err := m.Counter.QueueCounts(ctx, name)
-		if err != nil {
-			return "", fmt.Errorf("check that queue %s is empty: %w", name, err)
-		}
-		if messages > 0 || consumers > 0 {
-			return fmt.Sprintf("holds %d messages, %d consumers", messages, consumers), nil
-		}
-	} else if q.Messages == nil || q.Consumers == nil {
-		return "its message count is unknown: the broker keeps no management statistics, and mqctl counts over AMQP only in the vhost of --url", nil
+	why, q, err := m.inUse(ctx, vhost, name)
+	if err != nil || why != "" {
+		return why, err
 	}
 	var opts []rabbithole.QueueDeleteOptions
 	if q.Type == "" || q.Type == Classic {
@@ -368,6 +354,34 @@ func (m *MgmtBroker) DeleteQueueIfEmpty(ctx context.Context, vhost, name string)
 		return "", err
 	}
 	return "", nil
+}
+
+// QueueInUse implements Broker with DeleteQueueIfEmpty's checks.
+func (m *MgmtBroker) QueueInUse(ctx context.Context, vhost, name string) (string, error) {
+	why, _, err := m.inUse(ctx, vhost, name)
+	return why, err
+}
+
+func (m *MgmtBroker) inUse(ctx context.Context, vhost, name string) (string, liveQueue, error) {
+	q, err := m.queueCounts(ctx, vhost, name)
+	if err != nil {
+		return "", q, err
+	}
+	if q.Messages != nil && q.Consumers != nil && (*q.Messages > 0 || *q.Consumers > 0) {
+		return fmt.Sprintf("holds %d messages, %d consumers", *q.Messages, *q.Consumers), q, nil
+	}
+	if m.Counter != nil && vhost == m.CounterVhost {
+		messages, consumers, err := m.Counter.QueueCounts(ctx, name)
+		if err != nil {
+			return "", q, fmt.Errorf("check that queue %s is empty: %w", name, err)
+		}
+		if messages > 0 || consumers > 0 {
+			return fmt.Sprintf("holds %d messages, %d consumers", messages, consumers), q, nil
+		}
+	} else if q.Messages == nil || q.Consumers == nil {
+		return "its message count is unknown: the broker keeps no management statistics, and mqctl counts over AMQP only in the vhost of --url", q, nil
+	}
+	return "", q, nil
 }
 
 // liveQueue is what the emptiness check reads of a queue; counts are nil

@@ -82,6 +82,12 @@ type Plan struct {
 	// broker, and what to send if not; set by the caller that knows the
 	// broker (see AppDeclarations).
 	Apps []AppDeclaration `json:"app_declarations,omitempty"`
+	// Warnings are dead-letter paths that go nowhere once applied.
+	Warnings []string `json:"warnings,omitempty"`
+
+	// live are the definitions a pruning plan was made from, for the
+	// re-check before deletes (recheckDeletes).
+	live *Definitions
 }
 
 // Summary counts changes by action.
@@ -123,6 +129,11 @@ func Diff(x *Expanded, live *Definitions, states map[string]QueueState, opts Pla
 	d.policies(x)
 	// What is left on the broker is not in the file.
 	d.extras(opts.Prune)
+	if opts.Prune {
+		d.p.live = live
+		d.p.keepDeadLetterPaths(live, d.p.keptQueues())
+	}
+	d.p.Warnings = deadLetterWarnings(x, live, d.p)
 	sortChanges(d.p.Changes)
 	return d.p
 }
