@@ -22,6 +22,7 @@ type TopologyExportOptions struct {
 
 	Vhost           string
 	AllVhosts       bool
+	WithVhost       bool
 	Out             string
 	OutDir          string
 	FromDefinitions string
@@ -41,7 +42,14 @@ recognised and written back as retry/dead_letter, so export followed by plan
 on the same broker shows no changes. max_attempts cannot be read from the
 broker; export writes len(backoff)+1, which declares the same objects.
 
---all-vhosts writes one file per vhost into --out-dir (default.yaml for "/").
+The file names no vhost: it applies to the vhost of the connection (or
+--vhost) it is used with, so a file exported from staging and applied with a
+connection to production's vhost goes there, not back to staging.
+--with-vhost writes the exported vhost into the file instead; the file's vhost
+then wins over the connection's.
+
+--all-vhosts writes one file per vhost into --out-dir (default.yaml for "/"),
+each naming its vhost.
 
 --from-definitions also carries the objects to RabbitMQ 4.x where a translation
 exists, with one "converted:" line on stderr per change, naming the object:
@@ -77,6 +85,7 @@ most 32 MiB, UTF-8 JSON; errors name line and column).`,
 	}
 	cmd.Flags().StringVar(&opts.Vhost, "vhost", "", "vhost to export (default: the connection's vhost)")
 	cmd.Flags().BoolVar(&opts.AllVhosts, "all-vhosts", false, "export every vhost, one file each (needs --out-dir)")
+	cmd.Flags().BoolVar(&opts.WithVhost, "with-vhost", false, "write the exported vhost into the file (default: the file names none)")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "write to this file instead of stdout")
 	cmd.Flags().StringVar(&opts.OutDir, "out-dir", "", "directory for --all-vhosts files")
 	cmd.Flags().StringVar(&opts.FromDefinitions, "from-definitions", "", "convert this RabbitMQ definitions JSON file instead of reading the broker")
@@ -99,7 +108,7 @@ func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
 		}
 		for _, v := range vhostNames(perVhost) {
 			path := filepath.Join(opts.OutDir, topology.VhostFileName(v))
-			if err := writeExport(opts.IO, path, v, perVhost[v]); err != nil {
+			if err := writeExport(opts.IO, path, v, true, perVhost[v]); err != nil {
 				return err
 			}
 			fmt.Fprintf(opts.IO.ErrOut, "wrote %s (vhost %s)\n", path, v)
@@ -110,7 +119,7 @@ func topologyExportRun(ctx context.Context, opts *TopologyExportOptions) error {
 	if !ok {
 		d = &topology.Definitions{}
 	}
-	return writeExport(opts.IO, opts.Out, vhost, d)
+	return writeExport(opts.IO, opts.Out, vhost, opts.WithVhost, d)
 }
 
 // exportFromFile reads --from-definitions, translating what RabbitMQ 4.x
@@ -193,8 +202,13 @@ func vhostNames(m map[string]*topology.Definitions) []string {
 	return out
 }
 
-func writeExport(ios *iostreams.IOStreams, path, vhost string, d *topology.Definitions) error {
+// writeExport writes vhost's topology to path (stdout when empty),
+// naming the vhost in the file only when nameVhost is set.
+func writeExport(ios *iostreams.IOStreams, path, vhost string, nameVhost bool, d *topology.Definitions) error {
 	file := topology.Export(vhost, d)
+	if !nameVhost {
+		file.Vhost = ""
+	}
 	data, err := topology.Marshal(file)
 	if err != nil {
 		return err

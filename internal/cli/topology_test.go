@@ -175,6 +175,24 @@ func TestTopologyExportThenPlanShowsNoChanges(t *testing.T) {
 	if r.Code != 0 || len(p.Changes) != 0 {
 		t.Fatalf("export → plan: exit %d, changes %+v\n%s", r.Code, p.Changes, data)
 	}
+
+	// The file names no vhost: applied with a connection to another
+	// vhost, it goes there and leaves the source alone.
+	if strings.Contains(string(data), "vhost:") {
+		t.Errorf("the export names a vhost:\n%s", data)
+	}
+	other := brokertest.New(t)
+	mustRun(t, other.Environ(), 0, "topology", "apply", "-f", out)
+	if _, err := other.Mgmt.GetQueue(other.Vhost, "legacy"); err != nil {
+		t.Errorf("the exported file did not go to the connection's vhost: %v", err)
+	}
+	if p, r := planOf(t, e, out, "--exit-code"); r.Code != 0 || len(p.Changes) != 0 {
+		t.Errorf("the source vhost changed: %+v", p.Changes)
+	}
+	r = mustRun(t, e, 0, "topology", "export", "--with-vhost")
+	if !strings.Contains(r.Stdout, "vhost: "+env.Vhost) {
+		t.Errorf("--with-vhost wrote no vhost:\n%s", r.Stdout)
+	}
 }
 
 // What RabbitMQ cannot change in place is a migration: plain apply refuses
