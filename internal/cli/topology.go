@@ -140,20 +140,27 @@ func expandFor(file *topology.File, vhostFlag, connVhost string) *topology.Expan
 // reach the broker, stop on settings it would refuse (applying: the
 // refusal says nothing was changed), and plan.
 func planFile(ctx context.Context, errOut io.Writer, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, topologyTarget, error) {
+	p, _, t, err := planExpanded(ctx, errOut, connect, path, vhostFlag, prune, applying)
+	return p, t, err
+}
+
+// planExpanded is planFile that also returns the expanded file (apply
+// --migrate declares queues as it says).
+func planExpanded(ctx context.Context, errOut io.Writer, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, *topology.Expanded, topologyTarget, error) {
 	file, err := loadTopology(path)
 	if err != nil {
-		return nil, topologyTarget{}, err
+		return nil, nil, topologyTarget{}, err
 	}
 	t, err := connect()
 	if err != nil {
-		return nil, t, err
+		return nil, nil, t, err
 	}
 	x := expandFor(file, vhostFlag, t.Vhost)
 	if err := checkCompat(ctx, errOut, t, file, applying); err != nil {
-		return nil, t, err
+		return nil, x, t, err
 	}
 	p, err := livePlan(ctx, t, x, prune)
-	return p, t, err
+	return p, x, t, err
 }
 
 // livePlan reads the broker and diffs, turning API errors into hints.

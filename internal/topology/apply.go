@@ -70,6 +70,9 @@ type Result struct {
 	Kept    []string `json:"kept,omitempty"`
 	// KeptWhy says, per kept queue, why it was not deleted.
 	KeptWhy map[string]string `json:"kept_why,omitempty"`
+	// Retimed counts, per delay queue of Plan.Retime, the waiting
+	// messages queued again to wait the new delay (set by the caller).
+	Retimed map[string]int `json:"retimed,omitempty"`
 }
 
 func (r *Result) keep(name, why string) {

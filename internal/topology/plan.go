@@ -84,6 +84,10 @@ type Plan struct {
 	Apps []AppDeclaration `json:"app_declarations,omitempty"`
 	// Warnings are dead-letter paths that go nowhere once applied.
 	Warnings []string `json:"warnings,omitempty"`
+	// Retime are the delay queues whose delay changes: RabbitMQ fixes a
+	// message's expiry when it is enqueued, so apply queues their waiting
+	// messages again (see migrate.Queue.Retime).
+	Retime []string `json:"retime,omitempty"`
 
 	// live are the definitions a pruning plan was made from, for the
 	// re-check before deletes (recheckDeletes).
@@ -253,6 +257,11 @@ func (d *differ) policies(x *Expanded) {
 			c.Action, c.Details = Create, []string{fmt.Sprintf("pattern %s apply-to %s", want.Pattern, want.ApplyTo)}
 		case policyDiffs(want, have) != nil:
 			c.Action, c.Details = Update, policyDiffs(want, have)
+			if q, ok := strings.CutPrefix(want.Name, PolicyPrefix); ok && x.Queues[q].Role == RoleDelay &&
+				!sameValue(want.Definition["message-ttl"], have.Definition["message-ttl"]) {
+				d.p.Retime = append(d.p.Retime, q)
+				c.Details = append(c.Details, "the messages waiting in "+q+" are queued again to wait the new delay")
+			}
 		default:
 			d.p.Summary.Unchanged++
 			continue
@@ -446,7 +455,7 @@ func MigrationSteps(queue string) []string {
 		fmt.Sprintf("declare %s with %s's bindings", tmp, queue),
 		fmt.Sprintf("unbind %s, so new messages land in %s", queue, tmp),
 		fmt.Sprintf("move %s's messages to %s (confirmed before each ack)", queue, tmp),
-		fmt.Sprintf("delete %s once it is empty (checked again first)", queue),
+		fmt.Sprintf("fence %s (a policy that nacks publishes to it, so publishers to the default exchange send again), move what is left, delete it once empty (checked again first)", queue),
 		fmt.Sprintf("declare %s as the file says and bind it", queue),
 		fmt.Sprintf("unbind %s, move its messages back, delete it", tmp),
 	}

@@ -114,14 +114,21 @@ type Config struct {
 	ConsumerTag string
 	// PublishTimeout bounds the retry/dead-letter publish (default 10s).
 	PublishTimeout time.Duration
+	// MissingQueueTimeout is how long the worker keeps trying, with the
+	// reconnect backoff, to consume a queue that disappeared after it had
+	// consumed from it (`mqctl topology apply --migrate` deletes and
+	// re-creates a queue); default 2 min. A queue missing when the worker
+	// starts fails Run at once with ErrQueueMissing.
+	MissingQueueTimeout time.Duration
 	// OnEvent, when set, hears about every event; it must not block long.
 	OnEvent func(Event)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
 
-// ErrQueueMissing means the work queue does not exist; reconnecting cannot
-// fix it.
+// ErrQueueMissing means the work queue does not exist: when the worker
+// starts (reconnecting cannot fix that), or for longer than
+// Config.MissingQueueTimeout after it had consumed from it.
 var ErrQueueMissing = errors.New("work queue not found")
 
 // Run consumes until ctx ends (nil: a graceful stop) or an error no
@@ -140,6 +147,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = 10 * time.Second
+	}
+	if cfg.MissingQueueTimeout == 0 {
+		cfg.MissingQueueTimeout = 2 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -164,7 +174,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		}
 		if errors.Is(err, ErrQueueMissing) {
-			return err
+			wait, gerr := w.missing(err)
+			if gerr != nil {
+				return gerr
+			}
+			cfg.OnEvent(Event{Kind: Retrying, Err: err})
+			if broker.Sleep(ctx, wait) != nil {
+				return nil
+			}
+			continue
 		}
 		if rerr := w.refusal(); rerr != nil {
 			return fail.Wrap(fail.Auth, rerr)
@@ -184,6 +202,11 @@ type worker struct {
 	cfg             Config
 	onPublisherLost func()
 	reported        bool // the session already reported its disconnect
+	// consumed is set once a session consumed from the queue: a queue
+	// missing after that is being re-created (a migration), not a typo.
+	consumed     bool
+	missingSince time.Time
+	missingTries int
 
 	mu      sync.Mutex
 	refused error // the broker refused publishing a retry: the worker stops
@@ -197,6 +220,23 @@ func (w *worker) refuse(err error) {
 	}
 	w.mu.Unlock()
 	w.onPublisherLost()
+}
+
+// missing decides about a work queue found missing: a queue that never
+// existed for this worker fails at once; one that disappeared is waited
+// for with the reconnect backoff, up to MissingQueueTimeout.
+func (w *worker) missing(err error) (wait time.Duration, giveUp error) {
+	if !w.consumed {
+		return 0, err
+	}
+	if w.missingSince.IsZero() {
+		w.missingSince = time.Now()
+	}
+	if gone := time.Since(w.missingSince); gone > w.cfg.MissingQueueTimeout {
+		return 0, fmt.Errorf("%w for %s after the worker had consumed from it; declare it again (`mqctl topology apply -f FILE`)", err, gone.Round(time.Second))
+	}
+	w.missingTries++
+	return w.cfg.Reconnect.Delay(w.missingTries), nil
 }
 
 func (w *worker) refusal() error {
@@ -216,6 +256,10 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		return fmt.Errorf("open channel: %w", err)
 	}
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	// The broker cancels the consumer (basic.cancel) when the queue is
+	// deleted, and the channel stays open: without this the session would
+	// wait for ever on a queue that is gone.
+	cancelled := ch.NotifyCancel(make(chan string, 1))
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch %d: %w", cfg.Prefetch, err)
 	}
@@ -236,6 +280,7 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		}
 		return fmt.Errorf("consume %s: %w", cfg.Queue, err)
 	}
+	w.consumed, w.missingSince, w.missingTries = true, time.Time{}, 0
 	cfg.OnEvent(Event{Kind: Connected})
 
 	// broken is closed when the retry publisher's channel is gone: every
@@ -259,7 +304,28 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 		}()
 	}
 
+	result := w.await(ctx, conn, ch, tag, sessionEnds{conn: connClosed, ch: chClosed, cancelled: cancelled, broken: broken})
+	wg.Wait()
+	broker.WithinOrCut(conn, broker.CloseWait, func() { _ = ch.Close() })
+	return result
+}
+
+// sessionEnds are the notifications that end a session.
+type sessionEnds struct {
+	conn, ch  <-chan *amqp.Error
+	cancelled <-chan string
+	broken    <-chan struct{}
+}
+
+// await waits until the session must end and returns why (nil for a
+// stop). For a failure it closes the channel at once, so the broker
+// requeues the deliveries not yet handled; after a basic.cancel from the
+// broker (the queue was deleted) it does not: those deliveries are in no
+// queue any more, and the handlers finish them first.
+func (w *worker) await(ctx context.Context, conn *amqp.Connection, ch *amqp.Channel, tag string, ends sessionEnds) error {
+	cfg := w.cfg
 	var result error
+	requeue := true
 	select {
 	case <-ctx.Done():
 		cfg.OnEvent(Event{Kind: Stopping})
@@ -273,23 +339,26 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) error {
 			cfg.OnEvent(Event{Kind: Disconnected, Err: fmt.Errorf("no answer from the broker within %s to stop consuming (is an alarm blocking the connection?): closed it; unacked deliveries return to %s", broker.CloseWait, cfg.Queue)})
 			w.reported = true
 		}
-	case e := <-connClosed:
+		return nil
+	case e := <-ends.conn:
 		result = closeErr("connection", e)
-	case e := <-chClosed:
+	case e := <-ends.ch:
 		result = closeErr("channel", e)
-	case <-broken:
+	case _, ok := <-ends.cancelled:
+		result, requeue = fmt.Errorf("the broker cancelled the consumer of %s (the queue was deleted?); consuming again", cfg.Queue), false
+		if !ok {
+			// Closed with the channel: the close says why.
+			result, requeue = closeErr("channel", <-ends.ch), true
+		}
+	case <-ends.broken:
 		result = errors.New("retry publishing channel closed")
 	}
-	// Close the channel when the session ends for a failure, so that the
-	// consumer stops and its deliveries are requeued by the broker. Report
-	// the loss now: handlers in hand may still take a while to finish.
-	if result != nil {
+	// Report the loss now: handlers in hand may still take a while.
+	if requeue {
 		_ = ch.Close()
-		cfg.OnEvent(Event{Kind: Disconnected, Err: result})
-		w.reported = true
 	}
-	wg.Wait()
-	broker.WithinOrCut(conn, broker.CloseWait, func() { _ = ch.Close() })
+	cfg.OnEvent(Event{Kind: Disconnected, Err: result})
+	w.reported = true
 	return result
 }
 

@@ -435,3 +435,99 @@ func TestWorkerStopFinishesInFlightWork(t *testing.T) {
 		t.Errorf("queue holds %d after stop with %d finished, want %d", d, got, 3-got)
 	}
 }
+
+// A queue deleted under a consuming worker (as `topology apply --migrate`
+// does) ends the consumer with a basic.cancel; the worker reconnects,
+// waits for the queue while it is missing, and consumes the new one.
+func TestWorkerConsumesTheQueueAgainAfterItIsRecreated(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	ch := env.Channel(t)
+	if _, err := ch.QueueDeclare("jobs", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := broker.NewPublisher(env.Dial(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	publish := func(prefix string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for i := range 10 {
+			if err := pub.PublishAndWait(ctx, "", "jobs", amqp.Publishing{MessageId: fmt.Sprint(prefix, i), DeliveryMode: amqp.Persistent}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu sync.Mutex
+	handled := map[string]bool{}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(handled) }
+	rec := newRecorder()
+	stop := start(t, Config{Queue: "jobs", Prefetch: 5, Dialer: dialer(t, env), OnEvent: rec.event,
+		Reconnect: broker.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond},
+		Handler: func(ctx context.Context, d Delivery) error {
+			mu.Lock()
+			handled[d.MessageID] = true
+			mu.Unlock()
+			return nil
+		}})
+	publish("before-")
+	brokertest.WaitFor(t, "the first 10 messages handled", 20*time.Second, func() bool { return count() == 10 })
+
+	if _, err := ch.QueueDelete("jobs", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, "the worker to see the cancel and find the queue missing", 20*time.Second, func() bool {
+		return rec.count(Disconnected) >= 1 && rec.count(Retrying) >= 1
+	})
+	// Declared again with another type, as a migration does.
+	if _, err := ch.QueueDeclare("jobs", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	publish("after-")
+	brokertest.WaitFor(t, "the messages of the new queue handled", 30*time.Second, func() bool { return count() == 20 })
+	if err := stop(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	if n := rec.count(Connected); n < 2 {
+		t.Errorf("connected %d times, want a reconnect", n)
+	}
+}
+
+// A queue that does not exist when the worker starts is a mistake no
+// wait fixes; one that stays gone past MissingQueueTimeout ends Run too.
+func TestWorkerMissingQueue(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	noop := func(context.Context, Delivery) error { return nil }
+	err := Run(ctx, Config{Queue: "nope", Dialer: dialer(t, env), Handler: noop})
+	if !errors.Is(err, ErrQueueMissing) || ctx.Err() != nil {
+		t.Fatalf("Run on a missing queue = %v, want ErrQueueMissing at once", err)
+	}
+
+	ch := env.Channel(t)
+	if _, err := ch.QueueDeclare("gone", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Queue: "gone", Dialer: dialer(t, env), Handler: noop, OnEvent: rec.event,
+			Reconnect: broker.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}, MissingQueueTimeout: time.Second})
+	}()
+	brokertest.WaitFor(t, "the worker consuming", 20*time.Second, func() bool { return rec.count(Connected) == 1 })
+	if _, err := ch.QueueDelete("gone", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrQueueMissing) || !strings.Contains(err.Error(), "after the worker had consumed") {
+			t.Errorf("Run after the queue stayed gone = %v, want ErrQueueMissing after the timeout", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the worker kept waiting for a queue gone past MissingQueueTimeout")
+	}
+}
