@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/output"
 )
 
@@ -41,9 +43,16 @@ is kept; its redelivered flag is set. Limits:
     default) and can drop messages: mqctl's DLQs are classic queues.
 
 Identity of a message: its message_id, else "sha256:" and a hash of its body
-and properties (death headers left out, so the id survives a replay).`,
+and properties (death headers left out, so the id survives a replay).
+
+Why a message died is its newest death, from the broker's x-death and
+mqctl's failure headers merged in time order; --groups groups the messages
+by origin, reason and error; --where EXPR and --group KEY select on show,
+export, replay and purge (see ` + "`mqctl dlq show --help`" + `).`,
 		Example: `  mqctl dlq ls
   mqctl dlq show email.dlq --limit 20
+  mqctl dlq show email.dlq --groups
+  mqctl dlq replay email.dlq --group 3fa2c9d1 --dry-run
   mqctl dlq export email.dlq --out checked.jsonl
   mqctl dlq replay email.dlq --from checked.jsonl --yes
   mqctl dlq purge email.dlq --id 0b5c… --yes`,
@@ -93,46 +102,106 @@ func parseQueueArgs(f *Factory, args []string, format *output.Format, queue *str
 	return nil
 }
 
-// selectionFlags are replay's and purge's ways to name messages.
+// selectionFlags are replay's and purge's ways to name messages: one of
+// --from, --id, --all, narrowed by --where and --group; --where or
+// --group alone select among every message.
 type selectionFlags struct {
-	From string
-	IDs  []string
-	All  bool
+	From   string
+	IDs    []string
+	All    bool
+	Where  string
+	Groups []string
 }
 
 func (s *selectionFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&s.From, "from", "", "JSONL file (from dlq export) listing the checked messages: one message per line, by id")
-	fl.StringArrayVar(&s.IDs, "id", nil, "id of a message to select (repeatable): every message with that id")
+	fl.StringArrayVar(&s.IDs, "id", nil, "id, or unique start of an id, of a message to select (repeatable): every message with that id")
 	fl.BoolVar(&s.All, "all", false, "select every message the queue holds when the command starts")
+	registerFilterFlags(cmd, &s.Where, &s.Groups)
 }
 
-func (s *selectionFlags) parse() (*dlq.Selection, string, error) {
+// registerFilterFlags adds --where and --group, which show and export
+// take too.
+func registerFilterFlags(cmd *cobra.Command, where *string, groups *[]string) {
+	fl := cmd.Flags()
+	fl.StringVar(where, "where", "", "select only messages for which the expr expression `EXPR` is true (fields: see mqctl dlq show --help)")
+	fl.StringArrayVar(groups, "group", nil, "select only messages of the group with this `KEY`, as dlq show --groups prints it (repeatable)")
+}
+
+func (s *selectionFlags) parse(now time.Time) (*dlq.Selection, string, error) {
 	n := 0
 	for _, set := range []bool{s.From != "", len(s.IDs) > 0, s.All} {
 		if set {
 			n++
 		}
 	}
-	if n != 1 {
-		return nil, "", fail.Usagef("give exactly one of --from FILE, --id ID or --all")
+	filtered := s.Where != "" || len(s.Groups) > 0
+	if n > 1 || (n == 0 && !filtered) {
+		return nil, "", fail.Usagef("give exactly one of --from FILE, --id ID or --all, or select with --where EXPR or --group KEY alone")
 	}
+	filter, err := dlq.NewFilter(s.Where, s.Groups, now)
+	if err != nil {
+		return nil, "", err
+	}
+	sel, what, err := s.base()
+	if err != nil {
+		return nil, "", err
+	}
+	sel.Filter = filter
+	prep := "in"
+	if s.From != "" {
+		prep = "from"
+	}
+	return sel, what + filterText(s.Where, s.Groups) + " " + prep, nil
+}
+
+// base is the selection by --from, --id or --all (all when none: the
+// filter alone selects).
+func (s *selectionFlags) base() (*dlq.Selection, string, error) {
 	switch {
-	case s.All:
-		return dlq.SelectAll(), "every message in", nil
 	case len(s.IDs) > 0:
 		for _, id := range s.IDs {
 			if strings.TrimSpace(id) == "" {
 				return nil, "", fail.Usagef("--id: empty id")
 			}
 		}
-		return dlq.SelectIDs(s.IDs), fmt.Sprintf("the messages with %d given id(s) in", len(s.IDs)), nil
+		return dlq.SelectIDs(s.IDs), fmt.Sprintf("the messages with %d given id(s)", len(s.IDs)), nil
+	case s.From != "":
+		sel, err := dlq.ReadSelection(s.From)
+		if err != nil {
+			return nil, "", err
+		}
+		return sel, fmt.Sprintf("the %d message(s) listed in %s", sel.Size(), s.From), nil
+	case s.All:
+		return dlq.SelectAll(), "every message", nil
 	}
-	sel, err := dlq.ReadSelection(s.From)
-	if err != nil {
-		return nil, "", err
+	return dlq.SelectAll(), "the messages", nil
+}
+
+// filterText says what --where and --group narrow a selection to, for
+// prompts.
+func filterText(where string, groups []string) string {
+	var parts []string
+	if where != "" {
+		parts = append(parts, fmt.Sprintf("matching --where %q", where))
 	}
-	return sel, fmt.Sprintf("the %d message(s) listed in %s from", sel.Size(), s.From), nil
+	if len(groups) > 0 {
+		parts = append(parts, "of group "+strings.Join(groups, ", "))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " " + strings.Join(parts, " and ")
+}
+
+// warnFilter tells on stderr how many messages a --where expression
+// failed on (they were not selected).
+func warnFilter(ios *iostreams.IOStreams, f *dlq.Filter) {
+	if f == nil || f.Failed == 0 {
+		return
+	}
+	fmt.Fprintf(ios.ErrOut, "warning: --where could not be evaluated on %d message(s), which were not selected; first: %v\n", f.Failed, f.FirstFailure)
 }
 
 // defaultJournal is where replay keeps its journal for a vhost and queue:

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,8 @@ type DLQExportOptions struct {
 	Format output.Format
 	Queue  string
 	Out    string
+	Where  string
+	Groups []string
 }
 
 // NewCmdDLQExport builds `mqctl dlq export`.
@@ -40,12 +43,19 @@ not move, then pass it to ` + "`mqctl dlq replay --from`" + ` or ` + "`mqctl dlq
 those take the message content from the queue and use the file only for the
 ids. ` + "`mqctl publish --from`" + ` publishes the file's content itself.
 
+--where EXPR and --group KEY write only the messages they select (see
+` + "`mqctl dlq show --help`" + ` for the fields and the group keys); every message is
+still read, and none is consumed. Such a file is a ready selection for
+replay --from or purge --from.
+
 The file is written as FILE.partial and renamed when complete; an existing
 FILE is never overwritten.
 
 Least permissions: read on the queue.`,
 		Example: `  mqctl dlq export email.dlq --out email-dlq.jsonl
-  jq -r '.death.reason' email-dlq.jsonl | sort | uniq -c`,
+  jq -r '.death.reason' email-dlq.jsonl | sort | uniq -c
+  mqctl dlq export email.dlq --out timeouts.jsonl --where 'error contains "timeout" && age > duration("1h")'
+  mqctl dlq export email.dlq --out group.jsonl --group 3fa2c9d1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
@@ -59,6 +69,7 @@ Least permissions: read on the queue.`,
 	}
 	cmd.Flags().StringVar(&opts.Out, "out", "", "file to write (JSONL; must not exist)")
 	_ = cmd.MarkFlagRequired("out")
+	registerFilterFlags(cmd, &opts.Where, &opts.Groups)
 	return cmd
 }
 
@@ -66,28 +77,38 @@ type dlqExportView struct {
 	Queue    string `json:"queue"`
 	File     string `json:"file"`
 	Depth    int    `json:"depth"`
+	Read     int    `json:"read"`
 	Exported int    `json:"exported"`
 }
 
 func (v dlqExportView) Table() output.TableData {
+	footer := "no message was consumed"
+	if v.Read != v.Exported {
+		footer = fmt.Sprintf("%d of the %d message(s) read were selected; no message was consumed", v.Exported, v.Read)
+	}
 	return output.TableData{
 		Headers: []string{"queue", "file", "exported"},
 		Rows:    [][]string{{v.Queue, v.File, fmt.Sprint(v.Exported)}},
-		Footer:  "no message was consumed",
+		Footer:  footer,
 	}
 }
 
 func dlqExportRun(ctx context.Context, opts *DLQExportOptions) error {
+	filter, err := dlq.NewFilter(opts.Where, opts.Groups, time.Now())
+	if err != nil {
+		return err
+	}
 	conn, err := opts.Dial(ctx, "mqctl dlq export")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	progress := output.NewProgress(opts.IO, -1, "exporting "+opts.Queue)
-	res, err := dlq.Export(ctx, conn, opts.Queue, opts.Out, progress)
+	res, err := dlq.Export(ctx, conn, opts.Queue, opts.Out, filter, progress)
 	progress.Finish()
+	warnFilter(opts.IO, filter)
 	if err != nil {
 		return err
 	}
-	return output.Print(opts.IO, opts.Format, dlqExportView{Queue: opts.Queue, File: opts.Out, Depth: res.Depth, Exported: res.Read})
+	return output.Print(opts.IO, opts.Format, dlqExportView{Queue: opts.Queue, File: opts.Out, Depth: res.Depth, Read: res.Read, Exported: res.Selected})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/dlq"
@@ -32,7 +33,7 @@ type DLQPurgeOptions struct {
 func NewCmdDLQPurge(f *Factory, runF func(*DLQPurgeOptions) error) *cobra.Command {
 	opts := &DLQPurgeOptions{IO: f.IO, Dial: dialer(f), now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "purge QUEUE (--from FILE | --id ID… | --all)",
+		Use:   "purge QUEUE (--from FILE | --id ID… | --all | --where EXPR | --group KEY)",
 		Short: "Remove exactly the selected dead letters, archiving each first",
 		Long: `Remove exactly the selected dead letters: messages not selected, and the
 ones that arrived after the command started, stay in the queue in their order.
@@ -42,6 +43,11 @@ Each removed message is appended to an archive JSONL file (same format as
 purge is never the end of a message's story: ` + "`mqctl publish --from ARCHIVE`" + `
 puts the messages back. --no-archive drops them for good.
 
+Selecting is as in ` + "`mqctl dlq replay`" + `: --from FILE, --id ID (a unique start
+of an id is enough; an ambiguous one exits 2 listing the ids, before any
+archive is written), --all, narrowed by --where EXPR and --group KEY, which
+also select alone (fields and keys: ` + "`mqctl dlq show --help`" + `).
+
 Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
 nothing changed). Exit 3 when a selected message was not found or failed.
 
@@ -50,7 +56,9 @@ removing messages: whoever may consume from a DLQ may purge it (deny read on
 it to prevent that); the archive still keeps what was removed.`,
 		Example: `  mqctl dlq purge email.dlq --from checked.jsonl --yes
   mqctl dlq purge email.dlq --all --archive email-dlq-2026-05.jsonl --yes
-  mqctl dlq purge email.dlq --id 7f3a9c --no-archive --yes`,
+  mqctl dlq purge email.dlq --id 7f3a9c --no-archive --yes
+  mqctl dlq purge email.dlq --where 'reason == "expired" && age > duration("168h")' --yes
+  mqctl dlq purge email.dlq --group 3fa2c9d1 --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
@@ -79,7 +87,7 @@ it to prevent that); the archive still keeps what was removed.`,
 }
 
 func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
-	sel, what, err := opts.Select.parse()
+	sel, what, err := opts.Select.parse(opts.now())
 	if err != nil {
 		return err
 	}
@@ -92,27 +100,50 @@ func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
 			return err
 		}
 	}
-	var archive *dlq.Archive
-	if !opts.DryRun && !opts.NoArchive {
-		path := opts.Archive
-		if path == "" {
-			path = dlq.ArchivePath(opts.Queue, opts.now())
-		}
-		if archive, err = dlq.OpenArchive(path); err != nil {
+	var conn *amqp.Connection
+	if len(opts.Select.IDs) > 0 {
+		// Resolve id prefixes before an archive exists: an ambiguous one
+		// stops the purge with nothing written.
+		if conn, err = opts.Dial(ctx, "mqctl dlq purge"); err != nil {
 			return err
 		}
-		defer archive.Close()
+		defer conn.Close()
+		if err := sel.ResolveIDs(ctx, conn, opts.Queue); err != nil {
+			return err
+		}
 	}
-	conn, err := opts.Dial(ctx, "mqctl dlq purge")
+	archive, err := openPurgeArchive(opts)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	if archive != nil {
+		defer archive.Close()
+	}
+	if conn == nil {
+		if conn, err = opts.Dial(ctx, "mqctl dlq purge"); err != nil {
+			return err
+		}
+		defer conn.Close()
+	}
 	progress := output.NewProgress(opts.IO, int64(max(sel.Size(), -1)), "purging "+opts.Queue)
 	rep, runErr := dlq.Purge(ctx, conn, dlq.PurgeOptions{
 		Queue: opts.Queue, Selection: sel, Archive: archive, DryRun: opts.DryRun, Limit: opts.Limit,
 		Batch: 512, Progress: progress,
 	})
 	progress.Finish()
+	warnFilter(opts.IO, sel.Filter)
 	return finishReport(opts.IO, opts.Format, rep, runErr, "purge")
+}
+
+// openPurgeArchive opens the archive of a purge that removes and keeps
+// (nil on a dry run or with --no-archive).
+func openPurgeArchive(opts *DLQPurgeOptions) (*dlq.Archive, error) {
+	if opts.DryRun || opts.NoArchive {
+		return nil, nil
+	}
+	path := opts.Archive
+	if path == "" {
+		path = dlq.ArchivePath(opts.Queue, opts.now())
+	}
+	return dlq.OpenArchive(path)
 }

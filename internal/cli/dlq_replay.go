@@ -40,13 +40,7 @@ type DLQReplayOptions struct {
 	BlockedTimeout time.Duration
 }
 
-// NewCmdDLQReplay builds `mqctl dlq replay`.
-func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Command {
-	opts := &DLQReplayOptions{IO: f.IO, Settings: settingsOf(f), Env: f.Env, Dial: dialer(f)}
-	cmd := &cobra.Command{
-		Use:   "replay QUEUE (--from FILE | --id ID… | --all)",
-		Short: "Republish exactly the selected dead letters to the queue they died in",
-		Long: `Republish exactly the selected dead letters to the queue they died in: the
+const dlqReplayLong = `Republish exactly the selected dead letters to the queue they died in: the
 default exchange with routing key = the origin queue (from mqctl's
 mqctl-origin-queue header, else x-death), never the original exchange, which
 would hand them to every other bound queue again. --to QUEUE overrides.
@@ -59,6 +53,16 @@ headers (x-death, x-first-death-*, mqctl-origin-queue, mqctl-failure-reason,
 mqctl-failed-at, mqctl-first-failed-at, mqctl-attempt): they move into one new
 entry of the mqctl-death-history header, and mqctl-replay-count goes up by
 one. A message replayed --max-replays times already is skipped unless --force.
+
+Selecting: --from FILE (an export a human checked), --id ID (repeatable; a
+unique start of an id is enough: 7f3a9c selects sha256:7f3a9c…; a start that
+several ids share exits 2 listing them, before anything moves), or --all;
+--where EXPR and --group KEY narrow any of them, or alone select among every
+message. --where takes an expr expression over the fields listed in
+` + "`mqctl dlq show --help`" + ` (origin, reason, error, deaths, age, headers, body, …);
+--group takes a key from ` + "`mqctl dlq show --groups`" + `. Both are decided per
+message as it is read, so exactly the messages they select when the replay
+reads them move; messages that arrive after it started are never read.
 
 A journal (--journal; default under $XDG_STATE_HOME/mqctl/replay) records
 publishes and acks: if a run is killed, the next run reports the messages it
@@ -84,11 +88,21 @@ not found.
 Least permissions: read on the DLQ and write on the default exchange (the
 write pattern must match amq.default), which publishes to any queue by name;
 --dry-run needs read only. Without write the first publish is refused: exit 4,
-every message stays in the DLQ.`,
+every message stays in the DLQ.`
+
+// NewCmdDLQReplay builds `mqctl dlq replay`.
+func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Command {
+	opts := &DLQReplayOptions{IO: f.IO, Settings: settingsOf(f), Env: f.Env, Dial: dialer(f)}
+	cmd := &cobra.Command{
+		Use:   "replay QUEUE (--from FILE | --id ID… | --all | --where EXPR | --group KEY)",
+		Short: "Republish exactly the selected dead letters to the queue they died in",
+		Long:  dlqReplayLong,
 		Example: `  mqctl dlq replay email.dlq --from checked.jsonl --dry-run
   mqctl dlq replay email.dlq --from checked.jsonl --yes
   mqctl dlq replay email.dlq --id 7f3a9c --to email-manual --yes
-  mqctl dlq replay email.dlq --all --rate 200 --yes -o json`,
+  mqctl dlq replay email.dlq --all --rate 200 --yes -o json
+  mqctl dlq replay email.dlq --where 'error contains "timeout" && age > duration("1h")' --dry-run
+  mqctl dlq show email.dlq --groups && mqctl dlq replay email.dlq --group 3fa2c9d1 --yes`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
@@ -122,7 +136,7 @@ every message stays in the DLQ.`,
 }
 
 func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
-	sel, what, err := opts.Select.parse()
+	sel, what, err := opts.Select.parse(time.Now())
 	if err != nil {
 		return err
 	}
@@ -144,6 +158,7 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 		runErr = jerr
 	}
 	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
+	warnFilter(opts.IO, sel.Filter)
 	return finishReport(opts.IO, opts.Format, rep, runErr, "replay")
 }
 
@@ -173,6 +188,9 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 		return nil, err
 	}
 	defer src.Close()
+	if err := sel.ResolveIDs(ctx, src, opts.Queue); err != nil {
+		return nil, err
+	}
 	dst, err := opts.Dial(ctx, "mqctl dlq replay (publisher)")
 	if err != nil {
 		return nil, err

@@ -191,7 +191,7 @@ func sameContent(t *testing.T, got amqp.Delivery, want amqp.Publishing) {
 
 func exportTo(t *testing.T, fx *fixture, path string) []dlq.Record {
 	t.Helper()
-	res, err := dlq.Export(context.Background(), dial(t, fx.env), "email.dlq", path, nil)
+	res, err := dlq.Export(context.Background(), dial(t, fx.env), "email.dlq", path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,27 +41,39 @@ type Properties struct {
 	Headers         map[string]Value `json:"headers,omitempty"`
 }
 
-// Death summarises why and where a message died, read from x-death (the
-// broker dead-lettered it) or from the mqctl failure headers (a consumer
-// dead-lettered it after its last attempt).
+// Death summarises why and where a message died: its newest death (the
+// reason shown), built from the whole History — x-death, the
+// x-first/last-death-* headers, the mqctl failure headers, and the earlier
+// lives kept in mqctl-death-history — ordered by time, newest last.
 type Death struct {
-	// Source is "mqctl" (consumer headers), "x-death" (broker), or "" when
-	// the message carries no death information.
+	// Source is where the newest death was read: "mqctl" (a consumer's
+	// failure headers), "x-death" (the broker), or "" when the message
+	// carries no death information.
 	Source      string `json:"source"`
 	OriginQueue string `json:"origin_queue,omitempty"`
-	// Reason is rejected, expired, maxlen or delivery_limit for broker
-	// dead letters, "failed" for a consumer's.
+	// Reason is rejected, expired, maxlen or delivery_limit for a broker
+	// death, "failed" for a consumer's.
 	Reason string `json:"reason,omitempty"`
-	// Failure is the consumer's error text (mqctl source).
+	// Failure is the consumer's error text when the newest death is a
+	// consumer's failure; a broker death after it leaves it empty.
 	Failure string `json:"failure,omitempty"`
-	// Count is how often the message died this way: the x-death count, or
-	// the attempts a consumer made.
-	Count        int64      `json:"count,omitempty"`
+	// Count is how often the message died the newest way: the x-death
+	// count of its (queue, reason), or the attempts a consumer made.
+	Count int64 `json:"count,omitempty"`
+	// Deaths is how often it died in all, over every life: the counts of
+	// every death in History (passes through retry delay queues excluded).
+	Deaths       int64      `json:"deaths,omitempty"`
 	FirstDeathAt *Timestamp `json:"first_death_at,omitempty"`
 	LastDeathAt  *Timestamp `json:"last_death_at,omitempty"`
+	// LastError is the newest consumer error in History, even when a
+	// broker death came after it (what the consumer saw before the
+	// message looped to its delivery limit).
+	LastError string `json:"last_error,omitempty"`
 	// Exchange and RoutingKeys are where the message was first published.
 	Exchange    string   `json:"exchange,omitempty"`
 	RoutingKeys []string `json:"routing_keys,omitempty"`
+	// History is every death the headers record, oldest first.
+	History []DeathEvent `json:"history,omitempty"`
 }
 
 // Record is one dead letter as export, purge archives and show write it:
@@ -134,10 +146,13 @@ func Summarize(queue string, d amqp.Delivery) (Summary, error) {
 	return Summary{ID: d.MessageId, Death: deathOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount)}, nil
 }
 
-// deathHeader reports whether a header belongs to a message's death
+// IsDeathHeader reports whether a header belongs to a message's death
 // history rather than to its content: broker death headers and the mqctl
-// failure, attempt and replay headers. Identity ignores them, and replay
-// moves them into pattern.HeaderDeathHistory.
+// failure, attempt and replay headers. Identity ignores them, replay
+// moves them into pattern.HeaderDeathHistory, and the death model reads
+// them.
+func IsDeathHeader(name string) bool { return deathHeader(name) }
+
 func deathHeader(name string) bool {
 	switch name {
 	case "x-death", pattern.HeaderOriginQueue, pattern.HeaderFailureReason, pattern.HeaderFailedAt,
@@ -170,76 +185,6 @@ func Identity(p Properties, body []byte) (id, source string) {
 	}{q, body})
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:16]), "hash"
-}
-
-func deathOf(h amqp.Table) Death {
-	if q, ok := h[pattern.HeaderOriginQueue].(string); ok && q != "" {
-		d := Death{Source: "mqctl", OriginQueue: q, Reason: "failed"}
-		d.Failure, _ = h[pattern.HeaderFailureReason].(string)
-		d.Count = intHeader(h, pattern.HeaderAttempt)
-		d.FirstDeathAt = timeHeader(h, pattern.HeaderFirstFailedAt)
-		d.LastDeathAt = timeHeader(h, pattern.HeaderFailedAt)
-		if xd := xDeaths(h); len(xd) > 0 {
-			d.Exchange, d.RoutingKeys = xd[len(xd)-1].exchange, xd[len(xd)-1].keys
-		}
-		return d
-	}
-	xd := xDeaths(h)
-	if len(xd) == 0 {
-		return Death{}
-	}
-	// x-death is most recent first: the head entry is the death that put
-	// the message where it is now.
-	last := xd[0]
-	d := Death{Source: "x-death", OriginQueue: last.queue, Reason: last.reason, Count: last.count}
-	first := xd[len(xd)-1]
-	d.Exchange, d.RoutingKeys = first.exchange, first.keys
-	if q, ok := h["x-first-death-exchange"].(string); ok {
-		d.Exchange = q
-	}
-	for _, e := range xd {
-		if !e.time.IsZero() && (d.FirstDeathAt == nil || e.time.Before(d.FirstDeathAt.Time)) {
-			t := NewTimestamp(e.time)
-			d.FirstDeathAt = &t
-		}
-	}
-	if !last.time.IsZero() {
-		t := NewTimestamp(last.time)
-		d.LastDeathAt = &t
-	}
-	return d
-}
-
-type xDeath struct {
-	queue, reason, exchange string
-	keys                    []string
-	count                   int64
-	time                    time.Time
-}
-
-func xDeaths(h amqp.Table) []xDeath {
-	arr, _ := h["x-death"].([]any)
-	var out []xDeath
-	for _, e := range arr {
-		t, ok := e.(amqp.Table)
-		if !ok {
-			continue
-		}
-		x := xDeath{count: toInt(t["count"])}
-		x.queue, _ = t["queue"].(string)
-		x.reason, _ = t["reason"].(string)
-		x.exchange, _ = t["exchange"].(string)
-		x.time, _ = t["time"].(time.Time)
-		if ks, ok := t["routing-keys"].([]any); ok {
-			for _, k := range ks {
-				if s, ok := k.(string); ok {
-					x.keys = append(x.keys, s)
-				}
-			}
-		}
-		out = append(out, x)
-	}
-	return out
 }
 
 func toInt(v any) int64 {

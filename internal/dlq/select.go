@@ -3,12 +3,17 @@ package dlq
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"sort"
+	"strings"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/inputfile"
@@ -24,18 +29,115 @@ type Selection struct {
 	// want counts how many more messages with each id may be taken; -1
 	// means any number.
 	want map[string]int
+	// Filter, when set, must select a message too (--where, --group).
+	Filter *Filter
 }
 
 // SelectAll selects every message present at the start.
 func SelectAll() *Selection { return &Selection{All: true} }
 
-// SelectIDs selects every message carrying one of ids.
+// SelectIDs selects every message carrying one of ids; ResolveIDs turns
+// unique prefixes into the ids they begin.
 func SelectIDs(ids []string) *Selection {
 	s := &Selection{want: map[string]int{}}
 	for _, id := range ids {
 		s.want[id] = -1
 	}
 	return s
+}
+
+// take reports whether the delivery d with id is selected, and counts
+// it; a message the filter leaves out does not use up its id.
+func (s *Selection) take(d amqp.Delivery, id string) bool {
+	if !s.Filter.Match(d, id) {
+		return false
+	}
+	return s.Take(id)
+}
+
+// maxListed bounds the ids an ambiguous prefix's error lists.
+const maxListed = 10
+
+// prefixMatch is what a scan found for one --id: a message with exactly
+// that id, else the distinct ids it begins (up to maxListed+1).
+type prefixMatch struct {
+	exact bool
+	ids   []string
+}
+
+// ResolveIDs reads queue as Peek does (nothing consumed) and replaces
+// each --id that is no message's id but begins exactly one id (with or
+// without its "sha256:") by that id. A prefix that begins several ids is
+// a usage error listing them; one that begins none stays, to be reported
+// not found. Only --id selections have anything to resolve.
+func (s *Selection) ResolveIDs(ctx context.Context, conn *amqp.Connection, queue string) error {
+	given := map[string]*prefixMatch{}
+	for id, c := range s.want {
+		if c < 0 {
+			given[id] = &prefixMatch{}
+		}
+	}
+	if s.All || len(given) == 0 {
+		return nil
+	}
+	_, err := peekDeliveries(ctx, conn, queue, 0, func(d amqp.Delivery) error {
+		sum, err := Summarize(queue, d)
+		if err != nil {
+			return nil // undecodable: no id to resolve to
+		}
+		for p, m := range given {
+			switch {
+			case sum.ID == p:
+				m.exact = true
+			case !m.exact && len(m.ids) <= maxListed && isPrefix(p, sum.ID) && !contains(m.ids, sum.ID):
+				m.ids = append(m.ids, sum.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.resolve(queue, given)
+}
+
+// isPrefix reports whether p begins id, or id without "sha256:".
+func isPrefix(p, id string) bool {
+	return strings.HasPrefix(id, p) || strings.HasPrefix(strings.TrimPrefix(id, "sha256:"), p)
+}
+
+// resolve replaces each unique prefix by its id, in a fixed order so the
+// error for several ambiguous prefixes is always the same.
+func (s *Selection) resolve(queue string, given map[string]*prefixMatch) error {
+	prefixes := make([]string, 0, len(given))
+	for p := range given {
+		prefixes = append(prefixes, p)
+	}
+	sort.Strings(prefixes)
+	for _, p := range prefixes {
+		m := given[p]
+		switch {
+		case m.exact || len(m.ids) == 0:
+		case len(m.ids) == 1:
+			delete(s.want, p)
+			s.want[m.ids[0]] = -1
+		default:
+			sort.Strings(m.ids)
+			list := strings.Join(m.ids[:min(len(m.ids), maxListed)], ", ")
+			if len(m.ids) > maxListed {
+				list += ", …"
+			}
+			return fail.Usagef("--id %s is ambiguous: it begins %s ids in %s: %s; give more of the id (nothing was changed)", p, countText(len(m.ids)), queue, list)
+		}
+	}
+	return nil
+}
+
+func countText(n int) string {
+	if n > maxListed {
+		return fmt.Sprintf("more than %d", maxListed)
+	}
+	return fmt.Sprint(n)
 }
 
 // ReadSelection reads a JSONL file written by export or purge; only the
@@ -165,9 +267,10 @@ func parseRecord(name string, line int, b []byte) (Record, error) {
 	return rec, nil
 }
 
-// Size is how many messages the selection names, -1 when open-ended.
+// Size is how many messages the selection names, -1 when open-ended
+// (or narrowed by a filter).
 func (s *Selection) Size() int {
-	if s.All {
+	if s.All || s.Filter != nil {
 		return -1
 	}
 	n := 0

@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/fail"
 )
@@ -53,5 +56,27 @@ func TestReadSelectionNamesBadLine(t *testing.T) {
 	os.WriteFile(path, []byte(`{"queue":"q"}`+"\n"), 0o600)
 	if _, err := ReadSelection(path); err == nil || !strings.Contains(err.Error(), `:1: record has no "id"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A filter narrows any selection; a message it leaves out does not use up
+// its id's count, so a later copy that matches is still taken.
+func TestSelectionWithFilter(t *testing.T) {
+	f, err := NewFilter(`headers.keep == true`, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := amqp.Delivery{Headers: amqp.Table{"keep": true}}
+	drop := amqp.Delivery{Headers: amqp.Table{"keep": false}}
+	s := &Selection{want: map[string]int{"a": 1}, Filter: f}
+	if got := []bool{s.take(drop, "a"), s.take(keep, "a"), s.take(keep, "a"), s.take(keep, "b")}; !reflect.DeepEqual(got, []bool{false, true, false, false}) {
+		t.Errorf("takes %v", got)
+	}
+	all := &Selection{All: true, Filter: f}
+	if all.take(drop, "x") || !all.take(keep, "y") || all.Size() != -1 {
+		t.Error("--where alone")
+	}
+	if (&Selection{want: map[string]int{"a": 2}, Filter: f}).Size() != -1 {
+		t.Error("a filtered file selection has no known size")
 	}
 }

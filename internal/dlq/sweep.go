@@ -137,7 +137,7 @@ func scan[T any](ctx context.Context, s *sweep, m mover[T]) (complete bool, err 
 func offer[T any](ctx context.Context, s *sweep, m mover[T], d amqp.Delivery, gen int) error {
 	s.rep.Scanned++
 	v, id, err := m.read(d)
-	if err != nil || !s.sel.Take(id) {
+	if err != nil || !s.sel.take(d, id) {
 		return s.sc.hold(gen)
 	}
 	s.taken[id] = true
