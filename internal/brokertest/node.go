@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -381,16 +383,37 @@ func (n *Node) log() string {
 	return strings.TrimSpace(s)
 }
 
-// FreePort returns a TCP port nobody listens on right now.
+// FreePort returns a TCP port nobody listens on right now and that no
+// other FreePort of this process returned. A private node binds its
+// ports seconds later, so the port is drawn below the kernel's ephemeral
+// range (where ":0" and every outgoing connection take theirs) and never
+// handed out twice: a TLS test once found another test's plain node on
+// "its" port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + mathrand.IntN(12000)
+		if portsTaken[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsTaken[port] = true
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free TCP port found between 20000 and 32000")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsTaken = map[int]bool{}
+)
 
 // Channel opens a channel on a fresh connection to the node; the
 // connection is closed when t ends.
