@@ -10,21 +10,16 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+	"github.com/mqctl/mqctl/scripts/bench/benchkit"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -71,66 +66,10 @@ var brokerPid int
 // originType is the x-queue-type of the work queues.
 var originType string
 
-// cpuTime is the user+system CPU time the process pid has used so far.
-func cpuTime(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime and stime are
-	// the 14th and 15th fields of the whole line, in clock ticks (100/s).
-	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond
-}
-
-// settle waits until the broker has finished the background work the fill
-// left (dead-lettering, index writes): less than 5 % of a core over a
-// second, at most 60 s. Without a pid it waits a fixed 5 s.
-func settle() {
-	if brokerPid == 0 {
-		time.Sleep(5 * time.Second)
-		return
-	}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
-		before := cpuTime(brokerPid)
-		time.Sleep(time.Second)
-		if cpuTime(brokerPid)-before < 50*time.Millisecond {
-			return
-		}
-	}
-}
-
 func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error {
-	uri, err := amqp.ParseURI(base)
-	if err != nil {
-		return err
-	}
-	mgmt, err := rabbithole.NewClient(mgmtURL, uri.Username, uri.Password)
-	if err != nil {
-		return err
-	}
 	var results []result
-	for r := 1; r <= runs; r++ {
-		vhost := fmt.Sprintf("mqctl-bench-dlq-%d-%d", os.Getpid(), r)
-		if _, err := mgmt.PutVhost(vhost, rabbithole.VhostSettings{}); err != nil {
-			return err
-		}
-		if _, err := mgmt.UpdatePermissionsIn(vhost, uri.Username, rabbithole.Permissions{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
-			return err
-		}
-		u := uri
-		u.Vhost = vhost
-		res, err := oneRun(r, n, size, bin, u.String(), mgmtURL, vhost, mgmt, extra)
-		mgmt.DeleteVhost(vhost)
+	err := benchkit.EachRun(base, mgmtURL, "mqctl-bench-dlq", runs, func(r benchkit.Run) error {
+		res, err := oneRun(r.N, n, size, bin, r.URL, mgmtURL, r.Vhost, r.Mgmt, extra)
 		if err != nil {
 			return err
 		}
@@ -139,6 +78,10 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 			fmt.Fprintf(os.Stderr, "run %d %-7s %d msgs in %.2fs = %.0f msg/s, lost %d, duplicated %d, CPU per message: broker %.0f µs, mqctl %.0f µs\n",
 				x.Run, x.Method, x.Messages, x.Seconds, x.MsgPerSecond, x.Lost, x.Duplicated, x.BrokerCPUPerMsg, x.ClientCPUPerMsg)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	med := map[string]float64{}
 	for _, m := range []string{"mqctl", "shovel"} {
@@ -148,8 +91,7 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 				xs = append(xs, x.MsgPerSecond)
 			}
 		}
-		sort.Float64s(xs)
-		med[m] = xs[len(xs)/2]
+		med[m] = benchkit.Median(xs)
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": results, "median_msg_per_second": med, "ratio": med["mqctl"] / med["shovel"]})
@@ -195,28 +137,8 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 			return took, nil
 		},
 		"shovel": func() (time.Duration, error) {
-			src := "amqp:///" + url.PathEscape(vhost)
-			start := time.Now()
-			_, err := mgmt.DeclareShovel(vhost, "Move from orders-b.dlq", rabbithole.ShovelDefinition{
-				SourceURI: rabbithole.URISet{src}, DestinationURI: rabbithole.URISet{src},
-				SourceProtocol: "amqp091", DestinationProtocol: "amqp091",
-				SourceQueue: "orders-b.dlq", DestinationQueue: "orders-b",
-				SourceDeleteAfter: "queue-length", AckMode: "on-confirm",
-			})
-			if err != nil {
-				return 0, err
-			}
-			for {
-				ss, err := mgmt.ListShovelStatus(vhost)
-				if err != nil {
-					return 0, err
-				}
-				if len(ss) == 0 {
-					// The shovel deletes itself once it moved the queue length.
-					return time.Since(start), nil
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			// The shovel deletes itself once it moved the queue length.
+			return benchkit.ShovelMove(mgmt, vhost, "orders-b.dlq", "orders-b")
 		},
 	}
 	order := []string{"mqctl", "shovel"}
@@ -225,14 +147,14 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 	}
 	var out []result
 	for _, m := range order {
-		settle()
+		benchkit.Settle(brokerPid)
 		clientCPU = 0
-		cpu0 := cpuTime(brokerPid)
+		cpu0 := benchkit.CPUTime(brokerPid)
 		took, err := measure[m]()
 		if err != nil {
 			return nil, err
 		}
-		brokerCPU := cpuTime(brokerPid) - cpu0
+		brokerCPU := benchkit.CPUTime(brokerPid) - cpu0
 		perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
 		dest := map[string]string{"mqctl": "orders-a", "shovel": "orders-b"}[m]
 		lost, dup, err := verify(conn, dest, n)
@@ -281,34 +203,8 @@ func fill(conn *amqp.Connection, q string, n, size int) error {
 	if err := ch.QueueBind(q+".dlq", q, q+".dlx", false, nil); err != nil {
 		return err
 	}
-	if err := ch.Confirm(false); err != nil {
+	if err := benchkit.Publish(conn, q, n, size); err != nil {
 		return err
-	}
-	body := make([]byte, size)
-	for i := range body {
-		body[i] = byte('a' + i%26)
-	}
-	var dcs []*amqp.DeferredConfirmation
-	for i := 0; i < n; i++ {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", q, false, false,
-			amqp.Publishing{MessageId: fmt.Sprintf("%s-%07d", q, i), DeliveryMode: 2, ContentType: "application/octet-stream", Body: body})
-		if err != nil {
-			return err
-		}
-		dcs = append(dcs, dc)
-		if len(dcs) == 1000 {
-			for _, d := range dcs {
-				if ok, err := d.WaitContext(context.Background()); !ok || err != nil {
-					return fmt.Errorf("fill %s: publish not confirmed: %v", q, err)
-				}
-			}
-			dcs = dcs[:0]
-		}
-	}
-	for _, d := range dcs {
-		if ok, err := d.WaitContext(context.Background()); !ok || err != nil {
-			return fmt.Errorf("fill %s: publish not confirmed: %v", q, err)
-		}
 	}
 	if err := ch.Qos(2000, 0, false); err != nil {
 		return err
@@ -340,49 +236,17 @@ func fill(conn *amqp.Connection, q string, n, size int) error {
 	}
 }
 
-// verify drains q and counts ids: lost (never arrived) and duplicated.
+// verify drains q and counts ids (see benchkit.Verify), and checks that
+// its DLQ is empty.
 func verify(conn *amqp.Connection, q string, n int) (lost, dup int, err error) {
+	if lost, dup, err = benchkit.Verify(conn, q, q, n); err != nil {
+		return lost, dup, err
+	}
 	ch, err := conn.Channel()
 	if err != nil {
-		return 0, 0, err
+		return lost, dup, err
 	}
 	defer ch.Close()
-	seen := map[string]int{}
-	if err := ch.Qos(2000, 0, false); err != nil {
-		return 0, 0, err
-	}
-	ds, err := ch.Consume(q, "verify", false, true, false, false, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	idle := time.NewTimer(3 * time.Second)
-	count := 0
-loop:
-	for {
-		select {
-		case d := <-ds:
-			seen[d.MessageId]++
-			count++
-			if count%1000 == 0 {
-				d.Ack(true)
-			}
-			idle.Reset(3 * time.Second)
-		case <-idle.C:
-			break loop
-		}
-	}
-	for i := 0; i < n; i++ {
-		switch c := seen[fmt.Sprintf("%s-%07d", q, i)]; {
-		case c == 0:
-			lost++
-		case c > 1:
-			dup += c - 1
-		}
-	}
-	extra := len(seen) - (n - lost)
-	if extra > 0 {
-		return lost, dup, fmt.Errorf("%s holds %d unexpected ids", q, extra)
-	}
 	qq, err := ch.QueueDeclarePassive(q+".dlq", true, false, false, false, nil)
 	if err != nil {
 		return lost, dup, err

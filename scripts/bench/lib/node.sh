@@ -53,3 +53,21 @@ node_start() {
 node_stop() {
 	[[ -n $NODE ]] && node_ctl stop >/dev/null 2>&1 || true
 }
+
+# bench_target WORK PORT PLUGINS…: the broker a side-by-side benchmark
+# runs against; sets url, mgmt and pid. By default a private node
+# (node_start WORK PORT PLUGINS…); SHARED=1 uses MQCTL_BENCH_URL (default
+# amqp://guest:guest@localhost:5672/) and MQCTL_BENCH_MGMT_URL, whose
+# broker needs the plugins enabled, and BROKER_PID (its OS pid) for the
+# CPU figures.
+bench_target() {
+	if [[ ${SHARED:-0} == 1 ]]; then
+		url=${MQCTL_BENCH_URL:-amqp://guest:guest@localhost:5672/}
+		mgmt=${MQCTL_BENCH_MGMT_URL:-http://localhost:15672}
+		pid=${BROKER_PID:-0}
+	else
+		node_start "$@"
+		url=$NODE_AMQP/ mgmt=$NODE_MGMT pid=$NODE_PID
+	fi
+	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
+}
