@@ -144,3 +144,52 @@ func TestTopologyApplyMigrateFinishesAnUnfinishedMigration(t *testing.T) {
 		t.Errorf("journals left: %v %v", q, err)
 	}
 }
+
+// A topology in the argument style moves to the policy style with
+// --migrate: the queue loses its x-dead-letter-* arguments (so apps can
+// declare it with durable=True alone) and keeps its messages and its
+// dead-lettering, now through the mqctl.<queue> policy.
+func TestTopologyApplyMigrateFromArgumentsToPolicies(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	e := env.Environ()
+	e["XDG_STATE_HOME"] = t.TempDir()
+	const src = "apiVersion: mqctl/v1\n%squeues:\n  - {name: tasks, type: classic, retry: {backoff: [1s], max_attempts: 2}, dead_letter: true}\n"
+	mustRun(t, e, 0, "topology", "apply", "-f", writeFile(t, "args.yaml", fmt.Sprintf(src, "defaults: {queue_settings: arguments}\n")))
+	pub := testPublisher(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 50 {
+		must(t, pub.PublishAndWait(ctx, "", "tasks", amqp.Publishing{MessageId: fmt.Sprint("t", i), DeliveryMode: amqp.Persistent}))
+	}
+	policies := writeFile(t, "policies.yaml", fmt.Sprintf(src, ""))
+	if p, _ := planOf(t, e, policies); p.Summary["migrate"] != 2 {
+		t.Fatalf("argument style → policy style: plan %v, want tasks and tasks.retry.1 to migrate", p.Summary)
+	}
+	mustRun(t, e, 0, "topology", "apply", "-f", policies, "--migrate", "--yes")
+
+	// The management API shows a queue's policy from its statistics,
+	// which lag: wait for them.
+	for queue, arg := range map[string]string{"tasks": "x-dead-letter-exchange", "tasks.retry.1": "x-message-ttl"} {
+		brokertest.WaitFor(t, queue+" under its mqctl policy, without "+arg, 30*time.Second, func() bool {
+			q, err := env.Mgmt.GetQueueWithParameters(env.Vhost, queue, nil)
+			return err == nil && q.Policy == "mqctl."+queue && q.Arguments[arg] == nil
+		})
+	}
+	if _, err := env.Channel(t).QueueDeclare("tasks", true, false, false, false, nil); err != nil {
+		t.Errorf("a plain app declaration after the migration: %v", err)
+	}
+	if n := env.QueueDepth(t, "tasks"); n != 50 {
+		t.Errorf("tasks holds %d, want 50", n)
+	}
+	ch := env.Channel(t)
+	d, ok, err := ch.Get("tasks", false)
+	if err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	must(t, d.Reject(false))
+	brokertest.WaitFor(t, "the rejected task in tasks.dlq through the policy", 30*time.Second, func() bool { return env.QueueDepth(t, "tasks.dlq") == 1 })
+	if p, r := planOf(t, e, policies, "--exit-code"); r.Code != 0 {
+		t.Errorf("plan after the migration: %v", p.Summary)
+	}
+}
