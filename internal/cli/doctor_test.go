@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -143,5 +145,29 @@ func TestDoctorFlags(t *testing.T) {
 	cmd = NewCmdDoctor(f, func(*DoctorOptions) error { t.Error("runF called"); return nil })
 	if err := execReplacing(t, f, "", cmd, "doctor", "extra"); err == nil {
 		t.Error("doctor with an argument: want an error")
+	}
+}
+
+// Passwords that are English words (password, user, wrong): the error
+// messages keep their words ("wrong user or password" is not turned into
+// "wrong xxxxx or password", which would give the password away), and
+// the password still never shows as a credential.
+func TestDoctorWordPasswordsKeepTheMessageReadable(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	for _, pw := range []string{"password", "user", "wrong"} {
+		u, err := url.Parse(env.CreateUser(t, "doctor-"+pw, "the-right-one-1", "monitoring"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(u.User.Username(), pw)
+		r := runCLI(t, map[string]string{"MQCTL_URL": u.String(), "MQCTL_MGMT_URL": env.MgmtURL}, "doctor", "-v")
+		out := r.Stdout + r.Stderr
+		if r.Code != ExitAuth {
+			t.Errorf("password %q: exit %d, want 4\n%s", pw, r.Code, out)
+		}
+		if strings.Contains(out, ":"+pw+"@") || regexp.MustCompile(`xxxxx[a-z]|[a-z]xxxxx`).MatchString(out) {
+			t.Errorf("password %q: shown as a credential, or masked inside a word:\n%s", pw, out)
+		}
 	}
 }

@@ -180,6 +180,25 @@ func TestRedact(t *testing.T) {
 	if got := r.Redact("login hunter22 failed for ab"); got != "login xxxxx failed for ab" {
 		t.Errorf("Redactor = %q", got)
 	}
+	// A password that is an English word is masked where it stands as a
+	// credential, not in the words of a message, where masking it would
+	// give it away.
+	for _, pw := range []string{"password", "user", "wrong"} {
+		r := &Redactor{}
+		r.Add(pw)
+		for in, want := range map[string]string{
+			"wrong user or password":                     "wrong user or password",
+			"username or password not allowed":           "username or password not allowed",
+			"connect to amqp://guest:" + pw + "@h:5672/": "connect to amqp://guest:xxxxx@h:5672/",
+			"guest:" + pw + "@rabbit":                    "guest:xxxxx@rabbit",
+			`{"password": "` + pw + `"}`:                 `{"password": "xxxxx"}`,
+			"password=" + pw + " rejected":               "password=xxxxx rejected",
+		} {
+			if got := r.Redact(in); got != want {
+				t.Errorf("password %q: Redact(%q) = %q, want %q", pw, in, got, want)
+			}
+		}
+	}
 	var nilR *Redactor
 	if got := nilR.Redact("amqp://u:pw@h/"); got != "amqp://u:xxxxx@h/" {
 		t.Errorf("nil Redactor = %q", got)
