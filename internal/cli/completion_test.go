@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/spf13/pflag"
 )
 
 // CompletionFiles maps each shell to its checked-in script.
@@ -38,6 +40,9 @@ func TestCompletionsAreCurrent(t *testing.T) {
 	}
 }
 
+// quotedProse is backquoted text that is not a VALUE name.
+var quotedProse = regexp.MustCompile("`[^`]*[^A-Z_`][^`]*`")
+
 func TestEveryCommandHasSummaryAndExample(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
 	root := NewCmdRoot(NewFactory(ios, func(string) (string, bool) { return "", false }))
@@ -57,5 +62,12 @@ func TestEveryCommandHasSummaryAndExample(t *testing.T) {
 		if c.Parent() == root && c.GroupID == "" {
 			t.Errorf("%s is in no help group", c.CommandPath())
 		}
+		// pflag reads `quoted` text in a flag's usage as the name of its
+		// value: right for `KEY`, wrong for prose ("--prune apply --prune").
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if m := quotedProse.FindString(f.Usage); m != "" {
+				t.Errorf("%s --%s: %s in the usage renders as the flag's value name", c.CommandPath(), f.Name, m)
+			}
+		})
 	}
 }

@@ -81,7 +81,7 @@ plan reads the vhost's queues, exchanges, bindings and policies lists.)`,
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
 	cmd.Flags().StringVar(&opts.Vhost, "vhost", "", "vhost to compare with (default: the file's vhost, else the connection's)")
 	cmd.Flags().BoolVar(&opts.ExitCode, "exit-code", false, "exit 3 when changes are pending")
-	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "show which objects not in the file `apply --prune` would delete")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "show which objects not in the file apply --prune would delete")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }
