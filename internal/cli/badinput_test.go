@@ -186,6 +186,20 @@ func TestBadInputFilesExit2AndChangeNothing(t *testing.T) {
 		}
 	}
 
+	// A required flag left out is exit 2 that says "required".
+	for _, tc := range []struct {
+		flag string
+		args []string
+	}{
+		{`"count"`, []string{"produce"}},
+		{`"out"`, []string{"dlq", "export", "email.dlq"}},
+	} {
+		r := runCLI(t, envv, tc.args...)
+		if r.Code != ExitUsage || !strings.Contains(r.Stderr, "required") || !strings.Contains(r.Stderr, tc.flag) {
+			t.Errorf("%v: exit %d, want 2 saying %s is required; stderr:\n%s", tc.args, r.Code, tc.flag, r.Stderr)
+		}
+	}
+
 	if after := brokerState(t, env); after != before {
 		t.Errorf("bad input changed the broker:\nbefore %s\nafter  %s", before, after)
 	}

@@ -87,6 +87,7 @@ Least permissions: write on the exchange user.events.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Count, "count", 0, "events to publish (required)")
+	_ = cmd.MarkFlagRequired("count")
 	fl.Float64Var(&opts.Rate, "rate", 0, "events per second (0: as fast as confirms come back)")
 	fl.Float64Var(&opts.VIPRatio, "vip-ratio", 0.1, "share of VIP sign-ups, 0..1")
 	fl.IntVar(&opts.Window, "window", 256, "publishes awaiting confirms at a time")

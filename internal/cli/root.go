@@ -39,6 +39,14 @@ or permission refused, 130 interrupted.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			// Cobra checks required flags only after this hook, where an
+			// untyped error would be exit 1: a missing flag is a usage
+			// error, exit 2, like any other.
+			for _, check := range []func() error{cmd.ValidateRequiredFlags, cmd.ValidateFlagGroups} {
+				if err := check(); err != nil {
+					return fail.Usagef("%v (see `%s --help`)", err, cmd.CommandPath())
+				}
+			}
 			f.started = true
 			return nil
 		},
