@@ -152,7 +152,7 @@ Least permissions: read on the queue, write on the default exchange
 // from the flags.
 func consumeRetry(opts *ConsumeOptions) (pattern.Retry, error) {
 	if opts.Topology != "" {
-		file, err := loadTopology(opts.Topology)
+		file, err := loadTopology(opts.IO.In, opts.Topology)
 		if err != nil {
 			return pattern.Retry{}, err
 		}

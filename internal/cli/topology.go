@@ -12,6 +12,7 @@ import (
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/inputfile"
+	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/topology"
 )
 
@@ -47,13 +48,11 @@ The vhost is --vhost, else the file's vhost:, else the connection's vhost.`,
 	return cmd
 }
 
-// loadTopology reads and validates a file; invalid input is a usage error
-// (exit 2) listing every problem with file:line:column.
-func loadTopology(path string) (*topology.File, error) {
-	if path == "" {
-		return nil, fail.Usagef("no topology file: pass -f FILE")
-	}
-	file, err := topology.Load(path)
+// loadTopology reads and validates a file ("-": standard input); invalid
+// input is a usage error (exit 2) listing every problem with
+// file:line:column.
+func loadTopology(in io.Reader, path string) (*topology.File, error) {
+	file, _, err := loadTopologyChecked(in, path)
 	if err != nil {
 		var ps inputfile.Problems
 		if errors.As(err, &ps) {
@@ -62,6 +61,22 @@ func loadTopology(path string) (*topology.File, error) {
 		return nil, err
 	}
 	return file, nil
+}
+
+// loadTopologyChecked reads a topology file, or standard input for "-",
+// and parses and validates it, with its warnings.
+func loadTopologyChecked(in io.Reader, path string) (*topology.File, inputfile.Problems, error) {
+	if path == "" {
+		return nil, nil, fail.Usagef("no topology file: pass -f FILE (- for standard input)")
+	}
+	if path != "-" {
+		return topology.LoadChecked(path)
+	}
+	data, err := inputfile.ReadFrom(in, inputfile.StdinName, "a topology file", inputfile.MaxTopologyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return topology.ParseAndCheck(inputfile.StdinName, data)
 }
 
 // topologyBroker is the broker as the topology commands use it;
@@ -139,15 +154,16 @@ func expandFor(file *topology.File, vhostFlag, connVhost string) *topology.Expan
 // planFile is what plan and apply share: load and validate the file,
 // reach the broker, stop on settings it would refuse (applying: the
 // refusal says nothing was changed), and plan.
-func planFile(ctx context.Context, errOut io.Writer, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, topologyTarget, error) {
-	p, _, t, err := planExpanded(ctx, errOut, connect, path, vhostFlag, prune, applying)
+func planFile(ctx context.Context, ios *iostreams.IOStreams, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, topologyTarget, error) {
+	p, _, t, err := planExpanded(ctx, ios, connect, path, vhostFlag, prune, applying)
 	return p, t, err
 }
 
 // planExpanded is planFile that also returns the expanded file (apply
 // --migrate declares queues as it says).
-func planExpanded(ctx context.Context, errOut io.Writer, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, *topology.Expanded, topologyTarget, error) {
-	file, err := loadTopology(path)
+func planExpanded(ctx context.Context, ios *iostreams.IOStreams, connect func() (topologyTarget, error), path, vhostFlag string, prune, applying bool) (*topology.Plan, *topology.Expanded, topologyTarget, error) {
+	errOut := ios.ErrOut
+	file, err := loadTopology(ios.In, path)
 	if err != nil {
 		return nil, nil, topologyTarget{}, err
 	}

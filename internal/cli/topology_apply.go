@@ -138,7 +138,7 @@ func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *co
 			return topologyApplyRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML; - reads standard input)")
 	cmd.Flags().StringVar(&opts.Vhost, "vhost", "", "vhost to apply to (default: the file's vhost, else the connection's)")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete objects not in the file (never a queue holding messages)")
 	cmd.Flags().BoolVar(&opts.Migrate, "migrate", false, "re-create queues RabbitMQ cannot change in place, moving their messages")
@@ -173,7 +173,7 @@ func (v applyView) RenderText(w io.Writer, s *output.Styles) error {
 }
 
 func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
-	p, x, t, err := planExpanded(ctx, opts.IO.ErrOut, opts.Connect, opts.File, opts.Vhost, opts.Prune, true)
+	p, x, t, err := planExpanded(ctx, opts.IO, opts.Connect, opts.File, opts.Vhost, opts.Prune, true)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ plan reads the vhost's queues, exchanges, bindings and policies lists.)`,
 			return topologyPlanRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML; - reads standard input)")
 	cmd.Flags().StringVar(&opts.Vhost, "vhost", "", "vhost to compare with (default: the file's vhost, else the connection's)")
 	cmd.Flags().BoolVar(&opts.ExitCode, "exit-code", false, "exit 3 when changes are pending")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "show which objects not in the file apply --prune would delete")
@@ -87,7 +87,7 @@ plan reads the vhost's queues, exchanges, bindings and policies lists.)`,
 }
 
 func topologyPlanRun(ctx context.Context, opts *TopologyPlanOptions) error {
-	p, _, err := planFile(ctx, opts.IO.ErrOut, opts.Connect, opts.File, opts.Vhost, opts.Prune, false)
+	p, _, err := planFile(ctx, opts.IO, opts.Connect, opts.File, opts.Vhost, opts.Prune, false)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ Least permissions: none (no broker is contacted).`,
 			return topologyShowRun(opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML; - reads standard input)")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }
@@ -59,7 +59,7 @@ func (v flowView) RenderText(w io.Writer, s *output.Styles) error {
 }
 
 func topologyShowRun(opts *TopologyShowOptions) error {
-	file, err := loadTopology(opts.File)
+	file, err := loadTopology(opts.IO.In, opts.File)
 	if err != nil {
 		return err
 	}

@@ -593,3 +593,27 @@ func TestTopologyPruneKeepsTheDeadLetterPathOfAQueueInUse(t *testing.T) {
 	must(t, d.Reject(false))
 	brokertest.WaitFor(t, "the rejected order in orders.dlq", 30*time.Second, func() bool { return env.QueueDepth(t, "orders.dlq") == 1 })
 }
+
+// -f - reads the topology from standard input, as kubectl does; problems
+// name it <stdin>, with line and column.
+func TestTopologyFileFromStandardInput(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	stdin := func(s string) func(*iostreams.IOStreams) {
+		return func(ios *iostreams.IOStreams) { ios.In = strings.NewReader(s) }
+	}
+	const file = "apiVersion: mqctl/v1\nqueues: [{name: from-stdin, type: classic}]\n"
+	if r := runCLIWith(t, stdin(file), env.Environ(), "topology", "validate", "-f", "-"); r.Code != 0 {
+		t.Fatalf("validate -f -: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := runCLIWith(t, stdin(file), env.Environ(), "topology", "apply", "-f", "-"); r.Code != 0 {
+		t.Fatalf("apply -f -: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if _, err := env.Mgmt.GetQueue(env.Vhost, "from-stdin"); err != nil {
+		t.Errorf("apply -f - did not create the queue: %v", err)
+	}
+	r := runCLIWith(t, stdin("apiVersion: mqctl/v1\nqueues: [{name: q, tpye: classic}]\n"), env.Environ(), "topology", "plan", "-f", "-")
+	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "<stdin>:2:") {
+		t.Errorf("plan -f - with a typo: exit %d, want 2 naming <stdin>:2:…\n%s", r.Code, r.Stderr)
+	}
+}

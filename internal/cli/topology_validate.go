@@ -59,7 +59,7 @@ Least permissions: none (no broker is contacted).`,
 			return topologyValidateRun(opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML)")
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "topology file (YAML; - reads standard input)")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }
@@ -109,10 +109,7 @@ func (p problemView) line() string {
 }
 
 func topologyValidateRun(opts *TopologyValidateOptions) error {
-	if opts.File == "" {
-		return fail.Usagef("no topology file: pass -f FILE")
-	}
-	file, warnings, err := topology.LoadChecked(opts.File)
+	file, warnings, err := loadTopologyChecked(opts.IO.In, opts.File)
 	view := validateView{File: opts.File, Valid: err == nil, Problems: []problemView{}}
 	if err != nil {
 		var ps inputfile.Problems

@@ -44,16 +44,24 @@ func ReadFile(path, what string, limit int64) ([]byte, error) {
 	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > limit {
 		return nil, tooBig(Bytes(info.Size()))
 	}
-	// Not a regular file (a pipe, /dev/zero): read no more than the limit.
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	return ReadFrom(f, path, what, limit)
+}
+
+// StdinName names standard input in problems, for an input given as "-".
+const StdinName = "<stdin>"
+
+// ReadFrom is ReadFile for an open reader (a pipe, standard input), name
+// naming it in problems: it reads no more than limit+1 bytes.
+func ReadFrom(r io.Reader, name, what string, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, Problems{{File: path, Message: fmt.Sprintf("read %s: %v", what, unwrapPath(err))}}
+		return nil, Problems{{File: name, Message: fmt.Sprintf("read %s: %v", what, unwrapPath(err))}}
 	}
 	if int64(len(data)) > limit {
-		return nil, tooBig("more")
+		return nil, Problems{{File: name, Message: fmt.Sprintf("%s may be at most %s; this one holds more: is it the right file?", what, Bytes(limit))}}
 	}
 	data = bytes.TrimPrefix(data, bom)
-	if p := CheckText(path, data); p != nil {
+	if p := CheckText(name, data); p != nil {
 		return nil, Problems{*p}
 	}
 	return data, nil
