@@ -8,6 +8,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 
 	"github.com/mqctl/mqctl/internal/inputfile"
 	"github.com/mqctl/mqctl/internal/pattern"
@@ -442,8 +443,13 @@ func (r *reader) queue(n ast.Node) Queue {
 					q.DeadLetter.Queue = "\x00default"
 				}
 			case *ast.StringNode:
-				if v.Value == "" {
+				switch {
+				case v.Value == "":
 					r.addf(n, "dead_letter: an empty queue name; use true for the default name")
+				case yaml11Bool(v.Value) && !quoted(v):
+					// YAML 1.2 reads yes/no/on/off as strings: "no" would
+					// name a dead-letter queue "no".
+					r.addf(n, "dead_letter: %s is a queue name in YAML 1.2, not a boolean (YAML 1.1): write true or false, or quote a queue really named %s", v.Value, v.Value)
 				}
 				q.DeadLetter.Queue = v.Value
 			default:
@@ -455,6 +461,21 @@ func (r *reader) queue(n ast.Node) Queue {
 		q.DeadLetter.Queue, q.DeadLetter.Default = pattern.DefaultDLQ(q.Name), true
 	}
 	return q
+}
+
+// quoted reports whether the string was written in quotes.
+func quoted(v *ast.StringNode) bool {
+	return v.Token != nil && (v.Token.Type == token.SingleQuoteType || v.Token.Type == token.DoubleQuoteType)
+}
+
+// yaml11Bool reports the words YAML 1.1 read as booleans and YAML 1.2
+// (this parser) reads as strings.
+func yaml11Bool(s string) bool {
+	switch strings.ToLower(s) {
+	case "y", "yes", "n", "no", "on", "off":
+		return true
+	}
+	return false
 }
 
 func (r *reader) queueBinding(n ast.Node) QueueBinding {

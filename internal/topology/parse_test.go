@@ -162,3 +162,19 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// YAML 1.1's yes/no/on/off are strings to this (YAML 1.2) parser:
+// `dead_letter: no` would name a dead-letter queue "no". Refused with the
+// position; a quoted word is a queue name as written.
+func TestYAML11BooleansInDeadLetter(t *testing.T) {
+	for _, word := range []string{"yes", "no", "On", "OFF", "y", "n"} {
+		ps := problemsOf(t, "apiVersion: mqctl/v1\nqueues:\n  - {name: q, dead_letter: "+word+"}\n")
+		if len(ps) != 1 || ps[0].Line != 3 || !strings.Contains(ps[0].Message, "write true or false") {
+			t.Errorf("dead_letter: %s: %v", word, ps)
+		}
+	}
+	f := mustParse(t, "apiVersion: mqctl/v1\nqueues:\n  - {name: q, dead_letter: \"no\"}\n")
+	if f.Queues[0].DeadLetter.Queue != "no" {
+		t.Errorf("quoted \"no\": dead-letter queue %q", f.Queues[0].DeadLetter.Queue)
+	}
+}
