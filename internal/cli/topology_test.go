@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -552,6 +554,12 @@ func TestTopologyShowAndSchema(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil || s["$schema"] == nil {
 		t.Errorf("schema: %v", err)
 	}
+	// -o yaml: the same schema, as YAML.
+	r = mustRun(t, nil, 0, "topology", "schema", "-o", "yaml")
+	var y map[string]any
+	if err := yaml.Unmarshal([]byte(r.Stdout), &y); err != nil || strings.HasPrefix(r.Stdout, "{") || !reflect.DeepEqual(mustJSONRoundTrip(t, y), s) {
+		t.Errorf("schema -o yaml is not the JSON schema as YAML (%v):\n%.300s", err, r.Stdout)
+	}
 	r = runCLIWith(t, func(ios *iostreams.IOStreams) { ios.SetTTY(true, true, true) }, nil, "topology", "validate", "-f", exampleTopology)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "is valid") {
 		t.Errorf("validate: %d %s %s", r.Code, r.Stdout, r.Stderr)
@@ -616,4 +624,19 @@ func TestTopologyFileFromStandardInput(t *testing.T) {
 	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "<stdin>:2:") {
 		t.Errorf("plan -f - with a typo: exit %d, want 2 naming <stdin>:2:…\n%s", r.Code, r.Stderr)
 	}
+}
+
+// mustJSONRoundTrip turns v into what encoding/json decodes it to, so YAML
+// and JSON decodings compare (numbers as float64).
+func mustJSONRoundTrip(t *testing.T, v any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
