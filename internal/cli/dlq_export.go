@@ -49,7 +49,9 @@ still read, and none is consumed. Such a file is a ready selection for
 replay --from or purge --from.
 
 The file is written as FILE.partial and renamed when complete; an existing
-FILE is never overwritten.
+FILE is never overwritten (exit 2), a FILE.partial a killed export left is
+replaced, and a FILE whose directory does not exist is exit 2 before the
+queue is read.
 
 Least permissions: read on the queue.`,
 		Example: `  mqctl dlq export email.dlq --out email-dlq.jsonl

@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/mqctl/mqctl/internal/fail"
 )
 
 // Archive is a JSONL file of records. Sync makes every record written so
@@ -78,8 +82,15 @@ func truncate(f *os.File, size int64) error {
 // CreateArchive creates a new file at path; it fails when path exists.
 func CreateArchive(path string) (*Archive, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w (choose another file or remove it)", path, err)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil, fail.Usagef("%s exists; choose another file or remove it", path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fail.Usagef("cannot create %s: directory %s does not exist", path, filepath.Dir(path))
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fail.Usagef("cannot create %s: no permission to write in %s", path, filepath.Dir(path))
+	case err != nil:
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return &Archive{f: f, w: bufio.NewWriterSize(f, 1<<20), Path: path}, nil
 }

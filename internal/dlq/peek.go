@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -102,6 +103,11 @@ func Export(ctx context.Context, conn *amqp.Connection, queue, path string, filt
 		return PeekResult{}, fail.Usagef("--out %s exists; choose another file or remove it", path)
 	}
 	tmp := path + ".partial"
+	// A .partial is what an export killed before its rename left: never a
+	// complete file, so the rerun replaces it.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return PeekResult{}, fmt.Errorf("remove the unfinished %s: %w", tmp, err)
+	}
 	a, err := CreateArchive(tmp)
 	if err != nil {
 		return PeekResult{}, err
