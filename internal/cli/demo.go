@@ -174,7 +174,8 @@ func demoRun(ctx context.Context, opts *DemoOptions) error {
 	if vhost != nil {
 		defer func() {
 			if opts.Keep {
-				fmt.Fprintf(w, "\nkept vhost %s (delete it with `rabbitmqctl delete_vhost %s`)\n", vhost.Name, vhost.Name)
+				fmt.Fprintf(w, "\nkept vhost %s (delete it with `rabbitmqctl delete_vhost %s`); to look around in it:\n  export MQCTL_URL=%s\n",
+					vhost.Name, vhost.Name, s.Redactor.Redact(vhost.URLs[0]))
 			} else if err := vhost.Delete(); err != nil {
 				fmt.Fprintf(opts.IO.ErrOut, "warning: %v\n", err)
 			}
@@ -196,7 +197,9 @@ func demoRun(ctx context.Context, opts *DemoOptions) error {
 	defer os.RemoveAll(dir)
 
 	fmt.Fprintf(w, "%s in vhost %s on %s\n", say.s.Bold.Render("mqctl demo: the registration story"), vhost.Name, s.Redactor.Redact(s.AMQPURLs[0]))
-	say.Command(fmt.Sprintf("export MQCTL_URL=%s", s.Redactor.Redact(vhost.URLs[0])))
+	// The vhost is deleted at the end unless --keep: an `export
+	// MQCTL_URL=` here would point the reader at nothing.
+	fmt.Fprintf(w, "%s\n", say.s.Muted.Render(fmt.Sprintf("(the commands below run in vhost %s, deleted at the end unless --keep)", vhost.Name)))
 	start := time.Now()
 	rep, runErr := registration.RunDemo(ctx, registration.DemoConfig{
 		Dialer: dialer, Vhost: vhost.Name, Topology: &topology.MgmtBroker{Client: mgmt}, Dir: dir, Users: opts.Users, EmailLatency: opts.EmailLatency,

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,10 @@ func TestDemoProvesExactlyOnceAndCleansUp(t *testing.T) {
 			t.Errorf("narration lacks %q", want)
 		}
 	}
+	// Without --keep the vhost is gone at the end: no export pointing at it.
+	if strings.Contains(res.Stderr, "export MQCTL_URL") {
+		t.Errorf("the narration tells the reader to export a vhost it deletes:\n%s", res.Stderr)
+	}
 	vhosts, err := env.Mgmt.ListVhosts()
 	if err != nil {
 		t.Fatal(err)
@@ -86,5 +91,21 @@ func TestDemoProvesExactlyOnceAndCleansUp(t *testing.T) {
 		if vh.Name == v.Vhost {
 			t.Errorf("demo vhost %s still exists without --keep", v.Vhost)
 		}
+	}
+}
+
+// With --keep the vhost stays, and the end says how to point mqctl at it.
+func TestDemoKeepSaysHowToUseTheVhost(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	res := runCLI(t, map[string]string{"MQCTL_URL": brokertest.BaseURL(), "MQCTL_MGMT_URL": env.MgmtURL},
+		"demo", "--users", "2", "--backoff", "200ms", "--max-attempts", "2", "--email-latency", "10ms", "--keep", "-o", "json")
+	var v demoView
+	if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil || res.Code != 0 {
+		t.Fatalf("demo --keep: exit %d, %v\n%s", res.Code, err, res.Stderr)
+	}
+	defer func() { _, _ = env.Mgmt.DeleteVhost(v.Vhost) }()
+	if !strings.Contains(res.Stderr, "kept vhost "+v.Vhost) || !strings.Contains(res.Stderr, "export MQCTL_URL=") || !strings.Contains(res.Stderr, url.PathEscape(v.Vhost)) {
+		t.Errorf("demo --keep does not say how to use the kept vhost:\n%s", res.Stderr)
 	}
 }
