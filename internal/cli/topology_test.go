@@ -540,7 +540,7 @@ queues:
 func TestTopologyShowAndSchema(t *testing.T) {
 	t.Parallel()
 	r := mustRun(t, nil, 0, "topology", "show", "-f", exampleTopology)
-	for _, want := range []string{"user.events (topic exchange)", "[user.registered.vip]─▶ coupon", "email.retry.3 (2m)", "email.dlx ─[email]─▶ email.dlq"} {
+	for _, want := range []string{"vhost: none in the file (plan and apply use --vhost, else the connection's vhost)", "user.events (topic exchange)", "[user.registered.vip]─▶ coupon", "email.retry.3 (2m)", "email.dlx ─[email]─▶ email.dlq"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("show lacks %q:\n%s", want, r.Stdout)
 		}

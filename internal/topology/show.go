@@ -10,6 +10,8 @@ import (
 
 // Flow is the message flow a file declares, for drawing.
 type Flow struct {
+	// Vhost is the file's vhost; "" when it names none (plan and apply
+	// then use --vhost or the connection's).
 	Vhost     string         `json:"vhost"`
 	Exchanges []FlowExchange `json:"exchanges"`
 	// Unbound lists work queues no exchange routes to (they can still be
@@ -51,7 +53,7 @@ type FlowDelay struct {
 
 // BuildFlow describes the flow of a validated file.
 func BuildFlow(f *File) *Flow {
-	fl := &Flow{Vhost: f.VhostOrDefault()}
+	fl := &Flow{Vhost: f.Vhost}
 	queues := map[string]FlowQueue{}
 	for _, q := range f.Queues {
 		fq := FlowQueue{Name: q.Name, Type: f.QueueTypeOf(q)}
@@ -112,7 +114,11 @@ func BuildFlow(f *File) *Flow {
 // Text draws the flow as an indented tree.
 func (fl *Flow) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vhost %s\n", fl.Vhost)
+	if fl.Vhost == "" {
+		b.WriteString("vhost: none in the file (plan and apply use --vhost, else the connection's vhost)\n")
+	} else {
+		fmt.Fprintf(&b, "vhost %s\n", fl.Vhost)
+	}
 	for _, e := range fl.Exchanges {
 		fmt.Fprintf(&b, "\n%s (%s exchange)\n", e.Name, e.Type)
 		if len(e.Routes) == 0 {
