@@ -212,6 +212,13 @@ func summarize(hist []DeathEvent, h amqp.Table) Death {
 // and routing keys of the oldest x-death entry of its first life that has
 // one (x-first-death-exchange when present).
 func firstPublish(h amqp.Table) (string, []string) {
+	// The worker keeps them from the first failure: x-death's oldest entry
+	// has the key of the hop into the first queue that dead-lettered it
+	// (email.retry.1), not the publisher's.
+	if rk, ok := h[pattern.HeaderRoutingKey].(string); ok {
+		ex, _ := h[pattern.HeaderExchange].(string)
+		return ex, []string{rk}
+	}
 	lives, _ := h[pattern.HeaderDeathHistory].([]any)
 	for _, l := range lives {
 		if t, ok := l.(amqp.Table); ok && len(xDeaths(t)) > 0 {

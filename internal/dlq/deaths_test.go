@@ -166,3 +166,19 @@ func toAny(ts []amqp.Table) []any {
 	}
 	return out
 }
+
+// dlq show's routing keys are the publisher's: the worker's first-publish
+// headers win over x-death's oldest entry, which has the key of the hop
+// into the delay queue.
+func TestFirstPublishPrefersTheWorkersHeaders(t *testing.T) {
+	h := amqp.Table{
+		"x-death": []any{amqp.Table{"queue": "email.retry.1", "reason": "expired", "count": int64(1), "exchange": "", "routing-keys": []any{"email.retry.1"}}},
+	}
+	if ex, keys := firstPublish(h); ex != "" || len(keys) != 1 || keys[0] != "email.retry.1" {
+		t.Errorf("without the worker's headers: %q %v", ex, keys)
+	}
+	h[pattern.HeaderExchange], h[pattern.HeaderRoutingKey] = "user.events", "user.registered.eu"
+	if ex, keys := firstPublish(h); ex != "user.events" || len(keys) != 1 || keys[0] != "user.registered.eu" {
+		t.Errorf("with them: %q %v", ex, keys)
+	}
+}

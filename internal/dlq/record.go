@@ -163,8 +163,9 @@ func deathHeader(name string) bool {
 }
 
 // Identity is a message's message_id, else a hash of its body and
-// properties without the death headers and the expiration (which the
-// broker removes when it dead-letters), so the identity stays the same
+// properties without the death headers, the first-publish headers and the
+// expiration (which the broker removes when it dead-letters), so the
+// identity stays the same
 // while a message goes round DLQ → replay → DLQ.
 func Identity(p Properties, body []byte) (id, source string) {
 	if p.MessageID != "" {
@@ -174,7 +175,9 @@ func Identity(p Properties, body []byte) (id, source string) {
 	q.Expiration = ""
 	q.Headers = map[string]Value{}
 	for k, v := range p.Headers {
-		if !deathHeader(k) {
+		// The first-publish headers the worker adds at a first failure
+		// are not content either (they stay through replays).
+		if !deathHeader(k) && k != pattern.HeaderExchange && k != pattern.HeaderRoutingKey {
 			q.Headers[k] = v
 		}
 	}

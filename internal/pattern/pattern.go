@@ -52,6 +52,11 @@ const (
 	HeaderDeathHistory = "mqctl-death-history"
 	// HeaderReplayCount counts replays out of a DLQ, guarding against loops.
 	HeaderReplayCount = "mqctl-replay-count"
+	// HeaderExchange and HeaderRoutingKey are where the message was first
+	// published, set at its first failure: every later hop (delay queue,
+	// dead-letter exchange) has its own routing key.
+	HeaderExchange   = "mqctl-exchange"
+	HeaderRoutingKey = "mqctl-routing-key"
 )
 
 // DelayQueue names the delay queue for backoff step (1-based).

@@ -480,6 +480,9 @@ func Republish(d amqp.Delivery, dec pattern.Decision, queue string, attempt int,
 	if _, ok := h[pattern.HeaderFirstFailedAt]; !ok {
 		h[pattern.HeaderFirstFailedAt] = at
 	}
+	if _, ok := h[pattern.HeaderRoutingKey]; !ok {
+		h[pattern.HeaderExchange], h[pattern.HeaderRoutingKey] = d.Exchange, d.RoutingKey
+	}
 	h[pattern.HeaderFailedAt] = at
 	h[pattern.HeaderFailureReason] = truncate(cause.Error(), 1024)
 	h[pattern.HeaderOriginQueue] = queue

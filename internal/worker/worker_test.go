@@ -45,7 +45,7 @@ func TestRepublishStampsTheContractHeaders(t *testing.T) {
 	later := first.Add(time.Minute)
 	r := pattern.Retry{Queue: "email", MaxAttempts: 3, Backoff: []time.Duration{time.Second}, DLQ: "email.dlq"}
 	d := amqp.Delivery{MessageId: "m1", Body: []byte("{}"), Expiration: "100", UserId: "someone",
-		Headers: amqp.Table{"custom": "kept"}}
+		Exchange: "user.events", RoutingKey: "user.registered.eu", Headers: amqp.Table{"custom": "kept"}}
 
 	retry := Republish(d, r.AfterFailure(1), "email", 1, errors.New("smtp 451"), first)
 	if retry.Headers[pattern.HeaderAttempt] != int32(2) {
@@ -54,7 +54,7 @@ func TestRepublishStampsTheContractHeaders(t *testing.T) {
 	for k, want := range map[string]any{
 		pattern.HeaderFailureReason: "smtp 451", pattern.HeaderOriginQueue: "email",
 		pattern.HeaderFirstFailedAt: first.Format(time.RFC3339), pattern.HeaderFailedAt: first.Format(time.RFC3339),
-		"custom": "kept",
+		"custom": "kept", pattern.HeaderExchange: "user.events", pattern.HeaderRoutingKey: "user.registered.eu",
 	} {
 		if retry.Headers[k] != want {
 			t.Errorf("retry header %s = %v, want %v", k, retry.Headers[k], want)
@@ -64,8 +64,13 @@ func TestRepublishStampsTheContractHeaders(t *testing.T) {
 		t.Errorf("retry properties: expiration %q user %q id %q mode %d", retry.Expiration, retry.UserId, retry.MessageId, retry.DeliveryMode)
 	}
 
-	d.Headers = retry.Headers
+	// Back from the delay queue, the delivery has the key of that hop:
+	// the first publish's stays.
+	d.Headers, d.Exchange, d.RoutingKey = retry.Headers, "", "email"
 	dead := Republish(d, r.AfterFailure(3), "email", 3, errors.New("smtp 550"), later)
+	if dead.Headers[pattern.HeaderRoutingKey] != "user.registered.eu" || dead.Headers[pattern.HeaderExchange] != "user.events" {
+		t.Errorf("first publish after a retry: %v %v", dead.Headers[pattern.HeaderExchange], dead.Headers[pattern.HeaderRoutingKey])
+	}
 	if dead.Headers[pattern.HeaderAttempt] != int32(3) {
 		t.Errorf("dead letter attempt header = %v, want the last attempt 3", dead.Headers[pattern.HeaderAttempt])
 	}
