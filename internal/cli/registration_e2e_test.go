@@ -140,12 +140,16 @@ func TestServeAnswersAndRelaysEveryRegistration(t *testing.T) {
 	var health map[string]any
 	_ = json.NewDecoder(hz.Body).Decode(&health)
 	hz.Body.Close()
-	if health["status"] != "ok" || health["outbox_pending"] != float64(0) || health["outbox_sent"] != float64(20) {
+	relay, _ := health["relay"].(map[string]any)
+	if health["status"] != "ok" || health["outbox_pending"] != float64(0) || health["outbox_sent"] != float64(20) || relay["state"] != "connected" || relay["last_published"] == nil {
 		t.Errorf("healthz = %v", health)
 	}
 	srv.Signal(syscall.SIGTERM)
 	if code := srv.Wait(t, 60*time.Second); code != 0 {
 		t.Errorf("serve exited %d on SIGTERM; stderr:\n%s", code, srv.Stderr())
+	}
+	if !strings.Contains(srv.Stderr(), "shutting down") || !strings.Contains(srv.Stderr(), "stopped: 20 outbox rows sent, 0 pending") {
+		t.Errorf("serve said nothing of its shutdown:\n%s", srv.Stderr())
 	}
 }
 

@@ -41,7 +41,10 @@ func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
   POST /register {"name":"Ada","email":"ada@example.com","vip":false}
        → 201 {"user_id":…,"event_id":…}; 400 for invalid input, 409 for a
          known e-mail address
-  GET  /healthz → 200 {"status":"ok","users":…,"outbox_pending":…,"outbox_sent":…}
+  GET  /healthz → 200 {"status":"ok","users":…,"outbox_pending":…,"outbox_sent":…,
+                        "relay":{"state":"connected","since":…,"last_published":…}}
+       503 {"status":"degraded",…} once the relay has not reached the broker
+       for 30s (registrations still succeed; the outbox grows)
 
 A registration writes the user and an outbox row in one transaction to an
 embedded SQLite file (--db) and answers at once: it never waits for the broker.
@@ -112,9 +115,16 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	// Until interrupted, or until the server or the relay fails.
 	select {
 	case <-ctx.Done():
+		log.Printf("shutting down: finishing requests in flight (up to 10s), then the relay's confirms")
 	case <-app.Done():
+		log.Printf("shutting down: the server or the relay stopped")
 	}
-	return app.Stop()
+	err = app.Stop()
+	st, serr := app.Store.Stats(context.WithoutCancel(ctx))
+	if serr == nil {
+		log.Printf("stopped: %d outbox rows sent, %d pending (published when serve runs again)", st.Sent, st.Pending)
+	}
+	return err
 }
 
 func relayLogger(log *lineLog, verbose bool) func(registration.RelayEvent) {

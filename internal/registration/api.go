@@ -23,8 +23,11 @@ type RegisterResponse struct {
 
 // Handler serves POST /register and GET /healthz. Registration touches
 // only the local database, never the broker, so it stays fast when the
-// broker or a provider is slow or down.
-func Handler(store *Store) http.Handler {
+// broker or a provider is slow or down. /healthz says so too: 200 while
+// the relay reaches the broker (or has been away less than
+// RelayDownAfter), 503 "degraded" after that — registrations still go
+// into the outbox, but nothing leaves it.
+func Handler(store *Store, relay *RelayHealth) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
 		req, ok := DecodeRegisterRequest(w, r)
@@ -48,10 +51,16 @@ func Handler(store *Store) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
 			return
 		}
-		writeJSON(w, http.StatusOK, struct {
+		rs, down := relay.Status()
+		status, code := "ok", http.StatusOK
+		if down {
+			status, code = "degraded", http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, struct {
 			Status string `json:"status"`
 			OutboxStats
-		}{"ok", st})
+			Relay RelayStatus `json:"relay"`
+		}{status, st, rs})
 	})
 	return mux
 }

@@ -47,7 +47,7 @@ func TestRegisterAPIValidatesAndStoresUserWithOutboxRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(registration.Handler(store))
+	srv := httptest.NewServer(registration.Handler(store, registration.NewRelayHealth()))
 	defer srv.Close()
 	for _, tc := range []struct {
 		body string

@@ -63,14 +63,22 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 	if err != nil {
 		return nil, &ListenError{Addr: cfg.Listen, Err: err}
 	}
+	health := NewRelayHealth()
 	s := &Stack{
 		Store: store,
 		addr:  ln.Addr(),
-		srv:   &http.Server{Handler: Handler(store), ReadHeaderTimeout: 5 * time.Second},
+		srv:   &http.Server{Handler: Handler(store, health), ReadHeaderTimeout: 5 * time.Second},
 		done:  make(chan struct{}),
 	}
 	relay := cfg.Relay
 	relay.Store = store
+	onEvent := relay.OnEvent
+	relay.OnEvent = func(e RelayEvent) {
+		health.Observe(e)
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopRelay = stopRelay
 	s.tasks.run(func() error {
