@@ -113,6 +113,13 @@ func defaultTopologyConnect(f *Factory) func() (topologyTarget, error) {
 		if err != nil {
 			return topologyTarget{}, err
 		}
+		d, err := f.Dialer("mqctl topology")
+		if err != nil {
+			return topologyTarget{}, err
+		}
+		if err := broker.SameCluster(context.Background(), s, d, mgmt); err != nil {
+			return topologyTarget{}, err
+		}
 		b := &topology.MgmtBroker{Client: mgmt, Counter: dialCounter(f.Dialer), CounterVhost: s.Vhost, Timeout: s.Timeout}
 		if r, err := broker.NewMgmtReader(s); err == nil {
 			b.Reader = r

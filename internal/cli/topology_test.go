@@ -640,3 +640,28 @@ func mustJSONRoundTrip(t *testing.T, v any) map[string]any {
 	}
 	return out
 }
+
+// The wrong broker is caught: with the AMQP URL of a dead port, or of
+// another node, and the management API of the test broker, apply refuses
+// (exit 1, naming both addresses) and creates nothing on either.
+func TestTopologyRefusesWhenAMQPAndTheManagementAPIAreNotOneBroker(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	file := writeFile(t, "t.yaml", "apiVersion: mqctl/v1\nvhost: "+env.Vhost+"\nqueues: [{name: not-here, type: classic}]\n")
+	other := brokertest.StartNodeWith(t, brokertest.NodeOptions{})
+	for _, tc := range []struct{ name, url, want string }{
+		{"dead port", "amqp://guest:guest@127.0.0.1:1/", "the AMQP node does not answer"},
+		{"another node", other.URL(), "not the same broker"},
+	} {
+		e := map[string]string{"MQCTL_URL": tc.url, "MQCTL_MGMT_URL": env.MgmtURL}
+		for _, cmd := range [][]string{{"topology", "apply", "-f", file}, {"topology", "plan", "-f", file}} {
+			r := runCLI(t, e, cmd...)
+			if r.Code != ExitError || !strings.Contains(r.Stderr, tc.want) || !strings.Contains(r.Stderr, env.MgmtURL) {
+				t.Errorf("%s: %v: exit %d, want 1 saying %q and naming %s\n%s", tc.name, cmd, r.Code, tc.want, env.MgmtURL, r.Stderr)
+			}
+		}
+		if _, err := env.Mgmt.GetQueue(env.Vhost, "not-here"); err == nil {
+			t.Fatalf("%s: the queue was created on the management API's broker", tc.name)
+		}
+	}
+}

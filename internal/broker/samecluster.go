@@ -1,0 +1,41 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
+
+	"github.com/mqctl/mqctl/internal/config"
+	"github.com/mqctl/mqctl/internal/fail"
+)
+
+// SameCluster checks that the AMQP node the settings' URLs reach and the
+// management API belong to one cluster, by the cluster name each reports
+// (the AMQP connection's server properties, GET /api/cluster-name). The
+// management URL defaults to port 15672 of the first AMQP host, so a
+// wrong --url port (nothing listens there) would otherwise send a
+// topology to whatever node answers on 15672. It returns an error (exit
+// 1, naming both addresses) when the AMQP node does not answer or the two
+// disagree, the dial's own error when AMQP refuses the credentials.
+func SameCluster(ctx context.Context, s config.Settings, d *Dialer, mgmt *rabbithole.Client) error {
+	both := fmt.Sprintf("AMQP %s, management API %s", s.Redactor.Redact(strings.Join(s.AMQPURLs, ",")), s.MgmtURL)
+	conn, err := d.Dial(ctx)
+	if err != nil {
+		if k, ok := fail.KindOf(err); ok && (k == fail.Auth || k == fail.Usage) {
+			return err
+		}
+		return fmt.Errorf("the AMQP node does not answer (%v), so mqctl cannot tell that the management API belongs to the same broker (%s); nothing was changed: fix --url, or pass --mgmt-url for the node --url names", s.Redactor.Redact(err.Error()), both)
+	}
+	defer CloseConnection(conn, CloseWait)
+	amqpName, _ := conn.Properties["cluster_name"].(string)
+	cn, err := mgmt.GetClusterName()
+	if err != nil {
+		return MgmtError(s, "read the management API's cluster name", err)
+	}
+	if amqpName != "" && cn.Name != "" && amqpName != cn.Name {
+		return fmt.Errorf("the AMQP node belongs to cluster %q and the management API to cluster %q: not the same broker (%s); nothing was changed: point --url and --mgmt-url at the same cluster", amqpName, cn.Name, both)
+	}
+	return nil
+}
