@@ -54,8 +54,12 @@ vet:
 	$(GO) vet ./...
 
 ## demo: the registration story against the local broker, in its own vhost.
-demo: broker build
+demo: broker
+	@echo "demo: building mqctl (a first build downloads the Go modules and compiles them: minutes on 2 cores; then seconds)"
+	@$(MAKE) --no-print-directory build
+	@echo "demo: checking the broker (mqctl doctor)"
 	$(BIN) doctor
+	@echo "demo: running the registration story (mqctl demo, about 10 s)"
 	$(BIN) demo
 
 ## completions: regenerate completions/ (a test fails when they are stale).
