@@ -163,8 +163,15 @@ func (d *Dialer) classify(url string, err error) error {
 	where := d.redactor.Redact(url)
 	msg := d.redactor.Redact(err.Error())
 	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotAllowed && strings.Contains(ae.Reason, "not found") {
+		vhost := "/"
+		if u, err := amqp.ParseURI(url); err == nil {
+			vhost = u.Vhost
+		}
+		return VhostMissing(vhost, hostOf(where))
+	}
 	if errors.As(err, &ae) && ae.Code == amqp.NotAllowed {
-		return fail.Authf("connect to %s: %s; create the vhost (`rabbitmqctl add_vhost`) or fix the vhost in the URL path", where, msg)
+		return fail.Authf("connect to %s: %s; check that the user may use the vhost in the URL path (`rabbitmqctl set_permissions`)", where, msg)
 	}
 	if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {
 		if strings.Contains(ae.Reason, "vhost") {
@@ -186,6 +193,16 @@ func (d *Dialer) classify(url string, err error) error {
 		return d.timedOut(url)
 	}
 	return fmt.Errorf("connect to %s: %s; is RabbitMQ running there? (`make broker` starts a local node)", where, msg)
+}
+
+// hostOf is scheme://host:port of a (redacted) URL, for naming a broker.
+func hostOf(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
+			return u[:i+3+j]
+		}
+	}
+	return u
 }
 
 // Node returns the URL of the node last connected to, password masked.
@@ -260,7 +277,7 @@ func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt 
 		if err == nil {
 			return conn, nil
 		}
-		if k, _ := fail.KindOf(err); k == fail.Auth || errors.Is(err, ErrCertificate) || ctx.Err() != nil {
+		if k, _ := fail.KindOf(err); k == fail.Auth || k == fail.Usage || errors.Is(err, ErrCertificate) || ctx.Err() != nil {
 			return nil, err
 		}
 		d.mu.Lock()

@@ -185,3 +185,31 @@ func MgmtUnreachable(s config.Settings, err error) (problem, hint string, ok boo
 func isRefused(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
 }
+
+// VhostMissing is the one error for a vhost the broker at where does not
+// have, whichever protocol found out: a usage error (exit 2), since the
+// URL or --vhost names it.
+func VhostMissing(vhost, where string) error {
+	return fail.Usagef("vhost %q does not exist on %s; create it with `rabbitmqctl add_vhost %s`, or fix the vhost named in the URL path, --vhost or the topology file", vhost, where, vhost)
+}
+
+// MgmtVhostError is MgmtError for a request about one vhost: a 404 means
+// the vhost is not there (VhostMissing).
+func MgmtVhostError(s config.Settings, vhost, what string, err error) error {
+	if VhostNotFound(err) {
+		return VhostMissing(vhost, s.MgmtURL)
+	}
+	return MgmtError(s, what, err)
+}
+
+// VhostNotFound reports a management API answer that the vhost of the
+// request does not exist: 404 from the lists, 400 vhost_not_found from
+// GET /api/definitions/{vhost}.
+func VhostNotFound(err error) bool {
+	var er rabbithole.ErrorResponse
+	if !errors.As(err, &er) {
+		return false
+	}
+	return er.StatusCode == http.StatusNotFound ||
+		er.StatusCode == http.StatusBadRequest && strings.Contains(er.Message+" "+er.Reason, "vhost_not_found")
+}

@@ -65,7 +65,12 @@ func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, er
 	return &backlogReader{
 		src:     backlog.HTTPSource{API: api, NoRates: noRates},
 		query:   q,
-		explain: func(err error) error { return broker.MgmtError(s, "read the backlog of "+where, err) },
+		explain: func(err error) error {
+			if !b.AllVhosts {
+				return broker.MgmtVhostError(s, s.Vhost, "read the backlog of "+where, err)
+			}
+			return broker.MgmtError(s, "read the backlog of "+where, err)
+		},
 	}, nil
 }
 

@@ -123,7 +123,7 @@ func dlqListRun(ctx context.Context, opts *DLQListOptions) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return broker.MgmtError(s, "find the dead-letter queues of vhost "+strconv.Quote(s.Vhost), err)
+		return broker.MgmtVhostError(s, s.Vhost, "find the dead-letter queues of vhost "+strconv.Quote(s.Vhost), err)
 	}
 	dial := func(ctx context.Context) (*amqp.Connection, error) {
 		d, err := opts.Dialer("mqctl dlq ls")

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,7 +116,10 @@ func TestDoctorManagementPluginOffHint(t *testing.T) {
 	}
 }
 
-func TestDoctorUnknownVhost(t *testing.T) {
+// A vhost that does not exist is one sentence and exit 2 everywhere,
+// whichever protocol found out: AMQP (produce, consume, topology, doctor)
+// or the management API (backlog, dlq ls).
+func TestUnknownVhostIsOneMessageAndExit2Everywhere(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	u, err := amqp.ParseURI(env.AMQPURL)
@@ -123,12 +127,24 @@ func TestDoctorUnknownVhost(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Vhost = "no-such-vhost-here"
-	r := runCLI(t, map[string]string{"MQCTL_URL": u.String(), "MQCTL_MGMT_URL": env.MgmtURL}, "doctor")
-	if r.Code != ExitAuth {
-		t.Fatalf("exit %d, want 4\n%s%s", r.Code, r.Stdout, r.Stderr)
+	e := map[string]string{"MQCTL_URL": u.String(), "MQCTL_MGMT_URL": env.MgmtURL}
+	file := writeFile(t, "t.yaml", "apiVersion: mqctl/v1\nqueues: [{name: q}]\n")
+	want := `vhost "no-such-vhost-here" does not exist`
+	for _, args := range [][]string{
+		{"doctor"}, {"backlog"}, {"dlq", "ls"}, {"produce", "--count", "1"},
+		{"consume", "email", "--db", filepath.Join(t.TempDir(), "c.db")},
+		{"topology", "plan", "-f", file}, {"topology", "apply", "-f", file},
+	} {
+		r := runCLI(t, e, args...)
+		if r.Code != ExitUsage || !strings.Contains(r.Stdout+r.Stderr, want) || !strings.Contains(r.Stdout+r.Stderr, "rabbitmqctl add_vhost no-such-vhost-here") {
+			t.Errorf("%v: exit %d, want 2 and %q with the add_vhost hint\n%s%s", args, r.Code, want, r.Stdout, r.Stderr)
+		}
 	}
-	if !strings.Contains(r.Stdout, "add_vhost") {
-		t.Errorf("want a hint to create the vhost:\n%s", r.Stdout)
+	// The vhost a topology file names, on a connection to one that exists.
+	named := writeFile(t, "named.yaml", "apiVersion: mqctl/v1\nvhost: no-such-vhost-here\nqueues: [{name: q}]\n")
+	r := runCLI(t, env.Environ(), "topology", "apply", "-f", named)
+	if r.Code != ExitUsage || !strings.Contains(r.Stderr, want) {
+		t.Errorf("apply of a file naming a missing vhost: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 

@@ -191,6 +191,9 @@ func livePlan(ctx context.Context, t topologyTarget, x *topology.Expanded, prune
 	start := time.Now()
 	p, err := topology.PlanLive(ctx, t.Broker, x, topology.PlanOptions{Prune: prune})
 	if err != nil {
+		if broker.VhostNotFound(err) {
+			return nil, broker.VhostMissing(x.Vhost, "the management API")
+		}
 		return nil, t.Explain("read the definitions of vhost "+x.Vhost, err)
 	}
 	t.Logf("plan: %d changes in %s", len(p.Changes), time.Since(start).Round(time.Millisecond))

@@ -229,8 +229,11 @@ func vhostCheck(t Target, m Mgmt, user string, tags []string, describe Describe)
 		msg, hint, kind := describe(err)
 		c.Status, c.Detail, c.Hint, c.kind, c.err = Fail, fmt.Sprintf("vhost %q: %s", t.Vhost, msg), hint, kind, err
 		if isStatus(err, http.StatusNotFound) {
-			c.kind = fail.Operational
-			c.Hint = "create it with `rabbitmqctl add_vhost` or put the right vhost in the URL path"
+			// The same sentence and exit code as every other command
+			// (broker.VhostMissing): the URL names a vhost the broker lacks.
+			c.kind = fail.Usage
+			c.Detail = fmt.Sprintf("vhost %q does not exist", t.Vhost)
+			c.Hint = fmt.Sprintf("create it with `rabbitmqctl add_vhost %s`, or fix the vhost named in the URL path or --vhost", t.Vhost)
 		}
 		return c
 	}
