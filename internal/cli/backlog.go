@@ -63,8 +63,8 @@ func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, er
 		q.Vhost, where = "", "all vhosts"
 	}
 	return &backlogReader{
-		src:     backlog.HTTPSource{API: api, NoRates: noRates},
-		query:   q,
+		src:   backlog.HTTPSource{API: api, NoRates: noRates},
+		query: q,
 		explain: func(err error) error {
 			if !b.AllVhosts {
 				return broker.MgmtVhostError(s, s.Vhost, "read the backlog of "+where, err)
