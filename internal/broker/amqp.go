@@ -195,6 +195,15 @@ func (d *Dialer) classify(url string, err error) error {
 	return fmt.Errorf("connect to %s: %s; is RabbitMQ running there? (`make broker` starts a local node)", where, msg)
 }
 
+// nodes lists the nodes the dialer tries, passwords masked.
+func (d *Dialer) nodes() string {
+	out := make([]string, len(d.urls))
+	for i, u := range d.urls {
+		out[i] = hostOf(d.redactor.Redact(u))
+	}
+	return strings.Join(out, ", ")
+}
+
 // hostOf is scheme://host:port of a (redacted) URL, for naming a broker.
 func hostOf(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
@@ -287,7 +296,7 @@ func (d *Dialer) DialRetry(ctx context.Context, b Backoff, onRetry func(attempt 
 		if limit > 0 && !connected {
 			left := limit - time.Since(began)
 			if left <= 0 {
-				return nil, fmt.Errorf("no connection within %s: %w", limit, err)
+				return nil, fmt.Errorf("no connection within %s to %s (last error: %w)", limit, d.nodes(), err)
 			}
 			wait = min(wait, left)
 		}

@@ -117,11 +117,18 @@ func produceRun(ctx context.Context, opts *ProduceOptions) error {
 	// Started against an unreachable broker: say so within --timeout.
 	dialer.LimitStartup(s.Timeout)
 	log := newLineLog(opts.IO.ErrOut, s.Redactor, "produce")
+	// Until the first connection the startup limit ends in one error that
+	// names every node tried: a line per attempt before it (-v shows them)
+	// would only repeat it.
+	connected := false
 	sum, runErr := registration.Produce(ctx, registration.ProduceOptions{
 		Count: opts.Count, Rate: opts.Rate, VIPRatio: opts.VIPRatio, Window: opts.Window, Dialer: dialer,
 		Blocked: boundedBlockedPolicy(log, opts.BlockedTimeout),
 		OnEvent: func(e registration.RelayEvent) {
-			if e.Kind == "connected" && !opts.Verbose {
+			if e.Kind == "connected" {
+				connected = true
+			}
+			if (e.Kind == "connected" || e.Kind == "reconnecting" && !connected) && !opts.Verbose {
 				return
 			}
 			if e.Err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -34,5 +35,16 @@ func TestProduceFlags(t *testing.T) {
 		if err := runWithF(t, "produce", build, args...); err == nil || got != nil {
 			t.Errorf("%v: error %v, runF called %v; want a usage error before any work", args, err, got != nil)
 		}
+	}
+}
+
+// produce against nodes that do not answer: no line per attempt, one
+// error after --timeout naming every node tried, exit 1.
+func TestProduceAgainstDeadNodesSaysSoOnce(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, map[string]string{"MQCTL_URL": "amqp://guest:guest@127.0.0.1:1/,amqp://guest:guest@127.0.0.1:2/", "MQCTL_TIMEOUT": "1s"}, "produce", "--count", "1")
+	if r.Code != ExitError || strings.Contains(r.Stderr, "reconnecting") ||
+		!strings.Contains(r.Stderr, "no connection within 1s to amqp://127.0.0.1:1, amqp://127.0.0.1:2") || strings.Count(r.Stderr, "Error:") != 1 {
+		t.Errorf("exit %d\n%s", r.Code, r.Stderr)
 	}
 }
