@@ -179,6 +179,13 @@ func (d *Dialer) classify(url string, err error) error {
 		}
 		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
 	}
+	if errors.As(err, &ae) && ae.Code == amqp.FrameError {
+		// 501 before the handshake: the peer closed on, or answered, the
+		// AMQP protocol header with something that is not AMQP 0-9-1 (an
+		// HTTP server such as the management API, an AMQP 1.0-only
+		// listener, a proxy).
+		return fmt.Errorf("connect to %s: the peer does not speak AMQP 0-9-1 (%s); check that --url names the AMQP port (5672, 5671 for amqps), not the management API (15672) or another service", where, ae.Reason)
+	}
 	if advice := TLSAdvice(err); advice != "" {
 		msg := fmt.Sprintf("connect to %s: %s; %s", where, msg, advice)
 		if permanentTLS(err) {

@@ -174,6 +174,12 @@ func MgmtUnreachable(s config.Settings, err error) (problem, hint string, ok boo
 			"is the management plugin enabled? run `rabbitmq-plugins enable rabbitmq_management`, or point --mgmt-url at the API", true
 	}
 	cause := s.Redactor.Redact(ue.Err.Error())
+	if strings.Contains(cause, "malformed HTTP response") || strings.Contains(cause, `"AMQP`) {
+		// An AMQP listener answers an HTTP request with its protocol
+		// header.
+		return fmt.Sprintf("the peer at %s does not speak HTTP: it answered with the AMQP protocol header", api),
+			"point --mgmt-url at the management API (port 15672, 15671 for https), not the AMQP port", true
+	}
 	hint = "check --mgmt-url"
 	if advice := TLSAdvice(err); advice != "" {
 		hint = advice

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -185,5 +186,31 @@ func TestDoctorWordPasswordsKeepTheMessageReadable(t *testing.T) {
 		if strings.Contains(out, ":"+pw+"@") || regexp.MustCompile(`xxxxx[a-z]|[a-z]xxxxx`).MatchString(out) {
 			t.Errorf("password %q: shown as a credential, or masked inside a word:\n%s", pw, out)
 		}
+	}
+}
+
+// Ports swapped: an AMQP URL on the management API's port, and a
+// management URL on the AMQP port, each say which protocol the peer does
+// not speak and which port to use, once.
+func TestSwappedPortsSayWhichProtocolTheyReached(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	amqpURL, err := amqp.ParseURI(env.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmt, err := url.Parse(env.MgmtURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onMgmtPort := fmt.Sprintf("amqp://guest:guest@%s/", mgmt.Host)
+	r := runCLI(t, map[string]string{"MQCTL_URL": onMgmtPort, "MQCTL_MGMT_URL": env.MgmtURL}, "doctor")
+	if r.Code != ExitError || !strings.Contains(r.Stdout+r.Stderr, "does not speak AMQP 0-9-1") || strings.Contains(r.Stdout+r.Stderr, "Exception (501)") {
+		t.Errorf("AMQP URL on the management port: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	onAMQPPort := fmt.Sprintf("http://%s:%d", amqpURL.Host, amqpURL.Port)
+	r = runCLI(t, map[string]string{"MQCTL_URL": env.AMQPURL, "MQCTL_MGMT_URL": onAMQPPort}, "backlog")
+	if r.Code != ExitError || !strings.Contains(r.Stderr, "does not speak HTTP") || !strings.Contains(r.Stderr, "15672") {
+		t.Errorf("management URL on the AMQP port: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
