@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/spf13/pflag"
 )
@@ -69,5 +72,25 @@ func TestEveryCommandHasSummaryAndExample(t *testing.T) {
 				t.Errorf("%s --%s: %s in the usage renders as the flag's value name", c.CommandPath(), f.Name, m)
 			}
 		})
+	}
+}
+
+// The dlq commands complete QUEUE with the vhost's dead-letter queues
+// (not its work queues), from the management API.
+func TestDLQCommandsCompleteDeadLetterQueueNames(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	brokertest.DLQFixture(t, env, 1, 10)
+	for _, cmd := range []string{"show", "export", "replay", "purge"} {
+		r := runCLI(t, env.Environ(), "__complete", "dlq", cmd, "")
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if r.Code != 0 || !slices.Contains(lines, "email.dlq") || slices.Contains(lines, "email") || slices.Contains(lines, "audit") {
+			t.Errorf("dlq %s completes %q (exit %d)", cmd, lines, r.Code)
+		}
+	}
+	// A broker that does not answer completes nothing, within --timeout.
+	r := runCLI(t, map[string]string{"MQCTL_URL": "amqp://guest:guest@127.0.0.1:1/", "MQCTL_TIMEOUT": "1s"}, "__complete", "dlq", "show", "")
+	if r.Code != 0 || strings.Contains(r.Stdout, "email") {
+		t.Errorf("completion against a dead broker: exit %d %q", r.Code, r.Stdout)
 	}
 }

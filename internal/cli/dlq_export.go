@@ -58,7 +58,8 @@ Least permissions: read on the queue.`,
   jq -r '.death.reason' email-dlq.jsonl | sort | uniq -c
   mqctl dlq export email.dlq --out timeouts.jsonl --where 'error contains "timeout" && age > duration("1h")'
   mqctl dlq export email.dlq --out group.jsonl --group 3fa2c9d1`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDLQs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err

@@ -59,7 +59,8 @@ it to prevent that); the archive still keeps what was removed.`,
   mqctl dlq purge email.dlq --id 7f3a9c --no-archive --yes
   mqctl dlq purge email.dlq --where 'reason == "expired" && age > duration("168h")' --yes
   mqctl dlq purge email.dlq --group 3fa2c9d1 --dry-run`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDLQs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err

@@ -103,7 +103,8 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
   mqctl dlq replay email.dlq --all --rate 200 --yes -o json
   mqctl dlq replay email.dlq --where 'error contains "timeout" && age > duration("1h")' --dry-run
   mqctl dlq show email.dlq --groups && mqctl dlq replay email.dlq --group 3fa2c9d1 --yes`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDLQs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err

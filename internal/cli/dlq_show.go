@@ -40,11 +40,12 @@ func NewCmdDLQShow(f *Factory, runF func(*DLQShowOptions) error) *cobra.Command 
 	var groupBy []string
 	var allGroups bool
 	cmd := &cobra.Command{
-		Use:     "show QUEUE",
-		Short:   "Show dead letters, or groups of them, without consuming them",
-		Long:    dlqShowLong,
-		Example: dlqShowExample,
-		Args:    cobra.ExactArgs(1),
+		Use:               "show QUEUE",
+		Short:             "Show dead letters, or groups of them, without consuming them",
+		Long:              dlqShowLong,
+		Example:           dlqShowExample,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDLQs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseQueueArgs(f, args, &opts.Format, &opts.Queue); err != nil {
 				return err
