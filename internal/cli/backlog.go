@@ -43,6 +43,8 @@ type backlogReader struct {
 	src     backlog.Source
 	query   backlog.Query
 	explain func(error) error
+	// api names the management API read, for the table's footer.
+	api string
 }
 
 // open resolves the settings and opens the management API once: one
@@ -63,6 +65,7 @@ func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, er
 		q.Vhost, where = "", "all vhosts"
 	}
 	return &backlogReader{
+		api:   s.MgmtURL,
 		src:   backlog.HTTPSource{API: api, NoRates: noRates},
 		query: q,
 		explain: func(err error) error {
@@ -227,7 +230,7 @@ func backlogRun(ctx context.Context, opts *BacklogOptions) error {
 		if err != nil {
 			return err
 		}
-		if err := output.Print(opts.IO, opts.Format, backlogView{Report: rep}); err != nil {
+		if err := output.Print(opts.IO, opts.Format, backlogView{Report: rep, API: r.api}); err != nil {
 			return err
 		}
 		if note := figuresNote(rep); note != "" && opts.Format == output.Table {
@@ -269,7 +272,7 @@ func backlogWatch(ctx context.Context, opts *BacklogOptions, r *backlogReader) e
 			continue
 		}
 		hist.Record(rep)
-		view := backlogView{Report: rep, History: hist, Fancy: opts.IO.ColorEnabled()}
+		view := backlogView{Report: rep, History: hist, Fancy: opts.IO.ColorEnabled(), API: r.api}
 		if err := writeWatchFrame(opts.IO, opts.Format, inPlace, opts.Watch, view); err != nil {
 			return err
 		}
@@ -315,6 +318,16 @@ type backlogView struct {
 	// Fancy allows arrows and sparklines (a colour terminal); plain output
 	// shows the signed change instead.
 	Fancy bool `json:"-"`
+	// API is the management API the figures come from, named in the
+	// footer: a wrong --mgmt-url shows at a glance.
+	API string `json:"-"`
+}
+
+func (v backlogView) footer() string {
+	if v.API == "" {
+		return summaryLine(v.Summary)
+	}
+	return summaryLine(v.Summary) + " (management API " + v.API + ")"
 }
 
 func (v backlogView) Table() output.TableData {
@@ -353,7 +366,7 @@ func (v backlogView) Table() output.TableData {
 	return output.TableData{
 		Headers: headers,
 		Rows:    rows,
-		Footer:  summaryLine(v.Summary),
+		Footer:  v.footer(),
 		CellLevel: func(row, c int) output.Level {
 			r := v.Queues[row]
 			switch {

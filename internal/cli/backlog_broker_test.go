@@ -359,3 +359,13 @@ func TestBacklogCheckEveryGateBothWays(t *testing.T) {
 		t.Errorf("unchecked %+v, want email (quorum) and audit (no timestamp)", v.Unchecked)
 	}
 }
+
+// The table names the management API its figures come from.
+func TestBacklogTableNamesTheAPI(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	r := runCLI(t, env.Environ(), "backlog")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "(management API "+strings.TrimRight(env.MgmtURL, "/")+")") {
+		t.Errorf("exit %d, footer without the API:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
