@@ -194,8 +194,8 @@ func Median(xs []float64) float64 {
 
 // Run is one run of a side-by-side benchmark, in a vhost of its own.
 type Run struct {
-	N     int                // 1-based run number
-	URL   string             // AMQP URL of the run's vhost
+	N     int    // 1-based run number
+	URL   string // AMQP URL of the run's vhost
 	Vhost string
 	Mgmt  *rabbithole.Client // administrator client of the broker
 }
