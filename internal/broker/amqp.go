@@ -179,7 +179,7 @@ func (d *Dialer) classify(url string, err error) error {
 		}
 		return fail.Authf("connect to %s: %s; check the user name and password (MQCTL_PASSWORD)", where, msg)
 	}
-	if errors.As(err, &ae) && ae.Code == amqp.FrameError {
+	if errors.As(err, &ae) && ae.Code == amqp.FrameError && TLSAdvice(err) == "" && !strings.Contains(ae.Reason, "tls:") {
 		// 501 before the handshake: the peer closed on, or answered, the
 		// AMQP protocol header with something that is not AMQP 0-9-1 (an
 		// HTTP server such as the management API, an AMQP 1.0-only

@@ -18,13 +18,22 @@ import (
 // wrong --url port (nothing listens there) would otherwise send a
 // topology to whatever node answers on 15672. It returns an error (exit
 // 1, naming both addresses) when the AMQP node does not answer or the two
-// disagree, the dial's own error when AMQP refuses the credentials.
+// disagree, the dial's own error when AMQP refuses the credentials. A node
+// that answers but refuses the handshake (TLS without the client
+// certificate it wants) cannot be compared: SameCluster lets that pass.
 func SameCluster(ctx context.Context, s config.Settings, d *Dialer, mgmt *rabbithole.Client) error {
 	both := fmt.Sprintf("AMQP %s, management API %s", s.Redactor.Redact(strings.Join(s.AMQPURLs, ",")), s.MgmtURL)
 	conn, err := d.Dial(ctx)
 	if err != nil {
 		if k, ok := fail.KindOf(err); ok && (k == fail.Auth || k == fail.Usage) {
 			return err
+		}
+		if !nobodyThere(err) {
+			// Something answers there but will not let mqctl in (TLS
+			// that wants a client certificate the management API does
+			// not): it cannot compare, and does not stand in the way of
+			// a command that needs only the management API.
+			return nil
 		}
 		return fmt.Errorf("the AMQP node does not answer (%v), so mqctl cannot tell that the management API belongs to the same broker (%s); nothing was changed: fix --url, or pass --mgmt-url for the node --url names", s.Redactor.Redact(err.Error()), both)
 	}
@@ -38,4 +47,16 @@ func SameCluster(ctx context.Context, s config.Settings, d *Dialer, mgmt *rabbit
 		return fmt.Errorf("the AMQP node belongs to cluster %q and the management API to cluster %q: not the same broker (%s); nothing was changed: point --url and --mgmt-url at the same cluster", amqpName, cn.Name, both)
 	}
 	return nil
+}
+
+// nobodyThere reports a dial that found no AMQP broker at all: nothing
+// listening, no answer, no such host, or a peer that is not AMQP.
+func nobodyThere(err error) bool {
+	msg := err.Error()
+	for _, sign := range []string{"connection refused", "no AMQP answer within", "does not speak AMQP", "no such host", "no route to host"} {
+		if strings.Contains(msg, sign) {
+			return true
+		}
+	}
+	return false
 }
