@@ -74,11 +74,7 @@ func Policies(f *topology.File) (map[string]pattern.Retry, error) {
 // -f FILE` does (plan against the live definitions, then import; Apply
 // refuses a plan with conflicts), without pruning.
 func ApplyTopology(ctx context.Context, b topology.Broker, f *topology.File) (*topology.Result, error) {
-	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("plan the demo topology: %w", err)
-	}
-	res, err := topology.Apply(ctx, b, p, nil)
+	res, err := topology.ApplyExpanded(ctx, b, topology.Expand(f))
 	if err != nil {
 		return nil, fmt.Errorf("apply the demo topology: %w", err)
 	}

@@ -53,6 +53,17 @@ func PlanLive(ctx context.Context, b Broker, x *Expanded, opts PlanOptions) (*Pl
 	return Diff(x, live, states, opts), nil
 }
 
+// ApplyExpanded plans x against the live vhost and applies the plan, as
+// `mqctl topology apply` does without --prune: Apply refuses a plan with
+// conflicts or migrations and changes nothing.
+func ApplyExpanded(ctx context.Context, b Broker, x *Expanded) (*Result, error) {
+	p, err := PlanLive(ctx, b, x, PlanOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return Apply(ctx, b, p, nil)
+}
+
 func (p *Plan) needsStates() bool {
 	for _, c := range p.Changes {
 		if c.Kind == KindQueue && c.Action != Create {

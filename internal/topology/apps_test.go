@@ -68,11 +68,7 @@ queues:
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	b := &topology.MgmtBroker{Client: env.Mgmt}
-	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topology.Apply(ctx, b, p, nil); err != nil {
+	if _, err := topology.ApplyExpanded(ctx, b, topology.Expand(f)); err != nil {
 		t.Fatal(err)
 	}
 	// The claim is about declarations while the policy is in force, so

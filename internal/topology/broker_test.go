@@ -161,11 +161,7 @@ queues:
   - {name: tasks.capped, type: classic, arguments: {x-max-length: 100}}
 `)
 	x := Expand(f)
-	p, err := PlanLive(ctx, b, x, PlanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Apply(ctx, b, p, nil); err != nil {
+	if _, err := ApplyExpanded(ctx, b, x); err != nil {
 		t.Fatal(err)
 	}
 	facts, err := b.Facts(ctx)

@@ -131,11 +131,7 @@ func applyRetryQueue(t *testing.T, env *brokertest.Env, r pattern.Retry) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	b := &topology.MgmtBroker{Client: env.Mgmt}
-	p, err := topology.PlanLive(ctx, b, topology.Expand(f), topology.PlanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topology.Apply(ctx, b, p, nil); err != nil {
+	if _, err := topology.ApplyExpanded(ctx, b, topology.Expand(f)); err != nil {
 		t.Fatal(err)
 	}
 }
