@@ -208,7 +208,7 @@ func TestDoctorMetricsCollectionOff(t *testing.T) {
 	m := checks["metrics collection"]
 	if r.Code != 0 || m.Status != "warn" || !strings.Contains(m.Detail, "off") || !strings.Contains(m.Detail, "cannot evaluate") ||
 		!strings.Contains(m.Hint, "disable_metrics_collector") {
-		t.Errorf("metrics collection: exit %d, %+v", r.Code, m)
+		t.Errorf("metrics collection: exit %d, %+v\nall checks: %+v\n%s", r.Code, m, checks, r.Stderr)
 	}
 }
 

@@ -36,10 +36,6 @@ func (f *fakeMgmt) Overview() (*rabbithole.Overview, error) {
 func (f *fakeMgmt) Whoami() (*rabbithole.WhoamiInfo, error) {
 	return &rabbithole.WhoamiInfo{Name: "guest", Tags: rabbithole.UserTags{"administrator"}}, nil
 }
-func (f *fakeMgmt) GetVhost(name string) (*rabbithole.VhostInfo, error) {
-	return &rabbithole.VhostInfo{Name: name}, nil
-}
-func (f *fakeMgmt) ListVhosts() ([]rabbithole.VhostInfo, error) { return nil, nil }
 func (f *fakeMgmt) GetPermissionsIn(vhost, user string) (rabbithole.PermissionInfo, error) {
 	return rabbithole.PermissionInfo{Configure: ".*", Write: ".*", Read: ".*"}, nil
 }
@@ -51,6 +47,10 @@ func (f *fakeMgmt) GetJSON(_ context.Context, path string, _ url.Values, v any) 
 		return err
 	}
 	body, ok := f.bodies[path]
+	if vhost, isVhost := strings.CutPrefix(path, "vhosts/"); isVhost && !ok {
+		// Every vhost asked for exists unless a test says otherwise.
+		body, ok = fmt.Sprintf(`{"name":%q}`, vhost), true
+	}
 	if !ok {
 		return rabbithole.ErrorResponse{StatusCode: http.StatusNotFound, Message: "Object Not Found", Reason: "Not Found"}
 	}
@@ -133,6 +133,8 @@ func TestDoctorBrokerChecksAcrossVersions(t *testing.T) {
 			mgmt: &fakeMgmt{version: "4.0.5", flags: withKhepri("disabled"), bodies: map[string]string{
 				"deprecated-features/used": `[{"name":"transient_nonexcl_queues","deprecation_phase":"permitted_by_default"}]`,
 				"overview":                 `{"disable_stats":true}`,
+				// A node that has just booted sends cluster_state as a list.
+				"vhosts/v": `{"name":"v","cluster_state":[]}`,
 				// Metrics off: no counts, so the reader takes queue
 				// totals (this fake serves the same page again) and
 				// looks the policy up by name.
@@ -144,6 +146,7 @@ func TestDoctorBrokerChecksAcrossVersions(t *testing.T) {
 			}},
 			wants: map[string]want{
 				"broker version":      {OK, []string{"RabbitMQ 4.0.5"}, nil},
+				"vhost":               {OK, []string{`"v" exists`}, nil},
 				"metadata store":      {OK, []string{"Mnesia", "khepri_db disabled"}, []string{"enable_feature_flag khepri_db", "4.3"}},
 				"deprecated features": {Warn, []string{"transient_nonexcl_queues (permitted by default)"}, []string{"durable, or exclusive"}},
 				"metrics collection":  {Warn, []string{"off", "unknown"}, []string{"deprecated feature", "Prometheus", "management_metrics_collection = false"}},

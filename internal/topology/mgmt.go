@@ -184,12 +184,34 @@ func (m *MgmtBroker) listDefinitions(vhost string) (*Definitions, error) {
 	return d, nil
 }
 
+// vhostName is the one field read of a vhost: rabbit-hole's VhostInfo
+// cannot decode every vhost object (a 4.3 node that has just booted sends
+// cluster_state as [] rather than an object).
+type vhostName struct {
+	Name string `json:"name"`
+}
+
+// listVhostNames reads the vhosts the user may see, by name only.
+func (m *MgmtBroker) listVhostNames(ctx context.Context) ([]vhostName, error) {
+	if m.Reader == nil {
+		all, err := m.Client.ListVhosts()
+		out := make([]vhostName, len(all))
+		for i, v := range all {
+			out[i].Name = v.Name
+		}
+		return out, err
+	}
+	var out []vhostName
+	err := m.Reader.GetJSON(ctx, "vhosts", url.Values{"columns": {"name"}}, &out)
+	return out, err
+}
+
 // AllDefinitions reads GET /api/definitions and splits it per vhost;
 // without the administrator tag, every vhost the user may see one by one.
 func (m *MgmtBroker) AllDefinitions(ctx context.Context) (map[string]*Definitions, error) {
 	exp, err := m.Client.ListDefinitions()
 	if k, _ := fail.KindOf(err); k == fail.Auth {
-		vhosts, err := m.Client.ListVhosts()
+		vhosts, err := m.listVhostNames(ctx)
 		if err != nil {
 			return nil, err
 		}
