@@ -3,7 +3,10 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -21,7 +24,10 @@ import (
 // disagree, the dial's own error when AMQP refuses the credentials. A node
 // that answers but refuses the handshake (TLS without the client
 // certificate it wants) cannot be compared: SameCluster lets that pass.
-func SameCluster(ctx context.Context, s config.Settings, d *Dialer, mgmt *rabbithole.Client) error {
+//
+// clusterName reads the management API's cluster name (MgmtClusterName,
+// ReaderClusterName).
+func SameCluster(ctx context.Context, s config.Settings, d *Dialer, clusterName func(context.Context) (string, error)) error {
 	both := fmt.Sprintf("AMQP %s, management API %s", s.Redactor.Redact(strings.Join(s.AMQPURLs, ",")), s.MgmtURL)
 	conn, err := d.Dial(ctx)
 	if err != nil {
@@ -38,15 +44,51 @@ func SameCluster(ctx context.Context, s config.Settings, d *Dialer, mgmt *rabbit
 		return fmt.Errorf("the AMQP node does not answer (%v), so mqctl cannot tell that the management API belongs to the same broker (%s); nothing was changed: fix --url, or pass --mgmt-url for the node --url names", s.Redactor.Redact(err.Error()), both)
 	}
 	defer CloseConnection(conn, CloseWait)
-	amqpName, _ := conn.Properties["cluster_name"].(string)
-	cn, err := mgmt.GetClusterName()
+	mgmtName, err := clusterName(ctx)
 	if err != nil {
 		return MgmtError(s, "read the management API's cluster name", err)
 	}
-	if amqpName != "" && cn.Name != "" && amqpName != cn.Name {
-		return fmt.Errorf("the AMQP node belongs to cluster %q and the management API to cluster %q: not the same broker (%s); nothing was changed: point --url and --mgmt-url at the same cluster", amqpName, cn.Name, both)
+	if ClusterMismatch(AMQPClusterName(conn), mgmtName) {
+		return fmt.Errorf("the AMQP node belongs to cluster %q and the management API to cluster %q: not the same broker (%s); nothing was changed: point --url and --mgmt-url at the same cluster", AMQPClusterName(conn), mgmtName, both)
 	}
 	return nil
+}
+
+// AMQPClusterName is the cluster name a connection's server properties
+// carry ("" when the broker sends none).
+func AMQPClusterName(conn *amqp.Connection) string {
+	name, _ := conn.Properties["cluster_name"].(string)
+	return name
+}
+
+// ClusterMismatch reports two cluster names that prove two different
+// clusters; an empty name proves nothing.
+func ClusterMismatch(amqpName, mgmtName string) bool {
+	return amqpName != "" && mgmtName != "" && amqpName != mgmtName
+}
+
+// MgmtClusterName reads GET /api/cluster-name through rabbit-hole.
+func MgmtClusterName(c *rabbithole.Client) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		cn, err := c.GetClusterName()
+		if err != nil {
+			return "", err
+		}
+		return cn.Name, nil
+	}
+}
+
+// ReaderClusterName reads GET /api/cluster-name through a raw reader.
+func ReaderClusterName(r interface {
+	GetJSON(ctx context.Context, path string, query url.Values, v any) error
+}) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		var cn struct {
+			Name string `json:"name"`
+		}
+		err := r.GetJSON(ctx, "cluster-name", nil, &cn)
+		return cn.Name, err
+	}
 }
 
 // nobodyThere reports a dial that found no AMQP broker at all: nothing

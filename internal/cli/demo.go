@@ -190,6 +190,11 @@ func demoRun(ctx context.Context, opts *DemoOptions) error {
 	if err != nil {
 		return err
 	}
+	// The vhost was made through the management API; the story runs over
+	// AMQP, which must reach the same broker.
+	if err := broker.SameCluster(ctx, vs, dialer, broker.MgmtClusterName(mgmt)); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "mqctl-demo-")
 	if err != nil {
 		return err

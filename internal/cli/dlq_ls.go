@@ -118,6 +118,18 @@ func dlqListRun(ctx context.Context, opts *DLQListOptions) error {
 	if err != nil {
 		return err
 	}
+	var d *broker.Dialer
+	if opts.Peek > 0 {
+		// Peeking reads the DLQs over AMQP: the AMQP node must be the
+		// management API's broker, or the reasons shown would be another
+		// broker's queues of the same names.
+		if d, err = opts.Dialer("mqctl dlq ls"); err != nil {
+			return err
+		}
+		if err := broker.SameCluster(ctx, s, d, broker.ReaderClusterName(api)); err != nil {
+			return fmt.Errorf("%w (`--peek 0` lists from the management API alone)", err)
+		}
+	}
 	dlqs, err := dlq.Discover(ctx, backlog.HTTPSource{API: api, NoRates: true}, s.Vhost)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -125,13 +137,7 @@ func dlqListRun(ctx context.Context, opts *DLQListOptions) error {
 		}
 		return broker.MgmtVhostError(s, s.Vhost, "find the dead-letter queues of vhost "+strconv.Quote(s.Vhost), err)
 	}
-	dial := func(ctx context.Context) (*amqp.Connection, error) {
-		d, err := opts.Dialer("mqctl dlq ls")
-		if err != nil {
-			return nil, err
-		}
-		return d.Dial(ctx)
-	}
+	dial := func(ctx context.Context) (*amqp.Connection, error) { return d.Dial(ctx) }
 	if err := dlq.PeekReasons(ctx, dial, dlqs, opts.Peek, s.Redactor.Redact); err != nil {
 		return err
 	}

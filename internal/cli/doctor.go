@@ -35,7 +35,10 @@ func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
 		Short: "Check the connection, management API, permissions, feature flags and 4.x readiness",
 		Long: `Check everything mqctl needs: AMQP connection, management API reachability
 and version, the user's tags and vhost permissions, and the quorum_queue feature
-flag; and what changes between RabbitMQ 3.x and 4.x:
+flag; that the AMQP node and the management API are one cluster (their
+cluster names: a wrong --url port with the default --mgmt-url reaches
+another node; topology, dlq ls and demo refuse then); and what changes
+between RabbitMQ 3.x and 4.x:
 
   broker version       tested versions (3.10, 4.0, 4.3) and the upgrade path
   metadata store       Khepri or Mnesia (feature flag khepri_db; 4.3 has Khepri only)
@@ -153,14 +156,14 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		return err
 	}
 	mgmt := &doctorMgmt{Client: client, settings: s, answered: answered}
-	probe := func(ctx context.Context) (string, string, error) {
+	probe := func(ctx context.Context) (doctor.AMQPNode, error) {
 		// Each node's attempt is bounded by the timeout inside Dial.
 		conn, err := dialer.Dial(ctx)
 		if err != nil {
-			return "", "", err
+			return doctor.AMQPNode{}, err
 		}
 		defer conn.Close()
-		return broker.ServerVersion(conn), dialer.Node(), nil
+		return doctor.AMQPNode{Version: broker.ServerVersion(conn), Node: dialer.Node(), Cluster: broker.AMQPClusterName(conn)}, nil
 	}
 	describe := func(err error) (string, string, fail.Kind) {
 		kind, _ := fail.KindOf(err)

@@ -42,7 +42,7 @@ func TestDoctorHealthyBroker(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
 		t.Fatalf("doctor -o json is not JSON: %v\n%s", err, r.Stdout)
 	}
-	if !v.OK || len(v.Checks) != 10 {
+	if !v.OK || len(v.Checks) != 11 {
 		t.Errorf("json = %+v", v)
 	}
 	for _, c := range v.Checks {

@@ -117,7 +117,7 @@ func defaultTopologyConnect(f *Factory) func() (topologyTarget, error) {
 		if err != nil {
 			return topologyTarget{}, err
 		}
-		if err := broker.SameCluster(context.Background(), s, d, mgmt); err != nil {
+		if err := broker.SameCluster(context.Background(), s, d, broker.MgmtClusterName(mgmt)); err != nil {
 			return topologyTarget{}, err
 		}
 		b := &topology.MgmtBroker{Client: mgmt, Counter: dialCounter(f.Dialer), CounterVhost: s.Vhost, Timeout: s.Timeout}

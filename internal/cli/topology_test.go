@@ -642,8 +642,9 @@ func mustJSONRoundTrip(t *testing.T, v any) map[string]any {
 }
 
 // The wrong broker is caught: with the AMQP URL of a dead port, or of
-// another node, and the management API of the test broker, apply refuses
-// (exit 1, naming both addresses) and creates nothing on either.
+// another node, and the management API of the test broker, apply, plan
+// and dlq ls refuse (exit 1, naming both addresses), nothing is created on
+// either, and doctor fails its same-cluster check.
 func TestTopologyRefusesWhenAMQPAndTheManagementAPIAreNotOneBroker(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
@@ -654,11 +655,15 @@ func TestTopologyRefusesWhenAMQPAndTheManagementAPIAreNotOneBroker(t *testing.T)
 		{"another node", other.URL(), "not the same broker"},
 	} {
 		e := map[string]string{"MQCTL_URL": tc.url, "MQCTL_MGMT_URL": env.MgmtURL}
-		for _, cmd := range [][]string{{"topology", "apply", "-f", file}, {"topology", "plan", "-f", file}} {
+		for _, cmd := range [][]string{{"topology", "apply", "-f", file}, {"topology", "plan", "-f", file}, {"dlq", "ls"}} {
 			r := runCLI(t, e, cmd...)
 			if r.Code != ExitError || !strings.Contains(r.Stderr, tc.want) || !strings.Contains(r.Stderr, env.MgmtURL) {
 				t.Errorf("%s: %v: exit %d, want 1 saying %q and naming %s\n%s", tc.name, cmd, r.Code, tc.want, env.MgmtURL, r.Stderr)
 			}
+		}
+		r := runCLI(t, e, "doctor")
+		if r.Code != ExitError || (tc.name == "another node" && !strings.Contains(r.Stdout, "not the same broker")) {
+			t.Errorf("%s: doctor: exit %d, want 1 (failing the same-cluster check of another node)\n%s%s", tc.name, r.Code, r.Stdout, r.Stderr)
 		}
 		if _, err := env.Mgmt.GetQueue(env.Vhost, "not-here"); err == nil {
 			t.Fatalf("%s: the queue was created on the management API's broker", tc.name)

@@ -1,7 +1,7 @@
 // Package doctor checks that mqctl can do its work against a broker: AMQP
-// reachable, management API up and recent enough, the user's tags and
-// permissions, the feature flags later commands rely on, and what changes
-// between RabbitMQ 3.x and 4.x: the broker version, the metadata store,
+// reachable, management API up, recent enough and of the same cluster, the
+// user's tags and permissions, the feature flags later commands rely on,
+// and what changes between RabbitMQ 3.x and 4.x: the broker version, the metadata store,
 // deprecated features in use, management metrics collection, and quorum
 // queues that drop messages at their delivery limit.
 //
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,9 +84,15 @@ func (r Report) Err() error {
 	return fail.Wrap(first.kind, errors.New(msg))
 }
 
-// AMQPProbe connects over AMQP and returns the server version and the node
-// it reached, or an error.
-type AMQPProbe func(ctx context.Context) (version, node string, err error)
+// AMQPNode is what an AMQP connection tells of the node it reached.
+type AMQPNode struct {
+	Version string
+	Node    string // the address reached
+	Cluster string // cluster_name of the server properties ("" if none)
+}
+
+// AMQPProbe connects over AMQP and describes the node it reached.
+type AMQPProbe func(ctx context.Context) (AMQPNode, error)
 
 // Mgmt is the part of the management API doctor reads.
 type Mgmt interface {
@@ -124,12 +131,13 @@ type Describe func(error) (msg, hint string, kind fail.Kind)
 // not the sum.
 func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe Describe) Report {
 	var amqpCheck Check
+	var node AMQPNode
 	var mgmtChecks []Check
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		amqpCheck = checkAMQP(ctx, probe, describe)
+		node, amqpCheck = checkAMQP(ctx, probe, describe)
 	}()
 	go func() {
 		defer wg.Done()
@@ -142,17 +150,49 @@ func Run(ctx context.Context, t Target, probe AMQPProbe, mgmt Mgmt, describe Des
 		mgmtChecks[0].Detail = "management plugin not enabled (AMQP answers but " + t.MgmtURL + " refuses connections)"
 		mgmtChecks[0].Hint = "run `rabbitmq-plugins enable rabbitmq_management`, or point --mgmt-url at the API"
 	}
-	return Report{Checks: append([]Check{amqpCheck}, mgmtChecks...)}
+	checks := append([]Check{amqpCheck}, mgmtChecks...)
+	if amqpCheck.Status == OK && mgmtChecks[0].Status == OK {
+		// After "management": the checks below it read that API.
+		checks = slices.Insert(checks, 2, sameClusterCheck(ctx, t, node, mgmt, describe))
+	}
+	return Report{Checks: checks}
 }
 
-func checkAMQP(ctx context.Context, probe AMQPProbe, describe Describe) Check {
-	version, node, err := probe(ctx)
+func checkAMQP(ctx context.Context, probe AMQPProbe, describe Describe) (AMQPNode, Check) {
+	node, err := probe(ctx)
 	if err != nil {
 		msg, hint, kind := describe(err)
 		// Dial errors carry their own hint.
-		return Check{Name: "amqp", Status: Fail, Detail: msg, Hint: hint, kind: kind, err: err}
+		return node, Check{Name: "amqp", Status: Fail, Detail: msg, Hint: hint, kind: kind, err: err}
 	}
-	return Check{Name: "amqp", Status: OK, Detail: fmt.Sprintf("connected to %s (RabbitMQ %s)", node, version)}
+	return node, Check{Name: "amqp", Status: OK, Detail: fmt.Sprintf("connected to %s (RabbitMQ %s)", node.Node, node.Version)}
+}
+
+// sameClusterCheck compares the cluster name the AMQP node announced with
+// the management API's: two brokers (a wrong --url port, the management
+// URL's default of port 15672 on another node) make every other command
+// that uses both refuse, and every check below describe the wrong broker.
+func sameClusterCheck(ctx context.Context, t Target, node AMQPNode, m Mgmt, describe Describe) Check {
+	c := Check{Name: "same cluster", Status: OK}
+	var cn struct {
+		Name string `json:"name"`
+	}
+	if err := m.GetJSON(ctx, "cluster-name", nil, &cn); err != nil {
+		msg, _, _ := describe(err)
+		c.Status, c.Detail = Warn, "cannot read the management API's cluster name: "+msg
+		return c
+	}
+	switch {
+	case broker.ClusterMismatch(node.Cluster, cn.Name):
+		c.Status, c.kind = Fail, fail.Operational
+		c.Detail = fmt.Sprintf("the AMQP node %s belongs to cluster %q, the management API %s to cluster %q: not the same broker", node.Node, node.Cluster, t.api(), cn.Name)
+		c.Hint = "point --url and --mgmt-url at the same cluster; topology, dlq ls and demo refuse until then"
+	case node.Cluster == "":
+		c.Status, c.Detail = Warn, fmt.Sprintf("the AMQP node sends no cluster name; the management API's is %q: cannot compare", cn.Name)
+	default:
+		c.Detail = fmt.Sprintf("AMQP and the management API both reach cluster %q", cn.Name)
+	}
+	return c
 }
 
 // mgmtChecks name the checks after "management", in order.

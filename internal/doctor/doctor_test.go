@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,7 +63,9 @@ func describe(err error) (string, string, fail.Kind) {
 	return err.Error(), "", k
 }
 
-func probe(context.Context) (string, string, error) { return "4.0.5", "amqp://a/", nil }
+func probe(context.Context) (AMQPNode, error) {
+	return AMQPNode{Version: "4.0.5", Node: "amqp://a/", Cluster: "rabbit@a"}, nil
+}
 
 var baseFlags = []rabbithole.FeatureFlag{{Name: "quorum_queue", State: "enabled"}, {Name: "stream_queue", State: "enabled"}}
 
@@ -281,6 +284,43 @@ func TestDoctorManagementDownSkipsEveryAPICheck(t *testing.T) {
 	for _, c := range rep.Checks[2:] {
 		if c.Status != Skip {
 			t.Errorf("%s = %s, want skip", c.Name, c.Status)
+		}
+	}
+}
+
+// TestDoctorSameCluster: the AMQP node's cluster name against the
+// management API's. Two clusters fail doctor (exit 1) naming both; a
+// broker that names none cannot be compared and only warns.
+func TestDoctorSameCluster(t *testing.T) {
+	for _, c := range []struct {
+		mgmtCluster, amqpCluster string
+		status                   Status
+		detail                   []string
+	}{
+		{"rabbit@a", "rabbit@a", OK, []string{`both reach cluster "rabbit@a"`}},
+		{"rabbit@b", "rabbit@a", Fail, []string{"amqp://a/", `"rabbit@a"`, "http://a:15672", `"rabbit@b"`, "not the same broker"}},
+		{"rabbit@b", "", Warn, []string{"no cluster name", "cannot compare"}},
+	} {
+		m := &fakeMgmt{version: "4.3.6", flags: baseFlags, overviewOK: true, bodies: map[string]string{
+			"overview": `{}`, "queues/v": queuesPage(), "cluster-name": fmt.Sprintf(`{"name":%q}`, c.mgmtCluster)}}
+		amqpProbe := func(context.Context) (AMQPNode, error) {
+			return AMQPNode{Version: "4.3.6", Node: "amqp://a/", Cluster: c.amqpCluster}, nil
+		}
+		rep := Run(context.Background(), Target{Vhost: "v", MgmtURL: "http://a:15672"}, amqpProbe, m, describe)
+		got := check(t, rep, "same cluster")
+		if got.Status != c.status {
+			t.Errorf("%s vs %s: %+v, want %s", c.amqpCluster, c.mgmtCluster, got, c.status)
+		}
+		for _, want := range c.detail {
+			if !strings.Contains(got.Detail, want) {
+				t.Errorf("%s vs %s: detail %q lacks %q", c.amqpCluster, c.mgmtCluster, got.Detail, want)
+			}
+		}
+		if rep.OK() != (c.status != Fail) {
+			t.Errorf("%s vs %s: report OK = %v", c.amqpCluster, c.mgmtCluster, rep.OK())
+		}
+		if rep.Checks[2].Name != "same cluster" {
+			t.Errorf("same cluster is check %d, want right after management", slices.IndexFunc(rep.Checks, func(x Check) bool { return x.Name == "same cluster" }))
 		}
 	}
 }
