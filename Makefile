@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 # Integration tests share one broker; each test has its own vhost.
 TESTFLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build broker broker-down test test-unit test-faults test-versions demo completions fmt vet
+.PHONY: all build broker broker-down test test-unit test-faults test-versions demo completions man packages fmt vet
 
 all: build
 
@@ -68,6 +68,10 @@ completions:
 	$(GO) run ./cmd/mqctl completion zsh > completions/_mqctl
 	$(GO) run ./cmd/mqctl completion fish > completions/mqctl.fish
 	$(GO) run ./cmd/mqctl completion powershell > completions/mqctl.ps1
+
+## man: regenerate man/ from the command tree (a test fails when stale).
+man:
+	rm -rf man && $(GO) run ./scripts/genman man
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

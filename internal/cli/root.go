@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/buildinfo"
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
@@ -51,6 +52,10 @@ or permission refused, 130 interrupted.`,
 			return nil
 		},
 	}
+	// `mqctl --version` as well as `mqctl version`: packagers and
+	// scripts try the flag first.
+	root.Version = versionView(buildinfo.Get()).line()
+	root.SetVersionTemplate("mqctl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fail.Usagef("%v (see `%s --help`)", err, c.CommandPath())
 	})

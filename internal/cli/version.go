@@ -19,8 +19,14 @@ type VersionOptions struct {
 
 type versionView buildinfo.Info
 
+// line is the version as both `mqctl version` and `mqctl --version` print
+// it after "mqctl ".
+func (v versionView) line() string {
+	return fmt.Sprintf("%s (commit %s, built %s, %s)", v.Version, v.Commit, v.Date, v.GoVersion)
+}
+
 func (v versionView) RenderText(w io.Writer, _ *output.Styles) error {
-	_, err := fmt.Fprintf(w, "mqctl %s (commit %s, built %s, %s)\n", v.Version, v.Commit, v.Date, v.GoVersion)
+	_, err := fmt.Fprintf(w, "mqctl %s\n", v.line())
 	return err
 }
 
