@@ -73,5 +73,13 @@ completions:
 man:
 	rm -rf man && $(GO) run ./scripts/genman man
 
+## packages: archives, .deb, .rpm and the Homebrew formula in dist/ with
+## the goreleaser pinned in tools/go.mod (release --snapshot), then the .deb
+## installed here and run (scripts/package-check.sh). CI runs it.
+packages:
+	$(GO) -C tools build -o ../bin/goreleaser github.com/goreleaser/goreleaser/v2
+	bin/goreleaser release --snapshot --clean
+	scripts/package-check.sh
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')

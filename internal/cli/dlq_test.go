@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -252,16 +253,30 @@ func TestDLQReplayKilledMidRunLosesNothing(t *testing.T) {
 	cmdEnv := append(os.Environ(), "MQCTL_URL="+env.AMQPURL, "MQCTL_MGMT_URL="+env.MgmtURL, "MQCTL_CONFIG="+filepath.Join(dir, "none.yaml"))
 	args := []string{"dlq", "replay", "email.dlq", "--all", "--yes", "--window", fmt.Sprint(window), "--journal", journal, "-o", "json"}
 
-	first := exec.Command(bin, append(args, "--rate", "3000")...)
+	// Kill once a quarter is journaled, read from the journal file itself:
+	// a file read reacts within milliseconds even on a loaded machine,
+	// where polling the broker's queue depth once let a run of 3 s finish
+	// before the kill. At 1000/s the rest takes over 2 s more.
+	first := exec.Command(bin, append(args, "--rate", "1000")...)
 	first.Env = cmdEnv
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for env.QueueDepth(t, "email") < n/4 {
-		time.Sleep(20 * time.Millisecond)
+	exited := make(chan error, 1)
+	go func() { exited <- first.Wait() }()
+	for {
+		b, _ := os.ReadFile(journal)
+		if bytes.Count(b, []byte("\n")) >= n/4 {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the first run ended (%v) before a quarter was journaled", err)
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
 	first.Process.Kill()
-	first.Wait()
+	<-exited
 	if moved := env.QueueDepth(t, "email"); moved >= n {
 		t.Fatalf("the first run finished before the kill (%d moved); slow it down", moved)
 	}
