@@ -48,8 +48,8 @@ func SameCluster(ctx context.Context, s config.Settings, d *Dialer, clusterName 
 	if err != nil {
 		return MgmtError(s, "read the management API's cluster name", err)
 	}
-	if ClusterMismatch(AMQPClusterName(conn), mgmtName) {
-		return fmt.Errorf("the AMQP node belongs to cluster %q and the management API to cluster %q: not the same broker (%s); nothing was changed: point --url and --mgmt-url at the same cluster", AMQPClusterName(conn), mgmtName, both)
+	if amqpName := AMQPClusterName(conn); ClusterMismatch(amqpName, mgmtName) {
+		return fmt.Errorf("the AMQP node belongs to cluster %q and the management API to cluster %q: not the same broker (%s); nothing was changed: point --url and --mgmt-url at the same cluster", amqpName, mgmtName, both)
 	}
 	return nil
 }
@@ -78,10 +78,14 @@ func MgmtClusterName(c *rabbithole.Client) func(context.Context) (string, error)
 	}
 }
 
-// ReaderClusterName reads GET /api/cluster-name through a raw reader.
-func ReaderClusterName(r interface {
+// JSONGetter reads one management API resource as JSON (MgmtReader, or a
+// fake in tests).
+type JSONGetter interface {
 	GetJSON(ctx context.Context, path string, query url.Values, v any) error
-}) func(context.Context) (string, error) {
+}
+
+// ReaderClusterName reads GET /api/cluster-name through a raw reader.
+func ReaderClusterName(r JSONGetter) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		var cn struct {
 			Name string `json:"name"`
@@ -101,4 +105,22 @@ func nobodyThere(err error) bool {
 		}
 	}
 	return false
+}
+
+// VhostNames lists the vhosts the user may see, by name. Only that column
+// is asked for: rabbit-hole's VhostInfo cannot decode every vhost object
+// (a 4.3 node that has just booted sends cluster_state as [] rather than an
+// object).
+func VhostNames(ctx context.Context, r JSONGetter) ([]string, error) {
+	var all []struct {
+		Name string `json:"name"`
+	}
+	if err := r.GetJSON(ctx, "vhosts", url.Values{"columns": {"name"}}, &all); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(all))
+	for i, v := range all {
+		names[i] = v.Name
+	}
+	return names, nil
 }

@@ -174,23 +174,21 @@ func checkAMQP(ctx context.Context, probe AMQPProbe, describe Describe) (AMQPNod
 // that uses both refuse, and every check below describe the wrong broker.
 func sameClusterCheck(ctx context.Context, t Target, node AMQPNode, m Mgmt, describe Describe) Check {
 	c := Check{Name: "same cluster", Status: OK}
-	var cn struct {
-		Name string `json:"name"`
-	}
-	if err := m.GetJSON(ctx, "cluster-name", nil, &cn); err != nil {
+	name, err := broker.ReaderClusterName(m)(ctx)
+	if err != nil {
 		msg, _, _ := describe(err)
 		c.Status, c.Detail = Warn, "cannot read the management API's cluster name: "+msg
 		return c
 	}
 	switch {
-	case broker.ClusterMismatch(node.Cluster, cn.Name):
+	case broker.ClusterMismatch(node.Cluster, name):
 		c.Status, c.kind = Fail, fail.Operational
-		c.Detail = fmt.Sprintf("the AMQP node %s belongs to cluster %q, the management API %s to cluster %q: not the same broker", node.Node, node.Cluster, t.api(), cn.Name)
+		c.Detail = fmt.Sprintf("the AMQP node %s belongs to cluster %q, the management API %s to cluster %q: not the same broker", node.Node, node.Cluster, t.api(), name)
 		c.Hint = "point --url and --mgmt-url at the same cluster; topology, dlq ls and demo refuse until then"
 	case node.Cluster == "":
-		c.Status, c.Detail = Warn, fmt.Sprintf("the AMQP node sends no cluster name; the management API's is %q: cannot compare", cn.Name)
+		c.Status, c.Detail = Warn, fmt.Sprintf("the AMQP node sends no cluster name; the management API's is %q: cannot compare", name)
 	default:
-		c.Detail = fmt.Sprintf("AMQP and the management API both reach cluster %q", cn.Name)
+		c.Detail = fmt.Sprintf("AMQP and the management API both reach cluster %q", name)
 	}
 	return c
 }
@@ -275,7 +273,7 @@ func vhostCheck(ctx context.Context, t Target, m Mgmt, user string, tags []strin
 		}
 		return c
 	}
-	c.Detail = fmt.Sprintf("%q exists", vh.Name)
+	c.Detail = fmt.Sprintf("%q exists", vh)
 	if user == "" {
 		return c
 	}
@@ -298,38 +296,30 @@ func vhostCheck(ctx context.Context, t Target, m Mgmt, user string, tags []strin
 	return c
 }
 
-// vhostName is the one field doctor reads of a vhost. Only that column is
-// asked for: rabbit-hole's VhostInfo cannot decode every vhost object (a
-// 4.3 node that has just booted sends cluster_state as [] rather than an
-// object).
-type vhostName struct {
-	Name string `json:"name"`
-}
-
+// nameOnly asks for a vhost's name alone: rabbit-hole's VhostInfo cannot
+// decode every vhost object (broker.VhostNames).
 var nameOnly = url.Values{"columns": {"name"}}
 
-// getVhost reads GET /api/vhosts/{name}.
-func getVhost(ctx context.Context, m Mgmt, name string) (*vhostName, error) {
-	var vh vhostName
-	if err := m.GetJSON(ctx, "vhosts/"+url.PathEscape(name), nameOnly, &vh); err != nil {
-		return nil, err
+// getVhost reads GET /api/vhosts/{name}; it returns the name.
+func getVhost(ctx context.Context, m Mgmt, name string) (string, error) {
+	var vh struct {
+		Name string `json:"name"`
 	}
-	return &vh, nil
+	err := m.GetJSON(ctx, "vhosts/"+url.PathEscape(name), nameOnly, &vh)
+	return vh.Name, err
 }
 
 // findVhost looks name up in the vhosts the user may see; absent is a
 // 404, as GET /api/vhosts/{name} answers.
-func findVhost(ctx context.Context, m Mgmt, name string) (*vhostName, error) {
-	var all []vhostName
-	if err := m.GetJSON(ctx, "vhosts", nameOnly, &all); err != nil {
-		return nil, err
+func findVhost(ctx context.Context, m Mgmt, name string) (string, error) {
+	all, err := broker.VhostNames(ctx, m)
+	if err != nil {
+		return "", err
 	}
-	for i := range all {
-		if all[i].Name == name {
-			return &all[i], nil
-		}
+	if slices.Contains(all, name) {
+		return name, nil
 	}
-	return nil, rabbithole.ErrorResponse{StatusCode: http.StatusNotFound, Message: "not found", Reason: "no vhost " + name + " among the vhosts this user may use"}
+	return "", rabbithole.ErrorResponse{StatusCode: http.StatusNotFound, Message: "not found", Reason: "no vhost " + name + " among the vhosts this user may use"}
 }
 
 func featureCheck(flags []rabbithole.FeatureFlag, err error, describe Describe) Check {

@@ -16,6 +16,7 @@ import (
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
@@ -184,26 +185,18 @@ func (m *MgmtBroker) listDefinitions(vhost string) (*Definitions, error) {
 	return d, nil
 }
 
-// vhostName is the one field read of a vhost: rabbit-hole's VhostInfo
-// cannot decode every vhost object (a 4.3 node that has just booted sends
-// cluster_state as [] rather than an object).
-type vhostName struct {
-	Name string `json:"name"`
-}
-
-// listVhostNames reads the vhosts the user may see, by name only.
-func (m *MgmtBroker) listVhostNames(ctx context.Context) ([]vhostName, error) {
-	if m.Reader == nil {
-		all, err := m.Client.ListVhosts()
-		out := make([]vhostName, len(all))
-		for i, v := range all {
-			out[i].Name = v.Name
-		}
-		return out, err
+// listVhostNames reads the vhosts the user may see, by name only
+// (broker.VhostNames) when it has a raw reader.
+func (m *MgmtBroker) listVhostNames(ctx context.Context) ([]string, error) {
+	if m.Reader != nil {
+		return broker.VhostNames(ctx, m.Reader)
 	}
-	var out []vhostName
-	err := m.Reader.GetJSON(ctx, "vhosts", url.Values{"columns": {"name"}}, &out)
-	return out, err
+	all, err := m.Client.ListVhosts()
+	names := make([]string, len(all))
+	for i, v := range all {
+		names[i] = v.Name
+	}
+	return names, err
 }
 
 // AllDefinitions reads GET /api/definitions and splits it per vhost;
@@ -217,8 +210,8 @@ func (m *MgmtBroker) AllDefinitions(ctx context.Context) (map[string]*Definition
 		}
 		out := map[string]*Definitions{}
 		for _, v := range vhosts {
-			if out[v.Name], err = m.listDefinitions(v.Name); err != nil {
-				return nil, fmt.Errorf("vhost %s: %w", v.Name, err)
+			if out[v], err = m.listDefinitions(v); err != nil {
+				return nil, fmt.Errorf("vhost %s: %w", v, err)
 			}
 		}
 		return out, nil
