@@ -3,6 +3,7 @@ package dlq
 import (
 	"context"
 
+	"github.com/mqctl/mqctl/internal/audit"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -59,7 +60,7 @@ func (p *purger) read(d amqp.Delivery) (Record, string, error) {
 }
 
 func (p *purger) move(_ context.Context, d amqp.Delivery, _ int, r Record) (verdict, error) {
-	out := Outcome{ID: r.ID, ReplayCount: r.ReplayCount}
+	out := Outcome{ID: r.ID, ReplayCount: r.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
 	if p.o.DryRun {
 		out.Status = StatusWouldPurge
 		p.rep.add(out)

@@ -8,6 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
 )
@@ -110,7 +111,7 @@ func (r *replayer) read(d amqp.Delivery) (Summary, string, error) {
 // move leaves a message that may not be replayed where it is, counts
 // what a dry run would replay, and prepares the rest, paced.
 func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s Summary) (verdict, error) {
-	out := Outcome{ID: s.ID, Destination: s.Destination(r.o.To), ReplayCount: s.ReplayCount}
+	out := Outcome{ID: s.ID, Destination: s.Destination(r.o.To), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
 	if out.Status, out.Reason = r.refusal(out); out.Status != "" {
 		r.rep.add(out)
 		r.o.Progress.Add(1)

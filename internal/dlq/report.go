@@ -1,5 +1,11 @@
 package dlq
 
+import (
+	"slices"
+
+	"github.com/mqctl/mqctl/internal/audit"
+)
+
 // Outcome statuses.
 const (
 	StatusReplayed    = "replayed"
@@ -17,6 +23,8 @@ type Outcome struct {
 	Status      string `json:"status"`
 	Reason      string `json:"reason,omitempty"`
 	ReplayCount int64  `json:"replay_count,omitempty"`
+	// BodySHA256 is the hex SHA-256 of the body, for the audit trail.
+	BodySHA256 string `json:"body_sha256,omitempty"`
 }
 
 // Report is the result of a replay or purge.
@@ -76,4 +84,29 @@ func (r *Report) count(status string) {
 	case StatusFailed:
 		r.Failed++
 	}
+}
+
+// Audit is the audit-trail entry of the run r reports: every selected
+// message with its body hash and result, the destinations, the totals.
+// The caller fills in who, where and when.
+func (r *Report) Audit(command, selection string, err error) audit.Entry {
+	e := audit.Entry{Command: command, Queue: r.Queue, Selection: selection,
+		Items: make([]audit.Item, 0, len(r.Outcomes)), Counts: map[string]int{},
+		Outcome: audit.OutcomeOf(err, r.Partial())}
+	for _, o := range r.Outcomes {
+		e.Items = append(e.Items, audit.Item{ID: o.ID, BodySHA256: o.BodySHA256,
+			Destination: o.Destination, Status: o.Status, Reason: o.Reason})
+		e.Counts[o.Status]++
+		if o.Destination != "" && !slices.Contains(e.Destinations, o.Destination) {
+			e.Destinations = append(e.Destinations, o.Destination)
+		}
+	}
+	for _, id := range r.NotFound {
+		e.Items = append(e.Items, audit.Item{ID: id, Status: "not_found"})
+		e.Counts["not_found"]++
+	}
+	if r.Archive != "" {
+		e.Destinations = append(e.Destinations, "archive "+r.Archive)
+	}
+	return e
 }

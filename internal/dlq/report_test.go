@@ -19,3 +19,23 @@ func TestReportCountsOutcomesOnceWhenFinal(t *testing.T) {
 		t.Errorf("after settling: %+v", r)
 	}
 }
+
+// The audit entry of a run lists every selected message with its hash
+// and result, each destination once, and says the run was partial.
+func TestReportAuditEntry(t *testing.T) {
+	r := &Report{Queue: "email.dlq"}
+	r.add(Outcome{ID: "a", Destination: "email", Status: StatusReplayed, BodySHA256: "h1"})
+	r.add(Outcome{ID: "b", Destination: "email", Status: StatusReplayed, BodySHA256: "h2"})
+	r.add(Outcome{ID: "c", Destination: "points", Status: StatusSkipped, Reason: "max replays"})
+	r.NotFound = []string{"d"}
+	e := r.Audit("dlq replay", "--all", nil)
+	if e.Command != "dlq replay" || e.Queue != "email.dlq" || e.Selection != "--all" || e.Outcome != "partial" {
+		t.Errorf("entry %+v", e)
+	}
+	if len(e.Items) != 4 || e.Items[1].BodySHA256 != "h2" || e.Items[3].Status != "not_found" {
+		t.Errorf("items %+v", e.Items)
+	}
+	if len(e.Destinations) != 2 || e.Counts["replayed"] != 2 || e.Counts["skipped"] != 1 {
+		t.Errorf("destinations %v counts %v", e.Destinations, e.Counts)
+	}
+}
