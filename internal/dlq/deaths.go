@@ -28,8 +28,11 @@ type DeathEvent struct {
 	// Reason is the broker's (rejected, expired, maxlen, delivery_limit)
 	// or ReasonFailed.
 	Reason string `json:"reason"`
-	// Error is the consumer's error text (mqctl).
-	Error string `json:"error,omitempty"`
+	// Error is the consumer's error text (mqctl), ErrorClass its kind
+	// and Worker the process that gave up (host:pid).
+	Error      string `json:"error,omitempty"`
+	ErrorClass string `json:"error_class,omitempty"`
+	Worker     string `json:"worker,omitempty"`
 	// Count is the x-death count of (queue, reason), or the attempts the
 	// consumer had made.
 	Count int64 `json:"count"`
@@ -163,6 +166,8 @@ func mqctlEvent(h amqp.Table, life int) (DeathEvent, bool) {
 	}
 	e := DeathEvent{Source: SourceMqctl, Queue: q, Reason: ReasonFailed, Error: msg, Life: life,
 		Count: max(intHeader(h, pattern.HeaderAttempt), 1)}
+	e.ErrorClass, _ = h[pattern.HeaderErrorClass].(string)
+	e.Worker, _ = h[pattern.HeaderWorker].(string)
 	e.Time = timeHeader(h, pattern.HeaderFailedAt)
 	e.FirstTime = timeHeader(h, pattern.HeaderFirstFailedAt)
 	if e.Time == nil {
@@ -203,6 +208,7 @@ func summarize(hist []DeathEvent, h amqp.Table) Death {
 	}
 	n := hist[last]
 	d.Source, d.OriginQueue, d.Reason, d.Failure, d.Count, d.LastDeathAt = n.Source, n.Queue, n.Reason, n.Error, n.Count, n.Time
+	d.ErrorClass = n.ErrorClass
 	d.History = hist
 	d.Exchange, d.RoutingKeys = firstPublish(h)
 	return d

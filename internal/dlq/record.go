@@ -57,6 +57,8 @@ type Death struct {
 	// Failure is the consumer's error text when the newest death is a
 	// consumer's failure; a broker death after it leaves it empty.
 	Failure string `json:"failure,omitempty"`
+	// ErrorClass is the kind of that error, as the worker stamped it.
+	ErrorClass string `json:"error_class,omitempty"`
 	// Count is how often the message died the newest way: the x-death
 	// count of its (queue, reason), or the attempts a consumer made.
 	Count int64 `json:"count,omitempty"`
@@ -156,7 +158,8 @@ func IsDeathHeader(name string) bool { return deathHeader(name) }
 func deathHeader(name string) bool {
 	switch name {
 	case "x-death", pattern.HeaderOriginQueue, pattern.HeaderFailureReason, pattern.HeaderFailedAt,
-		pattern.HeaderFirstFailedAt, pattern.HeaderAttempt, pattern.HeaderDeathHistory, pattern.HeaderReplayCount:
+		pattern.HeaderFirstFailedAt, pattern.HeaderAttempt, pattern.HeaderDeathHistory, pattern.HeaderReplayCount,
+		pattern.HeaderErrorClass, pattern.HeaderWorker:
 		return true
 	}
 	return strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")

@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/pattern"
 )
 
 func TestSelectionFromFileCountsCopies(t *testing.T) {
@@ -75,6 +76,15 @@ func TestSelectionWithFilter(t *testing.T) {
 	all := &Selection{All: true, Filter: f}
 	if all.take(drop, "x") || !all.take(keep, "y") || all.Size() != -1 {
 		t.Error("--where alone")
+	}
+	byClass, err := NewFilter(`error_class == "SmtpReject"`, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	classed := amqp.Delivery{Headers: amqp.Table{pattern.HeaderOriginQueue: "email", pattern.HeaderFailureReason: "550",
+		pattern.HeaderErrorClass: "SmtpReject"}}
+	if sel := (&Selection{All: true, Filter: byClass}); !sel.take(classed, "c") || sel.take(keep, "k") {
+		t.Error("--where error_class")
 	}
 	if (&Selection{want: map[string]int{"a": 2}, Filter: f}).Size() != -1 {
 		t.Error("a filtered file selection has no known size")

@@ -118,6 +118,8 @@ func TestForReplayMovesDeathHeaders(t *testing.T) {
 		pattern.HeaderDeathHistory:  []any{amqp.Table{"dlq": "email.dlq"}},
 		pattern.HeaderFirstFailedAt: "2026-01-01T00:00:00Z",
 		pattern.HeaderFailedAt:      "2026-01-01T00:01:00Z",
+		pattern.HeaderErrorClass:    "*net.OpError",
+		pattern.HeaderWorker:        "host-1:4242",
 	}, Body: []byte("b"), MessageId: "m1"}
 	out := ForReplay(msg, "email.dlq", when)
 	if out.Headers["tenant"] != "acme" || out.MessageId != "m1" || string(out.Body) != "b" {
@@ -136,7 +138,8 @@ func TestForReplayMovesDeathHeaders(t *testing.T) {
 		t.Fatalf("history = %#v", hist)
 	}
 	e := hist[1].(amqp.Table)
-	if e["dlq"] != "email.dlq" || e[pattern.HeaderFailureReason] != "smtp 550" || e["x-death"] == nil || e[pattern.HeaderAttempt] != int32(4) {
+	if e["dlq"] != "email.dlq" || e[pattern.HeaderFailureReason] != "smtp 550" || e["x-death"] == nil || e[pattern.HeaderAttempt] != int32(4) ||
+		e[pattern.HeaderErrorClass] != "*net.OpError" || e[pattern.HeaderWorker] != "host-1:4242" {
 		t.Errorf("history entry = %#v", e)
 	}
 	if _, err := EncodeTable(out.Headers); err != nil {
@@ -163,12 +166,14 @@ func TestDeathFromHeaders(t *testing.T) {
 	consumer := amqp.Table{
 		pattern.HeaderOriginQueue: "email", pattern.HeaderFailureReason: "smtp 550", pattern.HeaderAttempt: int32(4),
 		pattern.HeaderFirstFailedAt: "2026-01-01T00:00:00Z",
+		pattern.HeaderErrorClass:    "SmtpReject", pattern.HeaderWorker: "host-1:4242",
 		// Passing through the delay queues leaves x-death behind: the mqctl
 		// headers must win.
 		"x-death": []any{amqp.Table{"queue": "email.retry.3", "reason": "expired", "count": int64(1)}},
 	}
 	d = deathOf(consumer)
-	if d.Source != "mqctl" || d.OriginQueue != "email" || d.Reason != "failed" || d.Failure != "smtp 550" || d.Count != 4 || d.FirstDeathAt == nil {
+	if d.Source != "mqctl" || d.OriginQueue != "email" || d.Reason != "failed" || d.Failure != "smtp 550" || d.Count != 4 || d.FirstDeathAt == nil ||
+		d.ErrorClass != "SmtpReject" || d.History[len(d.History)-1].Worker != "host-1:4242" {
 		t.Errorf("mqctl death = %+v", d)
 	}
 	if d := deathOf(amqp.Table{}); d.Source != "" || ReasonText(d) != "unknown" {

@@ -20,6 +20,8 @@ import (
 // WhereFields says, for help texts, what a --where expression can use.
 const WhereFields = `  id, origin, reason (of the newest death)
   error        the newest death's consumer error ("" for a broker death)
+  error_class  that error's kind as the worker stamped it (a Go type
+               such as *net.OpError, or the handler's own name)
   last_error   the newest consumer error, even before a broker death
   deaths       int: every death over every life; replays: int
   first_death, last_death   time (zero when unknown)
@@ -35,7 +37,7 @@ Operators and functions are expr's: == != < <= && || ! in contains
 startsWith endsWith matches (a regexp), duration("1h"), date("2026-05-01"),
 now(), len(…)`
 
-const whereHint = "fields: id, origin, reason, error, last_error, deaths, replays, first_death, last_death, age, " +
+const whereHint = "fields: id, origin, reason, error, error_class, last_error, deaths, replays, first_death, last_death, age, " +
 	"routing_key, exchange, headers, properties, body (see `mqctl dlq show --help`)"
 
 // Fields are what a --where expression sees of a dead letter; the names
@@ -45,6 +47,7 @@ type Fields struct {
 	Origin     string         `expr:"origin"`
 	Reason     string         `expr:"reason"`
 	Error      string         `expr:"error"`
+	ErrorClass string         `expr:"error_class"`
 	LastError  string         `expr:"last_error"`
 	Deaths     int            `expr:"deaths"`
 	Replays    int            `expr:"replays"`
@@ -181,7 +184,7 @@ func (f *Filter) inGroup(d Death) bool {
 // fieldsOf is the view of a delivery a --where expression sees.
 func fieldsOf(d amqp.Delivery, id string, death Death, now time.Time, body bool) Fields {
 	f := Fields{
-		ID: id, Origin: death.OriginQueue, Reason: death.Reason, Error: death.Failure, LastError: death.LastError,
+		ID: id, Origin: death.OriginQueue, Reason: death.Reason, Error: death.Failure, ErrorClass: death.ErrorClass, LastError: death.LastError,
 		Deaths: int(death.Deaths), Replays: int(intHeader(d.Headers, pattern.HeaderReplayCount)),
 		RoutingKey: d.RoutingKey, Exchange: death.Exchange, Headers: plainTable(d.Headers),
 		Properties: MessageProps{

@@ -57,6 +57,12 @@ const (
 	// dead-letter exchange) has its own routing key.
 	HeaderExchange   = "mqctl-exchange"
 	HeaderRoutingKey = "mqctl-routing-key"
+	// HeaderErrorClass is the kind of the consumer's last error: what the
+	// error says it is (an ErrorClass method), else its Go type.
+	HeaderErrorClass = "mqctl-error-class"
+	// HeaderWorker names the process that made the last attempt
+	// (host:pid).
+	HeaderWorker = "mqctl-worker"
 )
 
 // DelayQueue names the delay queue for backoff step (1-based).

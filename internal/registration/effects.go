@@ -3,7 +3,6 @@ package registration
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -59,13 +58,20 @@ func (p *Provider) Call(ctx context.Context) error {
 		}
 	}
 	if p.down.Load() {
-		return errors.New("provider unavailable (simulated outage)")
+		return providerError{"ProviderUnavailable", "provider unavailable (simulated outage)"}
 	}
 	if r := math.Float64frombits(p.failRate.Load()); r > 0 && rand.Float64() < r {
-		return errors.New("provider error (simulated failure)")
+		return providerError{"ProviderError", "provider error (simulated failure)"}
 	}
 	return nil
 }
+
+// providerError is a simulated provider's failure; its class goes into
+// the dead letter's mqctl-error-class header (see worker.ErrorClass).
+type providerError struct{ class, text string }
+
+func (e providerError) Error() string      { return e.text }
+func (e providerError) ErrorClass() string { return e.class }
 
 // Effects is where the simulated providers record what they did, in the
 // ledger's database so that an effect and its ledger entry commit

@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -485,6 +486,8 @@ func Republish(d amqp.Delivery, dec pattern.Decision, queue string, attempt int,
 	}
 	h[pattern.HeaderFailedAt] = at
 	h[pattern.HeaderFailureReason] = truncate(cause.Error(), 1024)
+	h[pattern.HeaderErrorClass] = ErrorClass(cause)
+	h[pattern.HeaderWorker] = workerID
 	h[pattern.HeaderOriginQueue] = queue
 	if dec.DeadLetter {
 		h[pattern.HeaderAttempt] = int32(attempt)
@@ -508,4 +511,38 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// workerID names this process in the failure headers: a person reading a
+// dead letter can find the log of the attempt that gave up.
+var workerID = func() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}()
+
+// ErrorClass is the kind of err for the failure headers: the ErrorClass()
+// of the first error in its chain that has one (a handler's way to name
+// its failures), else the Go type of the innermost error that is more
+// than a bare text (a wrapped *net.OpError gives "*net.OpError"), else
+// "error". Grouping dead letters by class keeps apart failures whose
+// texts look alike.
+func ErrorClass(err error) string {
+	var named interface{ ErrorClass() string }
+	if errors.As(err, &named) {
+		if c := named.ErrorClass(); c != "" {
+			return c
+		}
+	}
+	class := "error"
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch t := fmt.Sprintf("%T", e); t {
+		case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError", "worker.permanentError":
+		default:
+			class = t
+		}
+	}
+	return class
 }

@@ -2,8 +2,10 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +83,34 @@ func TestRepublishStampsTheContractHeaders(t *testing.T) {
 		t.Errorf("reason = %v", dead.Headers[pattern.HeaderFailureReason])
 	}
 }
+
+func TestErrorClass(t *testing.T) {
+	named := classed{}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{errors.New("smtp 451"), "error"},
+		{fmt.Errorf("send: %w", errors.New("x")), "error"},
+		{fmt.Errorf("send: %w", &net.OpError{Op: "dial", Err: errors.New("refused")}), "*net.OpError"},
+		{Permanent(&json.SyntaxError{}), "*json.SyntaxError"},
+		{Permanent(errors.New("bad json")), "error"},
+		{fmt.Errorf("wrapped: %w", named), "SmtpTimeout"},
+	} {
+		if got := ErrorClass(tc.err); got != tc.want {
+			t.Errorf("ErrorClass(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	h := Republish(amqp.Delivery{}, pattern.Decision{DeadLetter: true}, "email", 3, named, time.Now()).Headers
+	if h[pattern.HeaderErrorClass] != "SmtpTimeout" || h[pattern.HeaderWorker] == "" {
+		t.Errorf("class %v worker %v", h[pattern.HeaderErrorClass], h[pattern.HeaderWorker])
+	}
+}
+
+type classed struct{}
+
+func (classed) Error() string      { return "smtp timeout" }
+func (classed) ErrorClass() string { return "SmtpTimeout" }
 
 func TestPermanent(t *testing.T) {
 	err := fmt.Errorf("decode: %w", Permanent(errors.New("bad json")))
