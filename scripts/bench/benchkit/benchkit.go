@@ -72,6 +72,18 @@ func ID(q string, i int) string { return fmt.Sprintf("%s-%07d", q, i) }
 // Publish sends n persistent messages of size bytes to queue q through
 // the default exchange, ids ID(q, i), each batch of 1,000 confirmed.
 func Publish(conn *amqp.Connection, q string, n, size int) error {
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	return PublishEach(conn, q, n, func(i int) amqp.Publishing {
+		return amqp.Publishing{MessageId: ID(q, i), DeliveryMode: amqp.Persistent, ContentType: "application/octet-stream", Body: body}
+	})
+}
+
+// PublishEach sends n messages to queue q through the default exchange,
+// message i as msg(i) gives it, mandatory, each batch of 1,000 confirmed.
+func PublishEach(conn *amqp.Connection, q string, n int, msg func(i int) amqp.Publishing) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -79,10 +91,6 @@ func Publish(conn *amqp.Connection, q string, n, size int) error {
 	defer ch.Close()
 	if err := ch.Confirm(false); err != nil {
 		return err
-	}
-	body := make([]byte, size)
-	for i := range body {
-		body[i] = byte('a' + i%26)
 	}
 	var dcs []*amqp.DeferredConfirmation
 	wait := func() error {
@@ -95,8 +103,7 @@ func Publish(conn *amqp.Connection, q string, n, size int) error {
 		return nil
 	}
 	for i := range n {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", q, true, false,
-			amqp.Publishing{MessageId: ID(q, i), DeliveryMode: amqp.Persistent, ContentType: "application/octet-stream", Body: body})
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", q, true, false, msg(i))
 		if err != nil {
 			return err
 		}
@@ -107,6 +114,61 @@ func Publish(conn *amqp.Connection, q string, n, size int) error {
 		}
 	}
 	return wait()
+}
+
+// FillDLQ declares work queue q (of queueType) dead-lettering into q.dlq
+// through q.dlx, publishes n messages to it (message i as msg(i) gives
+// it) and has the broker dead-letter them all (rejected), then waits
+// until q.dlq holds n.
+func FillDLQ(conn *amqp.Connection, q, queueType string, n int, msg func(i int) amqp.Publishing) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(q+".dlx", "direct", true, false, false, false, nil); err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-dead-letter-exchange": q + ".dlx", "x-dead-letter-routing-key": q, "x-queue-type": queueType}); err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(q+".dlq", true, false, false, false, nil); err != nil {
+		return err
+	}
+	if err := ch.QueueBind(q+".dlq", q, q+".dlx", false, nil); err != nil {
+		return err
+	}
+	if err := PublishEach(conn, q, n, msg); err != nil {
+		return err
+	}
+	if err := ch.Qos(2000, 0, false); err != nil {
+		return err
+	}
+	ds, err := ch.Consume(q, "fill", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	for got := 1; got <= n; got++ {
+		d := <-ds
+		if got%1000 == 0 || got == n {
+			if err := d.Nack(true, false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ch.Cancel("fill", false); err != nil {
+		return err
+	}
+	for {
+		qq, err := ch.QueueDeclarePassive(q+".dlq", true, false, false, false, nil)
+		if err != nil {
+			return err
+		}
+		if qq.Messages == n {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // ShovelMove moves every message of queue src to queue dst in vhost the

@@ -183,57 +183,16 @@ func splitArgs(s string) []string {
 	return out
 }
 
-// fill declares work queue q dead-lettering into q.dlq through q.dlx and
-// has the broker dead-letter n messages into it (rejected).
+// fill has the broker dead-letter n messages of size bytes from work
+// queue q into q.dlq.
 func fill(conn *amqp.Connection, q string, n, size int) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte('a' + i%26)
 	}
-	defer ch.Close()
-	if err := ch.ExchangeDeclare(q+".dlx", "direct", true, false, false, false, nil); err != nil {
-		return err
-	}
-	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-dead-letter-exchange": q + ".dlx", "x-dead-letter-routing-key": q, "x-queue-type": originType}); err != nil {
-		return err
-	}
-	if _, err := ch.QueueDeclare(q+".dlq", true, false, false, false, nil); err != nil {
-		return err
-	}
-	if err := ch.QueueBind(q+".dlq", q, q+".dlx", false, nil); err != nil {
-		return err
-	}
-	if err := benchkit.Publish(conn, q, n, size); err != nil {
-		return err
-	}
-	if err := ch.Qos(2000, 0, false); err != nil {
-		return err
-	}
-	ds, err := ch.Consume(q, "fill", false, false, false, false, nil)
-	if err != nil {
-		return err
-	}
-	for got := 1; got <= n; got++ {
-		d := <-ds
-		if got%1000 == 0 || got == n {
-			if err := d.Nack(true, false); err != nil {
-				return err
-			}
-		}
-	}
-	if err := ch.Cancel("fill", false); err != nil {
-		return err
-	}
-	for {
-		qq, err := ch.QueueDeclarePassive(q+".dlq", true, false, false, false, nil)
-		if err != nil {
-			return err
-		}
-		if qq.Messages == n {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return benchkit.FillDLQ(conn, q, originType, n, func(i int) amqp.Publishing {
+		return amqp.Publishing{MessageId: benchkit.ID(q, i), DeliveryMode: amqp.Persistent, ContentType: "application/octet-stream", Body: body}
+	})
 }
 
 // verify drains q and counts ids (see benchkit.Verify), and checks that
