@@ -24,14 +24,60 @@ type fakeSource struct {
 	mu        sync.Mutex
 	pageCalls []int
 	failPage  int
+	// wholeErr is the error of a read of the whole list (page 0).
+	wholeErr error
+}
+
+// timeout is what an HTTP client's timeout looks like to FetchQueues.
+type timeout struct{}
+
+func (timeout) Error() string { return "Client.Timeout exceeded while awaiting headers" }
+func (timeout) Timeout() bool { return true }
+
+// One read of the whole list; pages only when that read times out, and
+// never after another error.
+func TestFetchQueuesReadsTheWholeListOnceAndPagesOnlyOnTimeout(t *testing.T) {
+	var qs []QueueStat
+	for i := range 1234 {
+		qs = append(qs, QueueStat{Vhost: "v", Name: fmt.Sprintf("q%04d", i)})
+	}
+	for _, tc := range []struct {
+		name      string
+		wholeErr  error
+		wantCalls []int
+		wantErr   bool
+	}{
+		{"one read", nil, []int{0}, false},
+		{"timeout: pages", fmt.Errorf("get: %w", timeout{}), []int{0, 1, 2, 3}, false},
+		{"refused: no pages", errors.New("HTTP 401"), []int{0}, true},
+	} {
+		src := &fakeSource{snap: Snapshot{Queues: qs}, wholeErr: tc.wholeErr}
+		got, err := FetchQueues(context.Background(), src, "v", 0)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err %v", tc.name, err)
+		}
+		slices.Sort(src.pageCalls)
+		if !slices.Equal(src.pageCalls, tc.wantCalls) {
+			t.Errorf("%s: reads %v, want %v", tc.name, src.pageCalls, tc.wantCalls)
+		}
+		if !tc.wantErr && len(got) != len(qs) {
+			t.Errorf("%s: %d queues, want %d", tc.name, len(got), len(qs))
+		}
+	}
 }
 
 func (f *fakeSource) QueuePage(ctx context.Context, vhost string, page, size int) (Page, error) {
 	f.mu.Lock()
 	f.pageCalls = append(f.pageCalls, page)
 	f.mu.Unlock()
-	if page == f.failPage {
+	if f.failPage > 0 && page == f.failPage {
 		return Page{}, errors.New("boom")
+	}
+	if page == 0 {
+		if f.wholeErr != nil {
+			return Page{}, f.wholeErr
+		}
+		return Page{Queues: f.snap.Queues, PageCount: 1}, nil
 	}
 	n := len(f.snap.Queues)
 	pc := (n + size - 1) / size
@@ -377,9 +423,17 @@ func (g fakeGetter) GetJSON(_ context.Context, path string, q url.Values, v any)
 	if !ok {
 		return fmt.Errorf("unexpected path %s", path)
 	}
-	if path == "queues/a%2Fb" && (q.Get("page_size") != "500" || !strings.Contains(q.Get("columns"), "head_message_timestamp") ||
+	if path == "queues/a%2Fb" && (q.Has("page") || !strings.Contains(q.Get("columns"), "head_message_timestamp") ||
 		!strings.Contains(q.Get("columns"), "message_stats.ack_details.rate")) {
 		return fmt.Errorf("bad query %v", q)
+	}
+	if strings.HasPrefix(path, "queues/") && !q.Has("page") {
+		// Without page the API sends the whole list as an array.
+		var pg struct{ Items json.RawMessage }
+		if err := json.Unmarshal([]byte(body), &pg); err != nil {
+			return err
+		}
+		body = string(pg.Items)
 	}
 	return json.Unmarshal([]byte(body), v)
 }

@@ -104,13 +104,8 @@ func vhostPath(resource, vhost string) string {
 
 // QueuePage implements Source.
 func (s HTTPSource) QueuePage(ctx context.Context, vhost string, page, size int) (Page, error) {
-	q := url.Values{
-		"page":      {strconv.Itoa(page)},
-		"page_size": {strconv.Itoa(size)},
-		"columns":   {s.columns()},
-	}
-	var ap apiPage
-	if err := s.API.GetJSON(ctx, vhostPath("queues", vhost), q, &ap); err != nil {
+	ap, err := s.queues(ctx, vhost, page, size, url.Values{"columns": {s.columns()}})
+	if err != nil {
 		return Page{}, err
 	}
 	out := Page{PageCount: ap.PageCount, Queues: make([]QueueStat, len(ap.Items))}
@@ -156,6 +151,21 @@ func (s HTTPSource) QueuePage(ctx context.Context, vhost string, page, size int)
 	return out, nil
 }
 
+// queues reads the queue list with query q: page (1-based) of size
+// queues, or with page 0 the whole list in one response — a plain array,
+// which the broker builds once instead of once per page.
+func (s HTTPSource) queues(ctx context.Context, vhost string, page, size int, q url.Values) (apiPage, error) {
+	path := vhostPath("queues", vhost)
+	if page == 0 {
+		ap := apiPage{PageCount: 1}
+		return ap, s.API.GetJSON(ctx, path, q, &ap.Items)
+	}
+	q.Set("page", strconv.Itoa(page))
+	q.Set("page_size", strconv.Itoa(size))
+	var ap apiPage
+	return ap, s.API.GetJSON(ctx, path, q, &ap)
+}
+
 // policies reads the policies' definitions by vhost and name.
 func (s HTTPSource) policies(ctx context.Context, vhost string) (map[qkey]map[string]any, error) {
 	var raw []struct {
@@ -179,15 +189,12 @@ func (s HTTPSource) policies(ctx context.Context, vhost string) (map[qkey]map[st
 // deleted between the two reads shifts the page, and a queue not found
 // keeps unknown counts.
 func (s HTTPSource) fillTotals(ctx context.Context, vhost string, page, size int, queues []QueueStat) error {
-	q := url.Values{
-		"page":                {strconv.Itoa(page)},
-		"page_size":           {strconv.Itoa(size)},
+	ap, err := s.queues(ctx, vhost, page, size, url.Values{
 		"columns":             {totalsColumns},
 		"disable_stats":       {"true"},
 		"enable_queue_totals": {"true"},
-	}
-	var ap apiPage
-	if err := s.API.GetJSON(ctx, vhostPath("queues", vhost), q, &ap); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("read queue totals (the API reports no message counts): %w", err)
 	}
 	totals := make(map[qkey]apiQueue, len(ap.Items))

@@ -201,8 +201,8 @@ type Query struct {
 	// Globs select queues by name (see Matcher); none selects all.
 	Globs []string
 	Sort  SortKey
-	// PageSize is the queue list's page size; out of 1..MaxPageSize it is
-	// MaxPageSize.
+	// PageSize is the queue list's page size (see FetchQueues): 0 reads
+	// the whole list at once; out of 0..MaxPageSize it is MaxPageSize.
 	PageSize int
 }
 

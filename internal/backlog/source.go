@@ -8,6 +8,7 @@ package backlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -66,7 +67,8 @@ type Page struct {
 
 // Source reads the management API. vhost "" means every vhost.
 type Source interface {
-	// QueuePage returns page (1-based) of the queue list, sorted by name.
+	// QueuePage returns page (1-based) of the queue list, sorted by name;
+	// page 0 is the whole list in one read (PageCount 1).
 	QueuePage(ctx context.Context, vhost string, page, size int) (Page, error)
 	// Bindings returns every binding to a queue.
 	Bindings(ctx context.Context, vhost string) ([]deadletter.Binding, error)
@@ -97,13 +99,9 @@ func (s Snapshot) Graph() *deadletter.Graph {
 // server's work with decoding, few enough not to load a busy broker.
 const fetchParallel = 3
 
-// Fetch reads all queues page by page (pageSize ≤ MaxPageSize; pages after
-// the first are read concurrently) plus one bindings and one exchanges read,
-// so the cost does not grow with per-queue calls.
+// Fetch reads all queues (see FetchQueues) plus one bindings and one
+// exchanges read, so the cost does not grow with per-queue calls.
 func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapshot, error) {
-	if pageSize <= 0 || pageSize > MaxPageSize {
-		pageSize = MaxPageSize
-	}
 	snap := Snapshot{Taken: time.Now()}
 	var (
 		wg             sync.WaitGroup
@@ -117,7 +115,7 @@ func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapsho
 			snap.Exchanges, exErr = src.Exchanges(ctx, vhost)
 		}
 	}()
-	queues, err := fetchQueues(ctx, src, vhost, pageSize)
+	queues, err := FetchQueues(ctx, src, vhost, pageSize)
 	wg.Wait()
 	switch {
 	case err != nil:
@@ -131,15 +129,37 @@ func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapsho
 	return snap, nil
 }
 
-// FetchQueues reads the queue list alone, page by page as Fetch does.
+// FetchQueues reads the queue list alone. With pageSize 0 it asks for the
+// whole list in one read: the management API builds and sorts the whole
+// list for every page it serves, so one read of 5,000 queues costs the
+// broker about what one page does. Only when that read times out (a list
+// too large to build and send within --timeout) does it read pages of
+// MaxPageSize, pages after the first concurrently; a pageSize of 1 to
+// MaxPageSize asks for pages from the start.
 func FetchQueues(ctx context.Context, src Source, vhost string, pageSize int) ([]QueueStat, error) {
+	if pageSize == 0 {
+		whole, err := src.QueuePage(ctx, vhost, 0, 0)
+		if err == nil || !timedOut(err) || ctx.Err() != nil {
+			if err != nil {
+				return nil, fmt.Errorf("list queues: %w", err)
+			}
+			return whole.Queues, nil
+		}
+	}
 	if pageSize <= 0 || pageSize > MaxPageSize {
 		pageSize = MaxPageSize
 	}
-	return fetchQueues(ctx, src, vhost, pageSize)
+	return fetchPages(ctx, src, vhost, pageSize)
 }
 
-func fetchQueues(ctx context.Context, src Source, vhost string, size int) ([]QueueStat, error) {
+// timedOut reports whether err is a request that ran out of time (an
+// HTTP client timeout), not a refusal or an error the broker sent.
+func timedOut(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func fetchPages(ctx context.Context, src Source, vhost string, size int) ([]QueueStat, error) {
 	first, err := src.QueuePage(ctx, vhost, 1, size)
 	if err != nil {
 		return nil, fmt.Errorf("list queues (page 1): %w", err)

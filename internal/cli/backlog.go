@@ -207,7 +207,7 @@ read access to the vhost).`,
 	fl.IntVar(&opts.Count, "count", 0, "with --watch, stop after this many refreshes (0: until interrupted)")
 	pf := cmd.PersistentFlags()
 	pf.BoolVar(&scope.AllVhosts, "all-vhosts", false, "every vhost the user can see, not just the configured one")
-	pf.IntVar(&scope.PageSize, "page-size", backlog.MaxPageSize, "queues per management API page (1-500)")
+	pf.IntVar(&scope.PageSize, "page-size", 0, "queues per management API page (1-500; 0: the whole list in one read, pages only if it times out)")
 	_ = pf.MarkHidden("page-size")
 	_ = cmd.RegisterFlagCompletionFunc("sort", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		keys := make([]string, len(backlog.SortKeys))

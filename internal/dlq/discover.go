@@ -60,7 +60,7 @@ type ReasonCount struct {
 // dead-letter queues by name: the DLQs, origins and depths `mqctl backlog`
 // shows, from the same deadletter model.
 func Discover(ctx context.Context, src backlog.Source, vhost string) ([]DLQ, error) {
-	snap, err := backlog.Fetch(ctx, src, vhost, backlog.MaxPageSize)
+	snap, err := backlog.Fetch(ctx, src, vhost, 0)
 	if err != nil {
 		return nil, err
 	}

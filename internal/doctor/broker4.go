@@ -182,7 +182,7 @@ const maxNamed = 5
 // default of 20. A negative limit (4.x) means none.
 func deadLetterCheck(ctx context.Context, m Mgmt, vhost string, v version, describe Describe) Check {
 	c := Check{Name: "dead lettering", Status: OK}
-	queues, err := backlog.FetchQueues(ctx, backlog.HTTPSource{API: m, NoRates: true}, vhost, backlog.MaxPageSize)
+	queues, err := backlog.FetchQueues(ctx, backlog.HTTPSource{API: m, NoRates: true}, vhost, 0)
 	if err != nil {
 		msg, _, _ := describe(err)
 		c.Status, c.Detail = Warn, fmt.Sprintf("cannot list the queues of vhost %q: %s", vhost, msg)

@@ -73,12 +73,12 @@ func withKhepri(state string) []rabbithole.FeatureFlag {
 	return append(append([]rabbithole.FeatureFlag(nil), baseFlags...), rabbithole.FeatureFlag{Name: "khepri_db", State: rabbithole.State(state)})
 }
 
-// queuesPage is one page of /api/queues/v with counts (metrics on).
+// queuesPage is /api/queues/v read whole, with counts (metrics on).
 func queuesPage(items ...string) string {
 	for i, it := range items {
 		items[i] = `{"vhost":"v","messages_ready":0,"messages_unacknowledged":0,"consumers":0,` + it + `}`
 	}
-	return `{"page_count":1,"items":[` + strings.Join(items, ",") + `]}`
+	return `[` + strings.Join(items, ",") + `]`
 }
 
 func check(t *testing.T, rep Report, name string) Check {
@@ -141,10 +141,10 @@ func TestDoctorBrokerChecksAcrossVersions(t *testing.T) {
 				// Metrics off: no counts, so the reader takes queue
 				// totals (this fake serves the same page again) and
 				// looks the policy up by name.
-				"queues/v": `{"page_count":1,"items":[
+				"queues/v": `[
 					{"vhost":"v","name":"drops","type":"quorum","arguments":{}},
 					{"vhost":"v","name":"by-policy","type":"quorum","arguments":{},"policy":"dlx"},
-					{"vhost":"v","name":"unlimited","type":"quorum","arguments":{"x-delivery-limit":-1}}]}`,
+					{"vhost":"v","name":"unlimited","type":"quorum","arguments":{"x-delivery-limit":-1}}]`,
 				"policies/v": `[{"vhost":"v","name":"dlx","definition":{"dead-letter-exchange":"graveyard"}}]`,
 			}},
 			wants: map[string]want{
