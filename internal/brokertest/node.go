@@ -298,9 +298,15 @@ func (n *Node) Ctl(t testing.TB, args ...string) string {
 	return out
 }
 
-// TryCtl runs rabbitmqctl against the node (bounded to 60 s).
+// ctlBound bounds one rabbitmqctl or rabbitmq-plugins run. Each boots an
+// Erlang VM and talks to the node; on a two-core machine kept busy by
+// other work, enabling the management plugin took more than a minute.
+// The bound only catches a hang, so it is generous.
+const ctlBound = 3 * time.Minute
+
+// TryCtl runs rabbitmqctl against the node (bounded by ctlBound).
 func (n *Node) TryCtl(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), ctlBound)
 	defer cancel()
 	ctl := n.command(ctx, nodeCtl, append([]string{"-n", n.Name}, args...)...)
 	out, err := ctl.CombinedOutput()
@@ -311,7 +317,7 @@ func (n *Node) TryCtl(args ...string) (string, error) {
 // disable act online), failing the test when it fails.
 func (n *Node) Plugins(t testing.TB, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), ctlBound)
 	defer cancel()
 	cmd := n.command(ctx, nodePlugin, append([]string{"-n", n.Name}, args...)...)
 	out, err := cmd.CombinedOutput()
