@@ -73,8 +73,12 @@ func (t *failoverTransport) try(req *http.Request, target string, again bool) (*
 		return nil, err
 	}
 	ctx, cancel := req.Context(), context.CancelFunc(func() {})
-	if t.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+	limit := t.timeout
+	if l, ok := ctx.Value(tryLimitKey{}).(time.Duration); ok {
+		limit = l
+	}
+	if limit > 0 {
+		ctx, cancel = context.WithTimeout(ctx, limit)
 	}
 	r := req.Clone(ctx)
 	r.URL, r.Host = u, ""
@@ -96,6 +100,10 @@ func (t *failoverTransport) try(req *http.Request, target string, again bool) (*
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
+
+// tryLimitKey carries, in a request's context, the time one node gets
+// for it in place of --timeout (PostJSON: a definitions import).
+type tryLimitKey struct{}
 
 // worthAnotherNode reports whether err says nothing reached the API, so
 // the next node may take the request: the connection was refused or not

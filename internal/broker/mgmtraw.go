@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -23,6 +25,8 @@ type MgmtReader struct {
 	base       string
 	user, pass string
 	hc         *http.Client
+	// apis is how many management APIs a request may try in turn.
+	apis int
 }
 
 // NewMgmtReader returns a reader for the settings' management API.
@@ -39,38 +43,92 @@ func NewMgmtReader(s config.Settings) (*MgmtReader, error) {
 		user: s.MgmtUser,
 		pass: s.MgmtPassword,
 		hc:   &http.Client{Transport: rt, Timeout: mgmtClientTimeout(s)},
+		apis: max(1, len(s.MgmtURLs)),
 	}, nil
 }
 
 // GetJSON decodes GET /api/<path>?<query> into v. path segments must
 // already be escaped (url.PathEscape a vhost).
 func (m *MgmtReader) GetJSON(ctx context.Context, path string, query url.Values, v any) error {
+	return m.do(ctx, m.hc, http.MethodGet, path, query, nil, v)
+}
+
+// PostJSON sends body (JSON) with POST /api/<path>, bounded by limit
+// instead of the client's timeout: a definitions import of thousands of
+// objects takes the broker longer than any read.
+func (m *MgmtReader) PostJSON(ctx context.Context, path string, body []byte, limit time.Duration) error {
+	hc := *m.hc
+	hc.Timeout = limit * time.Duration(m.apis)
+	ctx = context.WithValue(ctx, tryLimitKey{}, limit)
+	return m.do(ctx, &hc, http.MethodPost, path, nil, body, nil)
+}
+
+// do sends one request and decodes a success into v (nil: discard it);
+// an HTTP error becomes a rabbithole.ErrorResponse.
+func (m *MgmtReader) do(ctx context.Context, hc *http.Client, method, path string, query url.Values, body []byte, v any) error {
 	u := m.base + "/api/" + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth(m.user, m.pass)
 	req.Header.Set("Accept", "application/json")
-	resp, err := m.hc.Do(req)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= http.StatusBadRequest {
-		er := rabbithole.ErrorResponse{StatusCode: resp.StatusCode}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(body, &er) != nil {
-			er.Message = fmt.Sprintf("HTTP %d", resp.StatusCode)
-		}
-		er.StatusCode = resp.StatusCode
-		return er
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return errorResponse(resp.StatusCode, b)
+	}
+	if v == nil {
+		_, err := io.Copy(io.Discard, resp.Body)
+		return err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("decode %s: %w", path, err)
 	}
 	return nil
+}
+
+// errorResponse reads the API's error body, {"error":…,"reason":…}.
+// RabbitMQ 3.x sends some reasons as Erlang character lists (JSON arrays
+// of code points), which rabbit-hole cannot decode: they are read as the
+// text they are.
+func errorResponse(status int, body []byte) rabbithole.ErrorResponse {
+	er := rabbithole.ErrorResponse{StatusCode: status}
+	var raw struct {
+		Error  json.RawMessage `json:"error"`
+		Reason json.RawMessage `json:"reason"`
+	}
+	if json.Unmarshal(body, &raw) != nil {
+		er.Message = fmt.Sprintf("HTTP %d", status)
+		return er
+	}
+	er.Message, er.Reason = erlangText(raw.Error), erlangText(raw.Reason)
+	return er
+}
+
+// erlangText is a JSON string, or an array of code points, as text.
+func erlangText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var points []rune
+	if json.Unmarshal(raw, &points) == nil {
+		return string(points)
+	}
+	return strings.TrimSpace(string(raw))
 }

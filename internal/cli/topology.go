@@ -103,7 +103,9 @@ type topologyTarget struct {
 
 // defaultTopologyConnect reaches the management API of f's settings, and
 // for the emptiness check before a prune, AMQP in the connection's vhost.
-func defaultTopologyConnect(f *Factory) func() (topologyTarget, error) {
+// importLimit, when set, is read at connect time (after the flags): it
+// bounds each definitions import (--import-timeout; 0: by its size).
+func defaultTopologyConnect(f *Factory, importLimit *time.Duration) func() (topologyTarget, error) {
 	return func() (topologyTarget, error) {
 		s, err := f.Settings()
 		if err != nil {
@@ -121,6 +123,9 @@ func defaultTopologyConnect(f *Factory) func() (topologyTarget, error) {
 			return topologyTarget{}, err
 		}
 		b := &topology.MgmtBroker{Client: mgmt, Counter: dialCounter(f.Dialer), CounterVhost: s.Vhost, Timeout: s.Timeout}
+		if importLimit != nil {
+			b.ImportLimit = *importLimit
+		}
 		if r, err := broker.NewMgmtReader(s); err == nil {
 			b.Reader = r
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	"github.com/spf13/cobra"
@@ -37,13 +38,22 @@ type TopologyApplyOptions struct {
 	DryRun  bool
 	Yes     bool
 	Format  output.Format
+	// ImportTimeout bounds each definitions import (0: 30 s plus 20 ms
+	// per object, at least --timeout).
+	ImportTimeout time.Duration
 }
 
 // topologyApplyLong is `mqctl topology apply --help`.
 const topologyApplyLong = `Plan (see ` + "`mqctl topology plan`" + `), then execute: creates and updates go to the
-broker's own definitions import (POST /api/definitions) in dependency order —
-exchanges, queues, bindings, policies — in batches of 500 objects. Applying the
-same file again changes nothing.
+broker's own definitions import for the vhost (POST /api/definitions/{vhost})
+in dependency order — policies, exchanges, queues, bindings — in batches of
+500 objects. Applying the same file again changes nothing.
+
+Each import is bounded by --import-timeout (default: 30 s plus 20 ms per
+object, at least --timeout), not by --timeout: a busy broker takes seconds for
+a few hundred objects, and it goes on with an import whose request was cut.
+After a cut, apply reads the vhost back and says what the broker had created
+so far, then exits 1.
 
 Conflicts: apply refuses and changes nothing (exit 3); the plan says what to
 do instead.
@@ -53,8 +63,8 @@ where the broker denies that deprecated feature, as 4.3 does by default;
 x-queue-version: 1 on 4.3; ha-* policy keys on 4.0+) stops apply before any
 import, naming file:line:column (exit 2); see ` + "`mqctl topology plan --help`" + `.
 
-After each import, apply reads the vhost's definitions back (one read) and
-checks that every object it sent is there: the broker's import can answer
+After the imports of each kind, apply reads the vhost's definitions back (one
+read) and checks that every object it sent is there: the broker's import can answer
 success and skip an object (4.3 does so for a queue with a denied
 x-queue-master-locator, every version for a queue whose name another
 connection holds as an exclusive queue). A skipped object, or an import the
@@ -116,8 +126,9 @@ the queue and its temporary queue, and write on the default exchange.`
 
 // NewCmdTopologyApply builds `mqctl topology apply`.
 func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *cobra.Command {
-	opts := &TopologyApplyOptions{IO: f.IO, Connect: defaultTopologyConnect(f),
+	opts := &TopologyApplyOptions{IO: f.IO,
 		StateDir: func() (string, error) { return stateHome(f.Env) }, MigrationDeps: defaultMigrationDeps(f)}
+	opts.Connect = defaultTopologyConnect(f, &opts.ImportTimeout)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Plan, then create and update the file's objects on the broker",
@@ -132,6 +143,9 @@ func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *co
 			if opts.Format, err = f.Format(); err != nil {
 				return err
 			}
+			if opts.ImportTimeout < 0 {
+				return fail.Usagef("--import-timeout must not be negative")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -144,6 +158,7 @@ func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *co
 	cmd.Flags().BoolVar(&opts.Migrate, "migrate", false, "re-create queues RabbitMQ cannot change in place, moving their messages")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print the plan and each migration's steps; change nothing")
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation before pruning or migrating")
+	cmd.Flags().DurationVar(&opts.ImportTimeout, "import-timeout", 0, "bound on each definitions import (default: 30s plus 20ms per object, at least --timeout)")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }

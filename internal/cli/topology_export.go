@@ -30,7 +30,7 @@ type TopologyExportOptions struct {
 
 // NewCmdTopologyExport builds `mqctl topology export`.
 func NewCmdTopologyExport(f *Factory, runF func(*TopologyExportOptions) error) *cobra.Command {
-	opts := &TopologyExportOptions{IO: f.IO, Connect: defaultTopologyConnect(f)}
+	opts := &TopologyExportOptions{IO: f.IO, Connect: defaultTopologyConnect(f, nil)}
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write a topology file from the live broker or a RabbitMQ definitions JSON",

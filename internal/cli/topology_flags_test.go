@@ -176,7 +176,7 @@ func (b *fakeTopologyBroker) Facts(context.Context) (topology.BrokerFacts, error
 	return topology.BrokerFacts{Version: "3.10.8"}, nil
 }
 
-func (b *fakeTopologyBroker) Import(_ context.Context, d *topology.Definitions) error {
+func (b *fakeTopologyBroker) Import(_ context.Context, _ string, d *topology.Definitions) error {
 	b.imported = append(b.imported, d)
 	b.defs.Exchanges = append(b.defs.Exchanges, d.Exchanges...)
 	b.defs.Queues = append(b.defs.Queues, d.Queues...)

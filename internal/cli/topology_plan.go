@@ -30,7 +30,7 @@ type TopologyPlanOptions struct {
 
 // NewCmdTopologyPlan builds `mqctl topology plan`.
 func NewCmdTopologyPlan(f *Factory, runF func(*TopologyPlanOptions) error) *cobra.Command {
-	opts := &TopologyPlanOptions{IO: f.IO, Connect: defaultTopologyConnect(f)}
+	opts := &TopologyPlanOptions{IO: f.IO, Connect: defaultTopologyConnect(f, nil)}
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Compare a topology file with the broker and classify every change",

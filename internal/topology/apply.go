@@ -18,9 +18,9 @@ type Broker interface {
 	Definitions(ctx context.Context, vhost string) (*Definitions, error)
 	// QueueStates reads every queue's message and consumer counts in one call.
 	QueueStates(ctx context.Context, vhost string) (map[string]QueueState, error)
-	// Import creates or updates the given objects through the broker's
-	// definitions import (objects carry their vhost).
-	Import(ctx context.Context, defs *Definitions) error
+	// Import creates or updates the given objects of vhost through the
+	// broker's definitions import (the objects carry their vhost too).
+	Import(ctx context.Context, vhost string, defs *Definitions) error
 	DeleteBinding(ctx context.Context, vhost string, b DefBinding) error
 	DeletePolicy(ctx context.Context, vhost, name string) error
 	DeleteExchange(ctx context.Context, vhost, name string) error
@@ -133,18 +133,17 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 		}
 	}
 	for _, stage := range stages {
-		for start := 0; start < len(stage); start += ImportBatch {
-			batch := stage[start:min(start+ImportBatch, len(stage))]
-			if err := importAndCheck(ctx, b, p.Vhost, batch, res.Applied); err != nil {
-				var ie *ImportError
-				if errors.As(err, &ie) {
-					res.Applied += len(ie.Created)
-				}
-				return res, err
-			}
-			res.Applied += len(batch)
-			progress(len(batch))
+		if len(stage) == 0 {
+			continue
 		}
+		if err := importStage(ctx, b, p.Vhost, stage, res.Applied, progress); err != nil {
+			var ie *ImportError
+			if errors.As(err, &ie) {
+				res.Applied += len(ie.Created)
+			}
+			return res, err
+		}
+		res.Applied += len(stage)
 	}
 
 	if err := p.recheckDeletes(ctx, b); err != nil {
@@ -225,6 +224,10 @@ type ImportError struct {
 	// ReadBackErr is set when the definitions could not be read back, so
 	// Created and Missing are unknown.
 	ReadBackErr error
+	// Cut marks an import whose request ran out of time (ErrImportCut):
+	// Created and Missing are what the broker had done when it was read
+	// back, and it may still be creating the rest.
+	Cut bool
 	// checked is set once Created and Missing are known.
 	checked bool
 }
@@ -252,17 +255,18 @@ func (e *ImportError) Error() string {
 			fmt.Fprintf(&b, "\nwhat it created before failing is unknown: reading the definitions back failed too (%v)", e.ReadBackErr)
 		case !e.checked:
 			fmt.Fprintf(&b, "\nwhat it created before failing is unknown")
+		case e.Cut:
+			fmt.Fprintf(&b, "\nread back right after: the broker had created %d of them so far", len(e.Created))
+			if len(e.Missing) > 0 {
+				fmt.Fprintf(&b, "; %d not yet (%s) — wait until it is done, then `mqctl topology plan` shows what is left; a larger --import-timeout lets apply wait for it", len(e.Missing), listed(missingNames(e.Missing), 5))
+			}
 		case len(e.Created) > 0:
-			fmt.Fprintf(&b, "\nthe broker still created %d of them: %s", len(e.Created), strings.Join(e.Created, ", "))
+			fmt.Fprintf(&b, "\nthe broker still created %d of them: %s", len(e.Created), listed(e.Created, 20))
 		default:
 			fmt.Fprintf(&b, "\nthe broker created none of them")
 		}
-		if len(e.Missing) > 0 {
-			names := make([]string, len(e.Missing))
-			for i, m := range e.Missing {
-				names[i] = m.Kind + " " + m.Name
-			}
-			fmt.Fprintf(&b, "\nnot created: %s", strings.Join(names, ", "))
+		if len(e.Missing) > 0 && !e.Cut {
+			fmt.Fprintf(&b, "\nnot created: %s", listed(missingNames(e.Missing), 20))
 		}
 	} else {
 		fmt.Fprintf(&b, "the broker answered the import of %d %s definition(s) into vhost %s with success but did not create %d of them:", e.Sent, e.Kind, e.Vhost, len(e.Missing))
@@ -275,6 +279,23 @@ func (e *ImportError) Error() string {
 	}
 	fmt.Fprintf(&b, "\n%d object(s) were applied by earlier imports; an apply is not atomic: fix the cause, then `mqctl topology plan` shows what is left and `mqctl topology apply` does the rest", e.AppliedBefore)
 	return b.String()
+}
+
+func missingNames(ms []MissingObject) []string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Kind + " " + m.Name
+	}
+	return names
+}
+
+// listed joins the first n names and says how many more there are: an
+// import of thousands must not make an error of thousands of names.
+func listed(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 // errorText is a broker error without rabbit-hole's "Error 400 (bad_request):".
@@ -294,11 +315,29 @@ type exclusiveLister interface {
 	ExclusiveQueues(ctx context.Context, vhost string) (map[string]bool, error)
 }
 
-// importAndCheck imports one batch and reads the vhost back to check that
-// every object of it is there (for an update: as the file says).
-func importAndCheck(ctx context.Context, b Broker, vhost string, batch []Change, appliedBefore int) error {
-	defs := &Definitions{Queues: []DefQueue{}, Exchanges: []DefExchange{}, Bindings: []DefBinding{}, Policies: []DefPolicy{}}
-	for _, c := range batch {
+// importStage imports the objects of one kind in batches of ImportBatch
+// (a progress step and a bounded request each), stopping at the first
+// batch that fails, then reads the vhost back once to check that every
+// object sent is there (for an update: as the file says). One read per
+// kind, not per batch: reading back a vhost of thousands of objects costs
+// the broker about what importing five hundred does.
+func importStage(ctx context.Context, b Broker, vhost string, stage []Change, appliedBefore int, progress func(int)) error {
+	var importErr error
+	sent := stage
+	for start := 0; start < len(stage); start += ImportBatch {
+		batch := stage[start:min(start+ImportBatch, len(stage))]
+		if importErr = b.Import(ctx, vhost, definitionsOf(batch).ForVhost(vhost)); importErr != nil {
+			sent = stage[:start+len(batch)]
+			break
+		}
+		progress(len(batch))
+	}
+	return checkImport(ctx, b, vhost, sent, importErr, appliedBefore)
+}
+
+func definitionsOf(changes []Change) *Definitions {
+	defs := &Definitions{}
+	for _, c := range changes {
 		switch {
 		case c.exchange != nil:
 			defs.Exchanges = append(defs.Exchanges, *c.exchange)
@@ -310,12 +349,21 @@ func importAndCheck(ctx context.Context, b Broker, vhost string, batch []Change,
 			defs.Policies = append(defs.Policies, *c.policy)
 		}
 	}
-	importErr := b.Import(ctx, defs.ForVhost(vhost))
+	return defs
+}
+
+// checkImport reads the vhost back after the import of sent ended with
+// importErr (nil: success) and says what the broker created and what not.
+// An import the broker refused, or whose request was cut (it goes on
+// server-side), is read back too; only one that got no answer at all
+// leaves the broker's state unknown.
+func checkImport(ctx context.Context, b Broker, vhost string, sent []Change, importErr error, appliedBefore int) error {
 	if importErr != nil && ctx.Err() != nil {
 		return importErr
 	}
-	e := &ImportError{Vhost: vhost, Kind: batch[0].Kind, Sent: len(batch), Err: importErr, AppliedBefore: appliedBefore}
-	if importErr != nil {
+	e := &ImportError{Vhost: vhost, Kind: sent[0].Kind, Sent: len(sent), Err: importErr, AppliedBefore: appliedBefore,
+		Cut: errors.Is(importErr, ErrImportCut)}
+	if importErr != nil && !e.Cut {
 		if k, ok := fail.KindOf(importErr); ok && k == fail.Auth {
 			e.checked = true // refused before anything was done
 			return e
@@ -328,14 +376,14 @@ func importAndCheck(ctx context.Context, b Broker, vhost string, batch []Change,
 	live, err := b.Definitions(ctx, vhost)
 	if err != nil {
 		if importErr == nil {
-			return fmt.Errorf("read back the %d %s definition(s) just imported into vhost %s: %w", len(batch), batch[0].Kind, vhost, err)
+			return fmt.Errorf("read back the %d %s definition(s) just imported into vhost %s: %w", len(sent), sent[0].Kind, vhost, err)
 		}
 		e.ReadBackErr = err
 		return e
 	}
 	idx := indexLive(live)
 	e.checked = true
-	for _, c := range batch {
+	for _, c := range sent {
 		if idx.has(c) {
 			e.Created = append(e.Created, describe(c))
 		} else {
@@ -347,11 +395,11 @@ func importAndCheck(ctx context.Context, b Broker, vhost string, batch []Change,
 	}
 	if importErr == nil {
 		var exclusive map[string]bool
-		if l, ok := b.(exclusiveLister); ok && batch[0].Kind == KindQueue {
+		if l, ok := b.(exclusiveLister); ok && sent[0].Kind == KindQueue {
 			exclusive, _ = l.ExclusiveQueues(ctx, vhost)
 		}
 		byName := map[string]Change{}
-		for _, c := range batch {
+		for _, c := range sent {
 			byName[c.Kind+"\x00"+c.Name] = c
 		}
 		for i, m := range e.Missing {

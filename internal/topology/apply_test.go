@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,6 +29,9 @@ type recorder struct {
 	skip    map[string]bool
 	fail    map[string]string
 	reads   int
+	// cutAfter, when > 0, makes the import of that many objects or more
+	// run out of time after the broker created the first cutAfter.
+	cutAfter int
 }
 
 func (r *recorder) Definitions(context.Context, string) (*Definitions, error) {
@@ -38,7 +42,7 @@ func (r *recorder) Definitions(context.Context, string) (*Definitions, error) {
 func (r *recorder) QueueStates(context.Context, string) (map[string]QueueState, error) {
 	return nil, nil
 }
-func (r *recorder) Import(_ context.Context, d *Definitions) error {
+func (r *recorder) Import(_ context.Context, _ string, d *Definitions) error {
 	r.imports = append(r.imports, d)
 	kind := "policy"
 	switch {
@@ -50,6 +54,10 @@ func (r *recorder) Import(_ context.Context, d *Definitions) error {
 		kind = "binding"
 	}
 	r.calls = append(r.calls, "import "+kind)
+	if r.cutAfter > 0 && len(d.Queues) >= r.cutAfter {
+		r.live.Queues = append(r.live.Queues, d.Queues[:r.cutAfter]...)
+		return fmt.Errorf("the broker did not finish the import: %w", ErrImportCut)
+	}
 	var failed string
 	keep := func(name string) bool {
 		if why, ok := r.fail[name]; ok {
@@ -162,6 +170,35 @@ func TestApplyBatches(t *testing.T) {
 	}
 	if len(r.imports) != 2 || len(r.imports[0].Queues) != ImportBatch || len(r.imports[1].Queues) != 10 {
 		t.Errorf("imports: %d batches", len(r.imports))
+	}
+	if r.reads != 1 {
+		t.Errorf("%d definitions reads for one kind in two batches, want 1", r.reads)
+	}
+}
+
+// An import whose request ran out of time goes on in the broker: apply
+// reads back what it had created so far and says so, without a list of
+// thousands of names.
+func TestApplyReadsBackAfterACutImport(t *testing.T) {
+	src := "apiVersion: mqctl/v1\nvhost: v\nqueues:\n"
+	for i := 0; i < 40; i++ {
+		src += "  - {name: q" + itoa(i) + "}\n"
+	}
+	p := Diff(Expand(mustParse(t, src)), &Definitions{}, nil, PlanOptions{})
+	r := &recorder{cutAfter: 25}
+	res, err := Apply(context.Background(), r, p, nil)
+	var ie *ImportError
+	if !errors.As(err, &ie) || !ie.Cut || !errors.Is(err, ErrImportCut) {
+		t.Fatalf("err = %v, want a cut *ImportError", err)
+	}
+	if r.reads != 1 || len(ie.Created) != 25 || len(ie.Missing) != 15 || res.Applied != 25 {
+		t.Errorf("reads %d, created %d, missing %d, applied %d", r.reads, len(ie.Created), len(ie.Missing), res.Applied)
+	}
+	msg := err.Error()
+	for _, want := range []string{"the broker had created 25 of them so far", "15 not yet (queue q", "and 10 more", "--import-timeout"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
 	}
 }
 

@@ -36,8 +36,20 @@ type MgmtBroker struct {
 	Reader JSONGetter
 	// Timeout is the client's own timeout (--timeout). An import is
 	// bounded by ImportTimeout(Timeout, n) instead, never less than 30 s,
-	// whatever timeout Client has.
-	Timeout time.Duration
+	// whatever timeout Client has, or by ImportLimit when set
+	// (--import-timeout).
+	Timeout     time.Duration
+	ImportLimit time.Duration
+}
+
+// ErrImportCut is an import whose request ran out of time: the broker goes
+// on with it, so what it created is only what it had created so far.
+var ErrImportCut = errors.New("the import's request ran out of time")
+
+// JSONPoster sends a JSON body with POST /api/<path> within limit;
+// broker.MgmtReader is one.
+type JSONPoster interface {
+	PostJSON(ctx context.Context, path string, body []byte, limit time.Duration) error
 }
 
 // ImportTimeout bounds one definitions import of n objects, given the
@@ -274,25 +286,39 @@ func (m *MgmtBroker) QueueStates(ctx context.Context, vhost string) (map[string]
 	return out, nil
 }
 
-// Import implements Broker with POST /api/definitions.
-func (m *MgmtBroker) Import(ctx context.Context, defs *Definitions) error {
+// Import implements Broker with POST /api/definitions/{vhost} (through a
+// Reader that can post; else POST /api/definitions, the objects carrying
+// their vhost). A vhost-scoped import is what RabbitMQ offers for one
+// vhost's objects, and the broker does no work for the others.
+func (m *MgmtBroker) Import(ctx context.Context, vhost string, defs *Definitions) error {
 	b, err := json.Marshal(defs)
 	if err != nil {
 		return err
 	}
-	var exp rabbithole.ExportedDefinitions
-	if err := json.Unmarshal(b, &exp); err != nil {
-		return err
+	limit := m.ImportLimit
+	if limit <= 0 {
+		limit = ImportTimeout(m.Timeout, defs.count())
 	}
-	limit := ImportTimeout(m.Timeout, defs.count())
-	client := *m.Client
-	client.SetTimeout(limit)
-	res, err := client.UploadDefinitions(&exp)
+	var res *http.Response
+	if p, ok := m.Reader.(JSONPoster); ok {
+		err = p.PostJSON(ctx, "definitions/"+url.PathEscape(vhost), b, limit)
+	} else {
+		var exp rabbithole.ExportedDefinitions
+		if err := json.Unmarshal(b, &exp); err != nil {
+			return err
+		}
+		client := *m.Client
+		client.SetTimeout(limit)
+		if res, err = client.UploadDefinitions(&exp); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.Timeout() {
 		// Not the generic "did not answer within --timeout": the API
 		// answered everything else, and the import goes on server-side.
-		return fmt.Errorf("the broker did not finish the import within %s (the limit for %d objects) and may still be carrying it out", limit, defs.count())
+		return fmt.Errorf("the broker did not finish the import of %d objects within %s (--import-timeout) and may still be carrying it out: %w", defs.count(), limit, ErrImportCut)
 	}
 	if err != nil {
 		var er rabbithole.ErrorResponse
@@ -308,8 +334,7 @@ func (m *MgmtBroker) Import(ctx context.Context, defs *Definitions) error {
 		}
 		return err
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	return res.Body.Close()
+	return nil
 }
 
 // DeleteBinding implements Broker; it looks the binding's properties key up

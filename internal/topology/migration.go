@@ -86,7 +86,7 @@ func DeclareQueue(ctx context.Context, b Broker, vhost string, q DefQueue, pol *
 	if pol != nil {
 		defs.Policies = []DefPolicy{*pol}
 	}
-	if err := b.Import(ctx, defs.ForVhost(vhost)); err != nil {
+	if err := b.Import(ctx, vhost, defs.ForVhost(vhost)); err != nil {
 		return fmt.Errorf("declare queue %s in vhost %s: %w", q.Name, vhost, err)
 	}
 	live, err := b.Definitions(ctx, vhost)
