@@ -124,7 +124,28 @@ measure() {
 		"$name" "$mw" "${walls[*]}" "$mc" "$(echo "$mr / 1024" | bc -l)" "$(echo "$maxr / 1024" | bc -l)"
 }
 
+# side_by_side: `mqctl backlog -o json` against one filtered curl of the
+# same columns, alternating run by run, medians and their ratio: what the
+# broker needs to answer is the floor mqctl is measured against.
+cols="vhost,name,type,state,arguments,policy,effective_policy_definition,messages_ready,messages_unacknowledged,consumers,head_message_timestamp,leader,members,online,message_stats.publish_details.rate,message_stats.deliver_get_details.rate,message_stats.ack_details.rate"
+side_by_side() {
+	local m=() c=() w
+	"$BIN" backlog -o json >/dev/null 2>&1 || true
+	for ((r = 0; r < RUNS; r++)); do
+		/usr/bin/time -f '%e' -o "$WORK/time" "$BIN" backlog -o json >/dev/null 2>&1 || true
+		m+=("$(tail -1 "$WORK/time")")
+		/usr/bin/time -f '%e' -o "$WORK/time" curl -fsS -u "$USERPASS" "$MGMT/api/queues/$VHOST?columns=$cols" >/dev/null 2>&1 || true
+		c+=("$(tail -1 "$WORK/time")")
+	done
+	local mm mc
+	mm=$(printf '%s\n' "${m[@]}" | median)
+	mc=$(printf '%s\n' "${c[@]}" | median)
+	printf 'side by side    mqctl backlog -o json median %5.2f s (runs: %s), one filtered curl median %5.2f s (runs: %s): ratio %.2fx\n' \
+		"$mm" "${m[*]}" "$mc" "${c[*]}" "$(echo "$mm / $mc" | bc -l)"
+}
+
 echo "load average before timing: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+side_by_side
 measure "backlog -o json" "$BIN" backlog -o json
 measure "backlog (table)" "$BIN" backlog
 measure "backlog check" "$BIN" backlog check --max-ready 1000 --max-unacked 1000 --max-dlq 0 --min-consumers 0 --max-age 1h
