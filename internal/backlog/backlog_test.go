@@ -24,8 +24,9 @@ type fakeSource struct {
 	mu        sync.Mutex
 	pageCalls []int
 	failPage  int
-	// wholeErr is the error of a read of the whole list (page 0).
-	wholeErr error
+	// wholeErr is the error of a read of the whole list (page 0);
+	// bindErr that of the bindings read.
+	wholeErr, bindErr error
 }
 
 // timeout is what an HTTP client's timeout looks like to FetchQueues.
@@ -64,6 +65,17 @@ func TestFetchQueuesReadsTheWholeListOnceAndPagesOnlyOnTimeout(t *testing.T) {
 			t.Errorf("%s: %d queues, want %d", tc.name, len(got), len(qs))
 		}
 	}
+
+	// A black hole: the bindings read sent beside it times out too, so
+	// Fetch gives up after one timeout instead of reading pages.
+	src := &fakeSource{snap: Snapshot{Queues: qs}, wholeErr: timeout{}, bindErr: timeout{}}
+	if _, err := Fetch(context.Background(), src, "v", 0); err == nil || !slices.Equal(src.pageCalls, []int{0}) {
+		t.Errorf("black hole: err %v, reads %v, want an error after the one read", err, src.pageCalls)
+	}
+	src = &fakeSource{snap: Snapshot{Queues: qs}, wholeErr: timeout{}}
+	if snap, err := Fetch(context.Background(), src, "v", 0); err != nil || len(snap.Queues) != len(qs) {
+		t.Errorf("a list too large: err %v, %d queues", err, len(snap.Queues))
+	}
 }
 
 func (f *fakeSource) QueuePage(ctx context.Context, vhost string, page, size int) (Page, error) {
@@ -86,7 +98,7 @@ func (f *fakeSource) QueuePage(ctx context.Context, vhost string, page, size int
 }
 
 func (f *fakeSource) Bindings(context.Context, string) ([]deadletter.Binding, error) {
-	return f.snap.Bindings, nil
+	return f.snap.Bindings, f.bindErr
 }
 func (f *fakeSource) Exchanges(context.Context, string) ([]deadletter.Exchange, error) {
 	return f.snap.Exchanges, nil

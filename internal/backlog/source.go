@@ -107,15 +107,21 @@ func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapsho
 		wg             sync.WaitGroup
 		bindErr, exErr error
 	)
+	bound := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		snap.Bindings, bindErr = src.Bindings(ctx, vhost)
+		close(bound)
 		if bindErr == nil {
 			snap.Exchanges, exErr = src.Exchanges(ctx, vhost)
 		}
 	}()
-	queues, err := FetchQueues(ctx, src, vhost, pageSize)
+	// The bindings read, sent at the same moment, tells a list too large
+	// to send within --timeout (bindings answered: read pages) from an
+	// API that answers nothing (a black hole: one --timeout, not two).
+	answers := func() bool { <-bound; return bindErr == nil }
+	queues, err := fetchQueues(ctx, src, vhost, pageSize, answers)
 	wg.Wait()
 	switch {
 	case err != nil:
@@ -137,9 +143,15 @@ func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapsho
 // MaxPageSize, pages after the first concurrently; a pageSize of 1 to
 // MaxPageSize asks for pages from the start.
 func FetchQueues(ctx context.Context, src Source, vhost string, pageSize int) ([]QueueStat, error) {
+	return fetchQueues(ctx, src, vhost, pageSize, func() bool { return true })
+}
+
+// fetchQueues is FetchQueues; after a timed-out read of the whole list it
+// reads pages only if answers says the API answers other requests.
+func fetchQueues(ctx context.Context, src Source, vhost string, pageSize int, answers func() bool) ([]QueueStat, error) {
 	if pageSize == 0 {
 		whole, err := src.QueuePage(ctx, vhost, 0, 0)
-		if err == nil || !timedOut(err) || ctx.Err() != nil {
+		if err == nil || !timedOut(err) || ctx.Err() != nil || !answers() {
 			if err != nil {
 				return nil, fmt.Errorf("list queues: %w", err)
 			}
