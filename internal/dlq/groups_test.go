@@ -25,6 +25,8 @@ func TestNormalizeError(t *testing.T) {
 			"lock held since <time> by evt-<n>"},
 		{"bad checksum 0xdeadbeef in block 7f3a9c0e", "bad checksum 0x1F in block a1b2", "bad checksum <id> in block <id>"},
 		{"slow: 250ms at 10:15:00.5", "slow:   1.5s at 23:59:59", "slow: <n>ms at <time>"},
+		{"503 from api (request id 9e3779b1-0a2f)", "503 from api (request id deadbeef-abcd)", "<n> from api (request id <id>)"},
+		{"trace cafebabe12 lost", "trace facade0012 lost", "trace <id> lost"},
 	} {
 		ga, gb := NormalizeError(tc.a), NormalizeError(tc.b)
 		if ga != tc.want {
@@ -36,6 +38,9 @@ func TestNormalizeError(t *testing.T) {
 	}
 	if got := NormalizeError("slow:   1.5s at 23:59:59"); got != "slow: <n>.<n>s at <time>" {
 		t.Errorf("decimal with unit: %q", got)
+	}
+	if got := NormalizeError("call 15550123 at add-42 failed"); got != "call <n> at add-<n> failed" {
+		t.Errorf("long number or short hex word taken for an id: %q", got)
 	}
 	if got := NormalizeError("smtp 550 mailbox unavailable"); got == NormalizeError("invalid address") {
 		t.Errorf("different errors merged: %q", got)

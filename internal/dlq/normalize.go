@@ -8,8 +8,9 @@ import (
 // NormalizeRules says, for help texts, how NormalizeError turns error
 // messages that differ only in ids, numbers and times into one.
 const NormalizeRules = `times (2026-05-01T10:15:00Z, 2026-05-01 10:15:00,
-10:15:00.123) become <time>; UUIDs, 0x… hex and words that mix letters and
-digits (u42, 7f3a9c) <id>; e-mail addresses <email>; runs of digits <n>,
+10:15:00.123) become <time>; UUIDs, 0x… hex, hex words of 8 or more
+(deadbeef), hex parts joined by - (9e3779b1-abcd) and words that mix letters
+and digits (u42, 7f3a9c) <id>; e-mail addresses <email>; runs of digits <n>,
 keeping a short unit (evt-00042 becomes evt-<n>, 1.5s <n>.<n>s, 250ms <n>ms,
 HTTP 503 HTTP <n>); spaces are squeezed and the result cut to 200 characters`
 
@@ -21,10 +22,21 @@ var normalizers = []struct {
 	{regexp.MustCompile(`(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), fixed("<id>")},
 	{regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`), fixed("<email>")},
 	{regexp.MustCompile(`(?i)\b0x[0-9a-f]+\b`), fixed("<id>")},
+	// Hex ids written without a digit in some part (request id
+	// 9e3779b1-abcd, deadbeef): long hex words and runs of hex parts
+	// joined by '-'. Digits alone are left to the number rule.
+	{regexp.MustCompile(`(?i)\b[0-9a-f]{4,}(?:-[0-9a-f]{4,})+\b|\b[0-9a-f]{8,}\b`), hexID},
 	{regexp.MustCompile(`\b[0-9A-Za-z_]*[0-9][0-9A-Za-z_]*\b`), word},
 }
 
 func fixed(s string) func(string) string { return func(string) string { return s } }
+
+func hexID(w string) string {
+	if strings.Trim(w, "0123456789-") == "" {
+		return w
+	}
+	return "<id>"
+}
 
 // unit is a short unit after a number: 10ms, 5s, 2xx, 3rd.
 var unit = regexp.MustCompile(`^[0-9]+([a-zµ]{1,3})$`)
