@@ -28,7 +28,7 @@ type Entry struct {
 	// User is the operating-system user that ran the command.
 	User string `json:"user"`
 	// Command is the command that acted: "dlq replay", "dlq purge",
-	// "dlq publish", "topology prune", "topology migrate", "dlq browse".
+	// "publish", "topology prune", "topology migrate", "dlq browse".
 	Command string `json:"command"`
 	// Broker is the address the command acted on, without credentials.
 	Broker string `json:"broker"`

@@ -366,6 +366,7 @@ func (v backlogView) Table() output.TableData {
 	return output.TableData{
 		Headers: headers,
 		Rows:    rows,
+		Columns: backlogColumns,
 		Footer:  v.footer(),
 		CellLevel: func(row, c int) output.Level {
 			r := v.Queues[row]
@@ -388,6 +389,26 @@ func (v backlogView) Table() output.TableData {
 			return output.LevelNone
 		},
 	}
+}
+
+// backlogColumns fit the table to a terminal: a queue's name is never
+// cut; what a reader of a backlog misses least goes first (rates, type,
+// then figures the warnings column sums up: no consumer, below quorum),
+// what says where messages pile up (ready, dlq, warnings) last or never.
+var backlogColumns = map[string]output.Column{
+	"queue":     {Keep: true},
+	"pub/s":     {Drop: 9},
+	"deliver/s": {Drop: 8},
+	"type":      {Drop: 7},
+	"consumers": {Drop: 6},
+	"quorum":    {Min: 8, Drop: 5},
+	"oldest":    {Drop: 4},
+	"unacked":   {Drop: 3},
+	// A sparkline cut short would lose its newest samples.
+	"trend": {Keep: true, Drop: 2},
+	// "email.dlq 3": cut, it keeps the count.
+	"dlq":      {Min: 12, CutStart: true, Drop: 1},
+	"warnings": {Min: 16},
 }
 
 func (v backlogView) trend(r backlog.Row) string {

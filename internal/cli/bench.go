@@ -304,6 +304,7 @@ func (v benchView) RenderText(w io.Writer, s *output.Styles) error {
 		if err := output.WriteTable(w, s, output.TableData{
 			Headers: []string{"latency", "min", "median", "p75", "p95", "p99", "p99.9", "max"},
 			Rows:    lrows,
+			Columns: map[string]output.Column{"latency": {Keep: true}},
 		}); err != nil {
 			return err
 		}

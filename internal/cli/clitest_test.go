@@ -28,7 +28,9 @@ func runCLIWith(t *testing.T, setup func(*iostreams.IOStreams), env map[string]s
 	if setup != nil {
 		setup(ios)
 	}
-	full := map[string]string{"MQCTL_CONFIG": filepath.Join(t.TempDir(), "none.yaml")}
+	// A private state directory: the audit trail, replay journals and
+	// the record of published files never land in the tester's home.
+	full := map[string]string{"MQCTL_CONFIG": filepath.Join(t.TempDir(), "none.yaml"), "XDG_STATE_HOME": t.TempDir()}
 	for k, v := range env {
 		full[k] = v
 	}

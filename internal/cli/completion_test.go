@@ -81,7 +81,7 @@ func TestDLQCommandsCompleteDeadLetterQueueNames(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	brokertest.DLQFixture(t, env, 1, 10)
-	for _, cmd := range []string{"show", "export", "replay", "purge"} {
+	for _, cmd := range []string{"show", "export", "replay", "purge", "browse"} {
 		r := runCLI(t, env.Environ(), "__complete", "dlq", cmd, "")
 		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 		if r.Code != 0 || !slices.Contains(lines, "email.dlq") || slices.Contains(lines, "email") || slices.Contains(lines, "audit") {

@@ -185,6 +185,7 @@ type consumeSummary struct {
 func (s consumeSummary) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"queue", "acked", "retried", "dead-lettered", "requeued", "reconnects"},
+		Columns: map[string]output.Column{"queue": {Keep: true}},
 		Rows: [][]string{{s.Queue, fmt.Sprint(s.Acked), fmt.Sprint(s.Retried), fmt.Sprint(s.DeadLettered),
 			fmt.Sprint(s.Requeued), fmt.Sprint(s.Reconnects)}},
 	}

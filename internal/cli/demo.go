@@ -141,6 +141,7 @@ func (v demoView) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"user", "vip", "e-mails", "points", "coupons", "check"},
 		Rows:    rows,
+		Columns: map[string]output.Column{"user": {Keep: true}},
 		CellLevel: func(row, col int) output.Level {
 			if col != 5 {
 				return output.LevelNone

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/backlog"
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
@@ -23,9 +26,9 @@ func NewCmdDLQ(f *Factory) *cobra.Command {
 		Use:   "dlq",
 		Short: "See, export, replay and purge dead letters after a human has checked them",
 		Long: `Dead-letter queues after a human has checked them: list them (ls), look
-inside without consuming (show, export), then move exactly the checked
-messages back to the queue they died in (replay) or remove exactly those
-(purge, archiving each message first).
+inside without consuming (show, export, or browse: a terminal UI), then move
+exactly the checked messages back to the queue they died in (replay) or
+remove exactly those (purge, archiving each message first).
 
 How mqctl reads a DLQ without consuming it: one exclusive consumer with
 manual acknowledgements reads the messages the queue held when the command
@@ -42,6 +45,12 @@ is kept; its redelivered flag is set. Limits:
   - on a quorum DLQ every peek counts toward its delivery limit (4.x sets 20 by
     default) and can drop messages: mqctl's DLQs are classic queues.
 
+Guard rails: show, export, replay and purge refuse a queue that is not a
+dead-letter queue (nothing dead-letters into it and mqctl's naming does not
+make it one: the queues ` + "`mqctl dlq ls`" + ` lists) before reading a message, unless
+--force; without the management API only the name is checked (X.dlq). Every
+replay, purge and publish is appended to an audit trail: ` + "`mqctl dlq history`" + `.
+
 Identity of a message: its message_id, else "sha256:" and a hash of its body
 and properties (death headers left out, so the id survives a replay).
 
@@ -52,6 +61,7 @@ export, replay and purge (see ` + "`mqctl dlq show --help`" + `).`,
 		Example: `  mqctl dlq ls
   mqctl dlq show email.dlq --limit 20
   mqctl dlq show email.dlq --groups
+  mqctl dlq browse email.dlq
   mqctl dlq replay email.dlq --group 3fa2c9d1 --dry-run
   mqctl dlq export email.dlq --out checked.jsonl
   mqctl dlq replay email.dlq --from checked.jsonl --yes
@@ -63,6 +73,8 @@ export, replay and purge (see ` + "`mqctl dlq show --help`" + `).`,
 		NewCmdDLQExport(f, nil),
 		NewCmdDLQReplay(f, nil),
 		NewCmdDLQPurge(f, nil),
+		NewCmdDLQBrowse(f, nil),
+		NewCmdDLQHistory(f, nil),
 	)
 	return cmd
 }
@@ -216,4 +228,148 @@ func defaultJournal(env config.LookupEnv, vhost, queue string) (string, error) {
 		dir = filepath.Join(home, ".local", "state")
 	}
 	return dlq.JournalPath(dir, vhost, queue), nil
+}
+
+// linkageFunc answers what the dead-letter model says about a queue (see
+// dlq.Linkage). Commands hold one instead of the Factory, so a test can
+// answer without a broker.
+type linkageFunc func(ctx context.Context, queue string) (dlq.Linkage, error)
+
+// linkageOf asks the management API (one snapshot of the vhost, the model
+// `dlq ls` and `backlog` use); when it does not answer, or does not list
+// the queue, it falls back on what AMQP shows (mqctl's X.dlq naming), and
+// the answer says so.
+func linkageOf(f *Factory) linkageFunc {
+	return func(ctx context.Context, queue string) (dlq.Linkage, error) {
+		s, err := f.Settings()
+		if err != nil {
+			return dlq.Linkage{}, err
+		}
+		var why string
+		api, err := newMgmtReader(s)
+		if err == nil {
+			var l dlq.Linkage
+			l, err = dlq.DiscoverLinkage(ctx, backlog.HTTPSource{API: api, NoRates: true}, s.Vhost, queue)
+			switch {
+			case ctx.Err() != nil:
+				return l, ctx.Err()
+			case err == nil && l.Listed:
+				return l, nil
+			case err == nil:
+				why = fmt.Sprintf("the management API does not list %s in vhost %s", queue, s.Vhost)
+			}
+		}
+		if why == "" {
+			why = "the management API did not answer (" + s.Redactor.Redact(err.Error()) + ")"
+		}
+		d, err := f.Dialer("mqctl dlq (check)")
+		if err != nil {
+			return dlq.Linkage{}, err
+		}
+		conn, err := d.Dial(ctx)
+		if err != nil {
+			return dlq.Linkage{}, err
+		}
+		defer conn.Close()
+		exists, err := dlq.QueueExists(conn, queue)
+		if err != nil {
+			return dlq.Linkage{}, err
+		}
+		if !exists {
+			return dlq.Linkage{}, fail.Usagef("queue %q not found in this vhost; `mqctl dlq ls` lists the dead-letter queues", queue)
+		}
+		return dlq.NamedLinkage(conn, queue, why)
+	}
+}
+
+// guardDLQ is the check every dlq command on one queue makes before it
+// reads a single message: a queue that is not a dead-letter queue is
+// refused (exit 2) unless force, and reading a quorum DLQ is warned
+// about. A nil linkage checks nothing (tests that stop before a broker).
+func guardDLQ(ctx context.Context, ios *iostreams.IOStreams, linkage linkageFunc, queue string, force bool) (dlq.Linkage, error) {
+	if linkage == nil {
+		return dlq.Linkage{Queue: queue}, nil
+	}
+	l, err := linkage(ctx, queue)
+	if err != nil {
+		return l, err
+	}
+	if err := l.Refusal(); err != nil {
+		if !force {
+			return l, err
+		}
+		fmt.Fprintf(ios.ErrOut, "warning: --force: reading %s although it is not a dead-letter queue (%s)\n", queue, strings.TrimSuffix(l.DeadLettersTo, "."))
+	} else if l.Note != "" {
+		fmt.Fprintf(ios.ErrOut, "note: %s\n", l.Note)
+	}
+	if w := l.QuorumWarning(); w != "" {
+		fmt.Fprintln(ios.ErrOut, "warning: "+w)
+	}
+	return l, nil
+}
+
+// text is the selection as the user gave it, for the audit trail:
+// the selecting flags (and --limit), shell-quoted where needed. It holds
+// flags only, never a connection setting, so never a secret.
+func (s *selectionFlags) text(limit int) string {
+	var parts []string
+	if s.From != "" {
+		parts = append(parts, "--from "+shellQuote(s.From))
+	}
+	for _, id := range s.IDs {
+		parts = append(parts, "--id "+shellQuote(id))
+	}
+	if s.All {
+		parts = append(parts, "--all")
+	}
+	if s.Where != "" {
+		parts = append(parts, "--where "+shellQuote(s.Where))
+	}
+	for _, g := range s.Groups {
+		parts = append(parts, "--group "+shellQuote(g))
+	}
+	if limit > 0 {
+		parts = append(parts, "--limit "+strconv.Itoa(limit))
+	}
+	return strings.Join(parts, " ")
+}
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// thousands writes n with thousands separators: 1,966.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// messages is "1 message" or "1,966 messages".
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return thousands(n) + " messages"
+}
+
+// refuseUnlessPrompting refuses a destructive run that may not ask (no
+// terminal, no --yes) before anything connects; action says what was
+// refused.
+func refuseUnlessPrompting(ios *iostreams.IOStreams, yes bool, action string) error {
+	if yes || ios.CanPrompt() {
+		return nil
+	}
+	return Confirm(ios, false, action)
 }

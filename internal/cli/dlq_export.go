@@ -14,18 +14,22 @@ import (
 
 // DLQExportOptions is what `mqctl dlq export` needs.
 type DLQExportOptions struct {
-	IO     *iostreams.IOStreams
-	Dial   dialFunc
-	Format output.Format
-	Queue  string
-	Out    string
-	Where  string
-	Groups []string
+	IO   *iostreams.IOStreams
+	Dial dialFunc
+	// Linkage checks that Queue is a dead-letter queue before any message
+	// is read; Force reads it anyway.
+	Linkage linkageFunc
+	Force   bool
+	Format  output.Format
+	Queue   string
+	Out     string
+	Where   string
+	Groups  []string
 }
 
 // NewCmdDLQExport builds `mqctl dlq export`.
 func NewCmdDLQExport(f *Factory, runF func(*DLQExportOptions) error) *cobra.Command {
-	opts := &DLQExportOptions{IO: f.IO, Dial: dialer(f)}
+	opts := &DLQExportOptions{IO: f.IO, Dial: dialer(f), Linkage: linkageOf(f)}
 	cmd := &cobra.Command{
 		Use:   "export QUEUE --out FILE.jsonl",
 		Short: "Write every dead letter to a JSONL file, losslessly, without consuming",
@@ -53,6 +57,9 @@ FILE is never overwritten (exit 2), a FILE.partial a killed export left is
 replaced, and a FILE whose directory does not exist is exit 2 before the
 queue is read.
 
+A queue that is not a dead-letter queue is refused (exit 2) before a message
+is read, unless --force (see ` + "`mqctl dlq show --help`" + `).
+
 Least permissions: read on the queue.`,
 		Example: `  mqctl dlq export email.dlq --out email-dlq.jsonl
   jq -r '.death.reason' email-dlq.jsonl | sort | uniq -c
@@ -73,6 +80,7 @@ Least permissions: read on the queue.`,
 	cmd.Flags().StringVar(&opts.Out, "out", "", "file to write (JSONL; must not exist)")
 	_ = cmd.MarkFlagRequired("out")
 	registerFilterFlags(cmd, &opts.Where, &opts.Groups)
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "export even a queue that is not a dead-letter queue")
 	return cmd
 }
 
@@ -91,6 +99,7 @@ func (v dlqExportView) Table() output.TableData {
 	}
 	return output.TableData{
 		Headers: []string{"queue", "file", "exported"},
+		Columns: map[string]output.Column{"queue": {Keep: true}, "file": {Keep: true}},
 		Rows:    [][]string{{v.Queue, v.File, fmt.Sprint(v.Exported)}},
 		Footer:  footer,
 	}
@@ -99,6 +108,9 @@ func (v dlqExportView) Table() output.TableData {
 func dlqExportRun(ctx context.Context, opts *DLQExportOptions) error {
 	filter, err := dlq.NewFilter(opts.Where, opts.Groups, time.Now())
 	if err != nil {
+		return err
+	}
+	if _, err := guardDLQ(ctx, opts.IO, opts.Linkage, opts.Queue, opts.Force); err != nil {
 		return err
 	}
 	conn, err := opts.Dial(ctx, "mqctl dlq export")

@@ -94,6 +94,14 @@ func (v dlqListView) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"dlq", "type", "messages", "origins", "top reasons", "oldest death", "note"},
 		Rows:    rows,
+		Columns: map[string]output.Column{
+			"dlq":          {Keep: true},
+			"type":         {Drop: 3},
+			"oldest death": {Keep: true, Drop: 2},
+			"origins":      {Min: 10, Drop: 1},
+			"top reasons":  {Min: 16},
+			"note":         {Min: 16},
+		},
 		RowLevel: func(row int) output.Level {
 			switch {
 			case v.DLQs[row].Warning != "" || v.DLQs[row].PeekError != "" || v.DLQs[row].Messages == nil:

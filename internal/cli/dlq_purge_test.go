@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/iostreams"
 )
 
@@ -50,17 +51,35 @@ func TestDLQPurgeRefusesBeforeArchivingOrConnecting(t *testing.T) {
 }
 
 // Without --archive the archive is named after the queue and the start
-// time, in the working directory.
+// time, in the working directory; a dry run and --no-archive have none.
 func TestDLQPurgeDefaultArchiveName(t *testing.T) {
+	at := time.Date(2026, 5, 1, 10, 15, 0, 0, time.UTC)
+	o := &DLQPurgeOptions{Queue: "email/dlq", now: func() time.Time { return at }}
+	if got := purgeArchivePath(o); got != "email_dlq.purged.20260501T101500Z.jsonl" {
+		t.Errorf("default archive %q", got)
+	}
+	o.Archive = "mine.jsonl"
+	if got := purgeArchivePath(o); got != "mine.jsonl" {
+		t.Errorf("--archive: %q", got)
+	}
+	o.DryRun = true
+	if got := purgeArchivePath(o); got != "" {
+		t.Errorf("dry run: %q", got)
+	}
+}
+
+// An archive is opened only once the broker answered and the queue was
+// checked: a purge that cannot start leaves no file behind.
+func TestDLQPurgeBrokerDownWritesNoArchive(t *testing.T) {
 	t.Chdir(t.TempDir())
 	ios, _, _, _ := iostreams.Test()
-	at := time.Date(2026, 5, 1, 10, 15, 0, 0, time.UTC)
-	o := &DLQPurgeOptions{IO: ios, Dial: brokerDown, Queue: "email/dlq", Select: selectionFlags{All: true}, Yes: true,
-		now: func() time.Time { return at }}
+	o := &DLQPurgeOptions{IO: ios, Dial: brokerDown, Queue: "email.dlq", Select: selectionFlags{All: true}, Yes: true,
+		Settings: func() (config.Settings, error) { return config.Settings{Vhost: "/"}, nil },
+		Audit:    auditTrail{Path: "audit.jsonl"}, now: time.Now}
 	if err := dlqPurgeRun(context.Background(), o); ExitCode(context.Background(), err, true) != ExitError {
 		t.Errorf("err = %v, want the broker's", err)
 	}
-	if _, err := os.Stat("email_dlq.purged.20260501T101500Z.jsonl"); err != nil {
-		t.Error(err)
+	if m, _ := filepath.Glob("*.purged.*"); len(m) > 0 {
+		t.Errorf("archive written: %v", m)
 	}
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,8 +24,12 @@ type DLQReplayOptions struct {
 	// the redactor of stderr lines.
 	Settings func() (config.Settings, error)
 	// Env places the default journal (XDG_STATE_HOME, HOME).
-	Env        config.LookupEnv
-	Dial       dialFunc
+	Env  config.LookupEnv
+	Dial dialFunc
+	// Linkage checks that Queue is a dead-letter queue and names its
+	// origins, before any message is read.
+	Linkage    linkageFunc
+	Audit      auditTrail
 	Format     output.Format
 	Queue      string
 	Select     selectionFlags
@@ -54,6 +60,22 @@ mqctl-failed-at, mqctl-first-failed-at, mqctl-attempt): they move into one new
 entry of the mqctl-death-history header, and mqctl-replay-count goes up by
 one. A message replayed --max-replays times already is skipped unless --force.
 
+Guard rails: QUEUE must be a dead-letter queue (some queue dead-letters into
+it, by arguments or policy, or mqctl's naming makes it one: the queues
+` + "`mqctl dlq ls`" + ` lists); any other queue is refused (exit 2) before a message is
+read, unless --force. A message whose claimed origin (mqctl-origin-queue,
+else x-death) is not one of the DLQ's origins is skipped, with the reason,
+unless --to or --force. --dry-run also looks up every destination (a passive
+declare) and reports "would fail: queue X does not exist" for a message the
+default exchange could not route. Reading a quorum DLQ raises its messages'
+x-delivery-count: mqctl warns.
+
+Every replay that is not a dry run appends one JSON line to the audit trail
+(--audit-log, default $XDG_STATE_HOME/mqctl/audit.jsonl): who, where, the
+selection as given, each message's id, body SHA-256, destination and
+result; ` + "`mqctl dlq history`" + ` shows it. A trail that cannot be written refuses
+the replay (exit 2) before anything moves.
+
 Selecting: --from FILE (an export a human checked), --id ID (repeatable; a
 unique start of an id is enough: 7f3a9c selects sha256:7f3a9c…; a start that
 several ids share exits 2 listing them, before anything moves), or --all;
@@ -81,9 +103,10 @@ stays in the DLQ, the journal reports possible duplicates on the next run).
 publishes awaiting their confirm; mqctl holds up to about three windows of
 messages in memory, so lower it for very large messages.
 
-Asks for confirmation on a terminal; refuses without --yes otherwise (exit 2,
+Asks for confirmation on a terminal, stating how many messages go where
+(counted by a dry run first); refuses without --yes otherwise (exit 2,
 nothing changed). Exit 3 when some selected message was skipped, failed or
-not found.
+not found (on a dry run: would be skipped or fail).
 
 Least permissions: read on the DLQ and write on the default exchange (the
 write pattern must match amq.default), which publishes to any queue by name;
@@ -92,7 +115,8 @@ every message stays in the DLQ.`
 
 // NewCmdDLQReplay builds `mqctl dlq replay`.
 func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Command {
-	opts := &DLQReplayOptions{IO: f.IO, Settings: settingsOf(f), Env: f.Env, Dial: dialer(f)}
+	opts := &DLQReplayOptions{IO: f.IO, Settings: settingsOf(f), Env: f.Env, Dial: dialer(f), Linkage: linkageOf(f),
+		Audit: auditTrail{Env: f.Env}}
 	cmd := &cobra.Command{
 		Use:   "replay QUEUE (--from FILE | --id ID… | --all | --where EXPR | --group KEY)",
 		Short: "Republish exactly the selected dead letters to the queue they died in",
@@ -125,13 +149,14 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
 	fl := cmd.Flags()
 	fl.StringVar(&opts.To, "to", "", "replay into this queue instead of each message's origin queue")
 	fl.IntVar(&opts.MaxReplays, "max-replays", 3, "skip messages already replayed this many times")
-	fl.BoolVar(&opts.Force, "force", false, "replay even messages above --max-replays")
+	fl.BoolVar(&opts.Force, "force", false, "replay even messages above --max-replays or from a foreign origin, and from a queue that is not a DLQ")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "show what would move; change nothing")
 	fl.IntVar(&opts.Limit, "limit", 0, "replay at most this many messages (0: no limit)")
 	fl.Float64Var(&opts.Rate, "rate", 0, "at most this many messages per second (0: unlimited)")
 	fl.IntVar(&opts.Window, "window", 1024, "publishes awaiting their confirm at once")
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	opts.Audit.register(fl)
 	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)
 	return cmd
 }
@@ -142,7 +167,10 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 		return err
 	}
 	if !opts.DryRun {
-		if err := Confirm(opts.IO, opts.Yes, fmt.Sprintf("replay %s %s", what, opts.Queue)); err != nil {
+		if err := refuseUnlessPrompting(opts.IO, opts.Yes, fmt.Sprintf("replay %s %s", what, opts.Queue)); err != nil {
+			return err
+		}
+		if err := opts.Audit.check(); err != nil {
 			return err
 		}
 	}
@@ -160,6 +188,11 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 	}
 	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
 	warnFilter(opts.IO, sel.Filter)
+	if rep != nil && !opts.DryRun {
+		if err := opts.Audit.record(s, rep.Audit("dlq replay", opts.Select.text(opts.Limit), runErr), runErr); err != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", s.Redactor.Redact(err.Error()))
+		}
+	}
 	return finishReport(opts.IO, opts.Format, rep, runErr, "replay")
 }
 
@@ -184,6 +217,10 @@ func openReplayJournal(opts *DLQReplayOptions, vhost string) (*dlq.Journal, erro
 // alarm blocks a connection that publishes, and with it any ack sent on
 // that connection.
 func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel *dlq.Selection, journal *dlq.Journal) (*dlq.Report, error) {
+	link, err := guardDLQ(ctx, opts.IO, opts.Linkage, opts.Queue, opts.Force)
+	if err != nil {
+		return nil, err
+	}
 	src, err := opts.Dial(ctx, "mqctl dlq replay (consumer)")
 	if err != nil {
 		return nil, err
@@ -197,13 +234,72 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 		return nil, err
 	}
 	defer dst.Close()
-	progress := output.NewProgress(opts.IO, int64(max(sel.Size(), -1)), "replaying "+opts.Queue)
-	defer progress.Finish()
-	log := newLineLog(opts.IO.ErrOut, s.Redactor, "dlq replay")
-	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
-	return dlq.Replay(ctx, src, dst, dlq.ReplayOptions{
+	ro := dlq.ReplayOptions{
 		Queue: opts.Queue, Selection: sel, To: opts.To, MaxReplays: opts.MaxReplays, Force: opts.Force,
 		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,
-		Journal: journal, Progress: progress,
+		Journal: journal, Origins: link.Origins,
+	}
+	if !opts.DryRun && !opts.Yes {
+		// The prompt states what will move where: a dry run counts it.
+		preview := ro
+		preview.Selection, preview.DryRun, preview.Journal, preview.Rate = sel.Clone(), true, nil, 0
+		progress := output.NewProgress(opts.IO, -1, "counting "+opts.Queue)
+		preview.Progress = progress
+		rep, err := dlq.Replay(ctx, src, dst, preview)
+		progress.Finish()
+		if err != nil {
+			return nil, err
+		}
+		if err := Confirm(opts.IO, false, replayPrompt(rep)); err != nil {
+			return nil, err
+		}
+	}
+	progress := output.NewProgress(opts.IO, -1, "replaying "+opts.Queue)
+	defer progress.Finish()
+	ro.Progress = progress
+	log := newLineLog(opts.IO.ErrOut, s.Redactor, "dlq replay")
+	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
+	return dlq.Replay(ctx, src, dst, ro)
+}
+
+// replayPrompt is the question before a replay, from its dry run: how
+// many messages go to which queue, and what will not move.
+func replayPrompt(rep *dlq.Report) string {
+	count := map[string]int{}
+	var dests []string
+	n, notMoving := 0, 0
+	for _, o := range rep.Outcomes {
+		if o.Status != dlq.StatusWouldReplay {
+			notMoving++
+			continue
+		}
+		if count[o.Destination] == 0 {
+			dests = append(dests, o.Destination)
+		}
+		count[o.Destination]++
+		n++
+	}
+	sort.Slice(dests, func(i, j int) bool {
+		return count[dests[i]] > count[dests[j]] || (count[dests[i]] == count[dests[j]] && dests[i] < dests[j])
 	})
+	parts := make([]string, len(dests))
+	for i, d := range dests {
+		parts[i] = fmt.Sprintf("%s (%s)", d, thousands(count[d]))
+	}
+	q := fmt.Sprintf("replay %s of %s", messages(n), rep.Queue)
+	if len(parts) > 0 {
+		q += " to " + joinAnd(parts)
+	}
+	if notMoving > 0 {
+		q += fmt.Sprintf(" (%s selected will not move: skipped or failing; see --dry-run)", thousands(notMoving))
+	}
+	return q
+}
+
+// joinAnd joins a, b and c.
+func joinAnd(parts []string) string {
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,8 @@ func TestDLQReplayFlags(t *testing.T) {
 func replayOpts(t *testing.T, ios *iostreams.IOStreams) *DLQReplayOptions {
 	return &DLQReplayOptions{
 		IO: ios, Dial: noBroker(t), Queue: "email.dlq", MaxReplays: 3, Window: 16, BlockedTimeout: time.Minute,
-		Env: func(string) (string, bool) { return "", false },
+		Env:   func(string) (string, bool) { return "", false },
+		Audit: auditTrail{Path: filepath.Join(t.TempDir(), "audit.jsonl")},
 		Settings: func() (config.Settings, error) {
 			t.Error("settings read")
 			return config.Settings{}, errors.New("no settings in this test")

@@ -51,6 +51,7 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 			footer = fmt.Sprintf("… %d more rows (see -o json)", shown-200)
 		}
 		t := output.TableData{Headers: []string{"id", "status", "destination", "reason"}, Rows: rows,
+			Columns:  map[string]output.Column{"id": {Keep: true}, "status": {Keep: true}, "destination": {Min: 12, Drop: 1}, "reason": {Min: 20}},
 			RowLevel: func(r int) output.Level { return levels[r] }, Footer: footer}
 		if err := output.WriteTable(w, s, t); err != nil {
 			return err

@@ -18,8 +18,12 @@ import (
 
 // DLQShowOptions is what `mqctl dlq show` needs.
 type DLQShowOptions struct {
-	IO      *iostreams.IOStreams
-	Dial    dialFunc
+	IO   *iostreams.IOStreams
+	Dial dialFunc
+	// Linkage checks that Queue is a dead-letter queue before any message
+	// is read; Force reads it anyway.
+	Linkage linkageFunc
+	Force   bool
 	Format  output.Format
 	Queue   string
 	Limit   int
@@ -36,7 +40,7 @@ type DLQShowOptions struct {
 
 // NewCmdDLQShow builds `mqctl dlq show`.
 func NewCmdDLQShow(f *Factory, runF func(*DLQShowOptions) error) *cobra.Command {
-	opts := &DLQShowOptions{IO: f.IO, Dial: dialer(f), Now: time.Now}
+	opts := &DLQShowOptions{IO: f.IO, Dial: dialer(f), Linkage: linkageOf(f), Now: time.Now}
 	var groupBy []string
 	var allGroups bool
 	cmd := &cobra.Command{
@@ -69,6 +73,7 @@ func NewCmdDLQShow(f *Factory, runF func(*DLQShowOptions) error) *cobra.Command 
 	fl.StringSliceVar(&groupBy, "group-by", nil, "show groups by these fields, any of origin,reason,error")
 	fl.BoolVar(&allGroups, "groups", false, "show groups by origin, reason and error (--group-by origin,reason,error)")
 	registerFilterFlags(cmd, &opts.Where, &opts.Groups)
+	fl.BoolVar(&opts.Force, "force", false, "read even a queue that is not a dead-letter queue")
 	return cmd
 }
 
@@ -124,7 +129,11 @@ unknown field or a syntax error exits 2 naming the position. Fields:
 ` + dlq.WhereFields + `.
 
 The messages are read with the peek method of ` + "`mqctl dlq --help`" + ` and all
-returned to the queue, in order, when the command ends.
+returned to the queue, in order, when the command ends. A queue that is not a
+dead-letter queue (nothing dead-letters into it and mqctl's naming does not
+make it one; ` + "`mqctl dlq ls`" + ` lists the DLQs) is refused (exit 2) before a
+message is read, unless --force; a quorum DLQ is read with a warning, as
+every read raises its messages' x-delivery-count.
 
 Least permissions: read on the queue.`
 
@@ -166,7 +175,20 @@ func (v dlqShowView) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"id", "origin", "reason", "deaths", "first death", "last death", "routing keys", "headers", "body"},
 		Rows:    rows,
-		Footer:  footer,
+		// On a terminal: the id, which replay and purge select by, is never
+		// cut; the reason is cut, never hidden; -o json has everything.
+		Columns: map[string]output.Column{
+			"id":           {Keep: true},
+			"reason":       {Min: 20},
+			"headers":      {Min: 12, Drop: 9},
+			"first death":  {Keep: true, Drop: 8},
+			"routing keys": {Min: 8, Drop: 7},
+			"deaths":       {Drop: 6},
+			"body":         {Min: 12, Drop: 5},
+			"origin":       {Min: 8, Drop: 4},
+			"last death":   {Keep: true, Drop: 3},
+		},
+		Footer: footer,
 	}
 }
 
@@ -276,6 +298,18 @@ func (v dlqGroupsView) Table() output.TableData {
 	}
 	return output.TableData{
 		Headers: headers, Rows: rows,
+		// On a terminal: the key is typed back into --group and the sample
+		// id into --id, so neither is cut; reason and error are cut,
+		// never hidden.
+		Columns: map[string]output.Column{
+			"key":         {Keep: true},
+			"reason":      {Min: 12},
+			"error":       {Min: 16},
+			"first death": {Keep: true, Drop: 4},
+			"sample id":   {Keep: true, Drop: 3},
+			"origin":      {Min: 8, Drop: 2},
+			"last death":  {Keep: true, Drop: 1},
+		},
 		Footer: fmt.Sprintf("%d group(s) of %d message(s); %d of %d read in %s, none consumed; `--group KEY` selects a group",
 			len(v.Groups), v.Selected, v.Read, v.Depth, v.Queue),
 	}
@@ -287,6 +321,9 @@ func dlqShowRun(ctx context.Context, opts *DLQShowOptions) error {
 	}
 	filter, err := dlq.NewFilter(opts.Where, opts.Groups, opts.Now())
 	if err != nil {
+		return err
+	}
+	if _, err := guardDLQ(ctx, opts.IO, opts.Linkage, opts.Queue, opts.Force); err != nil {
 		return err
 	}
 	conn, err := opts.Dial(ctx, "mqctl dlq show")

@@ -18,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/brokertest"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
@@ -109,7 +110,7 @@ func TestDLQReplayAndPurgeRefuseWithoutYesWhenNotATerminal(t *testing.T) {
 	// On a terminal, anything but yes is a refusal too.
 	r := runCLIWith(t, func(s *iostreams.IOStreams) { s.SetTTY(true, false, true); s.In = strings.NewReader("n\n") },
 		env.Environ(), "dlq", "replay", "email.dlq", "--all")
-	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "Replay every message in email.dlq? [y/N]") {
+	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "Replay 3 messages of email.dlq to email (3)? [y/N]") {
 		t.Errorf("terminal refusal: exit %d\n%s", r.Code, r.Stderr)
 	}
 	if n := env.QueueDepth(t, "email.dlq"); n != 3 {
@@ -122,6 +123,9 @@ func TestDLQCommandsEndToEnd(t *testing.T) {
 	env := dlqFixture(t, 6)
 	e := env.Environ()
 	dir := t.TempDir()
+	// One state directory for every run: the record of published files
+	// and the audit trail carry over from run to run.
+	e["XDG_STATE_HOME"] = filepath.Join(dir, "state")
 
 	r := runCLI(t, e, "dlq", "ls", "-o", "json")
 	var ls struct {
@@ -207,6 +211,31 @@ func TestDLQCommandsEndToEnd(t *testing.T) {
 	if got := brokertest.DrainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00003,evt-00005,evt-00006" {
 		t.Errorf("email got %v", got)
 	}
+	// The same archive again is refused: it would put every message back
+	// twice.
+	r = runCLI(t, e, "publish", "--from", archive)
+	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "was published already on") || !strings.Contains(r.Stderr, "3 messages to their origin queues") {
+		t.Errorf("second publish: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if n := env.QueueDepth(t, "email"); n != 0 {
+		t.Errorf("a refused second publish published %d messages", n)
+	}
+	entries, err := audit.Read(filepath.Join(dir, "state", "mqctl", "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commands []string
+	for _, en := range entries {
+		commands = append(commands, en.Command)
+	}
+	if strings.Join(commands, ",") != "dlq replay,dlq replay,dlq purge,publish" {
+		t.Fatalf("audit trail commands %v", commands)
+	}
+	pub := entries[3]
+	if pub.Selection != "--from "+archive || pub.Outcome != audit.OK || pub.Counts["published"] != 3 || len(pub.Items) != 3 ||
+		strings.Join(pub.Destinations, ",") != "email" || pub.Items[0].BodySHA256 != entries[2].Items[0].BodySHA256 || pub.Items[0].BodySHA256 == "" {
+		t.Errorf("publish entry %+v\npurge entry %+v", pub, entries[2])
+	}
 	os.WriteFile(checked, []byte(lines[0]+"\n{not json\n"), 0o600)
 	if r = runCLI(t, e, "publish", "--from", checked); r.Code != ExitUsage || !strings.Contains(r.Stderr, "checked.jsonl:2:") {
 		t.Errorf("bad file: exit %d\n%s", r.Code, r.Stderr)
@@ -250,7 +279,8 @@ func TestDLQReplayKilledMidRunLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	bin := mqctltest.Binary(t)
 	journal := filepath.Join(dir, "journal.jsonl")
-	cmdEnv := append(os.Environ(), "MQCTL_URL="+env.AMQPURL, "MQCTL_MGMT_URL="+env.MgmtURL, "MQCTL_CONFIG="+filepath.Join(dir, "none.yaml"))
+	cmdEnv := append(os.Environ(), "MQCTL_URL="+env.AMQPURL, "MQCTL_MGMT_URL="+env.MgmtURL, "MQCTL_CONFIG="+filepath.Join(dir, "none.yaml"),
+		"XDG_STATE_HOME="+filepath.Join(dir, "state"))
 	args := []string{"dlq", "replay", "email.dlq", "--all", "--yes", "--window", fmt.Sprint(window), "--journal", journal, "-o", "json"}
 
 	// Kill once a quarter is journaled, read from the journal file itself:

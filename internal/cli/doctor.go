@@ -125,6 +125,7 @@ func (v doctorView) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"check", "status", "detail"},
 		Rows:    rows,
+		Columns: map[string]output.Column{"check": {Keep: true}, "detail": {Min: 24}},
 		CellLevel: func(row, col int) output.Level {
 			if col != 1 {
 				return output.LevelNone

@@ -20,20 +20,26 @@ import (
 // PublishOptions is what `mqctl publish` needs.
 type PublishOptions struct {
 	IO *iostreams.IOStreams
-	// Settings give the redactor of stderr lines.
+	// Settings give the redactor of stderr lines, and the broker and
+	// vhost of the audit record.
 	Settings func() (config.Settings, error)
-	Dial     dialFunc
-	Format   output.Format
-	From     string
-	To       string
-	Window   int
+	// Env places the record of published files ($XDG_STATE_HOME).
+	Env    config.LookupEnv
+	Dial   dialFunc
+	Audit  auditTrail
+	Format output.Format
+	From   string
+	To     string
+	Window int
+	// Force publishes a file that was published before.
+	Force bool
 	// BlockedTimeout bounds a wait while the broker blocks publishing.
 	BlockedTimeout time.Duration
 }
 
 // NewCmdPublish builds `mqctl publish`.
 func NewCmdPublish(f *Factory, runF func(*PublishOptions) error) *cobra.Command {
-	opts := &PublishOptions{IO: f.IO, Settings: settingsOf(f), Dial: dialer(f)}
+	opts := &PublishOptions{IO: f.IO, Settings: settingsOf(f), Env: f.Env, Dial: dialer(f), Audit: auditTrail{Env: f.Env}}
 	cmd := &cobra.Command{
 		Use:   "publish --from FILE.jsonl [--to QUEUE]",
 		Short: "Publish archived or exported dead letters back, identically",
@@ -51,6 +57,14 @@ While the broker blocks publishing (a memory or disk alarm) mqctl says so
 on stderr and waits; a block longer than --blocked-timeout ends the run with
 exit 1 (nothing lost: run it again once the alarm cleared; what was
 confirmed before may then arrive twice).
+
+mqctl remembers each file it published (by the SHA-256 of its content,
+under $XDG_STATE_HOME/mqctl/published/) and refuses to publish the same
+content again (exit 2, saying when and how many), which would put every
+message back twice, unless --force. Every publish appends one JSON line to
+the audit trail (--audit-log; see ` + "`mqctl dlq history`" + `) with each message's
+id, body SHA-256 and destination; a trail that cannot be written refuses the
+publish (exit 2) before anything is sent.
 
 Least permissions: write on the default exchange (the write pattern must
 match amq.default). Without it the broker refuses the first publish: exit 4.`,
@@ -77,6 +91,8 @@ match amq.default). Without it the broker refuses the first publish: exit 4.`,
 	cmd.Flags().StringVar(&opts.From, "from", "", "JSONL file written by mqctl dlq export or mqctl dlq purge")
 	cmd.Flags().StringVar(&opts.To, "to", "", "publish every message to this queue instead of its origin queue")
 	cmd.Flags().IntVar(&opts.Window, "window", 256, "publishes awaiting their confirm at once")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "publish a file again that was published before")
+	opts.Audit.register(cmd.Flags())
 	addBlockedTimeoutFlag(cmd.Flags(), &opts.BlockedTimeout)
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
@@ -92,6 +108,7 @@ func (v publishView) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"line", "id", "failed"},
 		Rows:    rows,
+		Columns: map[string]output.Column{"line": {Keep: true}, "id": {Keep: true}, "failed": {Min: 20}},
 		Footer:  fmt.Sprintf("published %d, failed %d from %s", v.Published, len(v.Failed), v.File),
 	}
 }
@@ -103,15 +120,25 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	if err := dlq.CheckRecords(open, opts.From, opts.To); err != nil {
 		return err
 	}
+	ledger, err := publishedPath(opts)
+	if err != nil {
+		return err
+	}
+	if err := refusePublishedAgain(ledger, opts); err != nil {
+		return err
+	}
+	if err := opts.Audit.check(); err != nil {
+		return err
+	}
+	s, err := opts.Settings()
+	if err != nil {
+		return err
+	}
 	conn, err := opts.Dial(ctx, "mqctl publish")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	s, err := opts.Settings()
-	if err != nil {
-		return err
-	}
 	log := newLineLog(opts.IO.ErrOut, s.Redactor, "publish")
 	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
 	progress := output.NewProgress(opts.IO, -1, "publishing")
@@ -121,6 +148,20 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
 	if rep == nil {
 		return runErr
+	}
+	if rep.Published > 0 {
+		p := dlq.Published{File: opts.From, SHA256: ledger.sum, At: time.Now().UTC(), Broker: brokerAddress(s),
+			Vhost: s.Vhost, To: opts.To, Published: rep.Published, Failed: len(rep.Failed)}
+		if err := dlq.WritePublished(ledger.path, p); err != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: published, but not recorded as published (a second publish of %s will not be refused): %v\n", opts.From, err)
+		}
+	}
+	selection := "--from " + shellQuote(opts.From)
+	if opts.To != "" {
+		selection += " --to " + shellQuote(opts.To)
+	}
+	if err := opts.Audit.record(s, rep.Audit("publish", selection, runErr), runErr); err != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", s.Redactor.Redact(err.Error()))
 	}
 	if err := output.Print(opts.IO, opts.Format, publishView{rep}); err != nil && runErr == nil {
 		runErr = err
@@ -132,4 +173,43 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 		return fail.Conditionf("publish finished partially: %d of %d failed", len(rep.Failed), rep.Published+len(rep.Failed))
 	}
 	return nil
+}
+
+// publishLedger is where the record of one file's publish is kept.
+type publishLedger struct{ sum, path string }
+
+// publishedPath places the record of the file's publish under
+// $XDG_STATE_HOME/mqctl/published, by the SHA-256 of its content.
+func publishedPath(opts *PublishOptions) (publishLedger, error) {
+	sum, err := dlq.FileSHA256(opts.From)
+	if err != nil {
+		return publishLedger{}, fail.Usagef("read %s: %v", opts.From, err)
+	}
+	env := opts.Env
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	dir, err := stateHome(env)
+	if err != nil {
+		return publishLedger{}, fail.Usagef("cannot place the record of published files: set HOME or XDG_STATE_HOME")
+	}
+	return publishLedger{sum: sum, path: dlq.PublishedPath(dir, sum)}, nil
+}
+
+// refusePublishedAgain refuses a file whose content was published
+// before, unless --force.
+func refusePublishedAgain(l publishLedger, opts *PublishOptions) error {
+	prev, err := dlq.ReadPublished(l.path)
+	if err != nil {
+		return fmt.Errorf("read the record of published files: %w", err)
+	}
+	if prev == nil || opts.Force {
+		return nil
+	}
+	to := "their origin queues"
+	if prev.To != "" {
+		to = prev.To
+	}
+	return fail.Usagef("%s was published already on %s: %s to %s in vhost %s (%d failed); publishing it again would put every message back twice. Pass --force to publish it anyway",
+		opts.From, prev.At.Local().Format(time.RFC3339), messages(prev.Published), to, prev.Vhost, prev.Failed)
 }

@@ -14,6 +14,8 @@ import (
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/mqctl/mqctl/internal/audit"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
 	"github.com/mqctl/mqctl/internal/iostreams"
 	"github.com/mqctl/mqctl/internal/migrate"
@@ -30,6 +32,10 @@ type TopologyApplyOptions struct {
 	StateDir func() (string, error)
 	// MigrationDeps reaches what a migration needs in a vhost.
 	MigrationDeps func(vhost string) (migrationDeps, error)
+	// Settings give the broker of the audit record of a prune or a
+	// migration; Audit is where it goes.
+	Settings func() (config.Settings, error)
+	Audit    auditTrail
 
 	File    string
 	Vhost   string
@@ -73,6 +79,10 @@ what was not: an import is not atomic, so what came before the failure stays.
 
 --prune also deletes objects that are not in the file (bindings, policies,
 exchanges, then queues), after confirmation (--yes when not on a terminal).
+A prune that deletes, and every --migrate, appends one JSON line naming each
+object deleted or queue migrated to the audit trail (--audit-log, default
+$XDG_STATE_HOME/mqctl/audit.jsonl; ` + "`mqctl dlq history`" + ` shows it); a trail
+that cannot be written refuses them (exit 2) before anything changes.
 A queue is never deleted while it holds messages or has consumers: the counts
 are checked again right before each delete (quorum queues do not support
 if-empty), and such queues are kept and reported (exit 3).
@@ -127,7 +137,8 @@ the queue and its temporary queue, and write on the default exchange.`
 // NewCmdTopologyApply builds `mqctl topology apply`.
 func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *cobra.Command {
 	opts := &TopologyApplyOptions{IO: f.IO,
-		StateDir: func() (string, error) { return stateHome(f.Env) }, MigrationDeps: defaultMigrationDeps(f)}
+		StateDir: func() (string, error) { return stateHome(f.Env) }, MigrationDeps: defaultMigrationDeps(f),
+		Settings: settingsOf(f), Audit: auditTrail{Env: f.Env}}
 	opts.Connect = defaultTopologyConnect(f, &opts.ImportTimeout)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -158,6 +169,7 @@ func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *co
 	cmd.Flags().BoolVar(&opts.Migrate, "migrate", false, "re-create queues RabbitMQ cannot change in place, moving their messages")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print the plan and each migration's steps; change nothing")
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation before pruning or migrating")
+	opts.Audit.register(cmd.Flags())
 	cmd.Flags().DurationVar(&opts.ImportTimeout, "import-timeout", 0, "bound on each definitions import (default: 30s plus 20ms per object, at least --timeout)")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
@@ -224,6 +236,9 @@ func topologyApplyRun(ctx context.Context, opts *TopologyApplyOptions) error {
 // a progress bar.
 func applyPlan(ctx context.Context, opts *TopologyApplyOptions, t topologyTarget, p *topology.Plan) (*topology.Result, error) {
 	if p.Summary.Delete > 0 {
+		if err := opts.Audit.check(); err != nil {
+			return nil, err
+		}
 		if err := Confirm(opts.IO, opts.Yes, fmt.Sprintf("delete %d objects not in %s from vhost %s", p.Summary.Delete, opts.File, p.Vhost)); err != nil {
 			return nil, err
 		}
@@ -231,6 +246,9 @@ func applyPlan(ctx context.Context, opts *TopologyApplyOptions, t topologyTarget
 	bar := output.NewProgress(opts.IO, int64(p.Work()), "apply")
 	res, err := topology.Apply(ctx, t.Broker, p, bar.Add)
 	bar.Finish()
+	if p.Summary.Delete > 0 && res != nil {
+		recordTopology(opts, pruneEntry(opts.File, p.Vhost, res, err), err)
+	}
 	if err != nil {
 		return res, applyError(t, err)
 	}
@@ -293,4 +311,37 @@ func applyError(t topologyTarget, err error) error {
 		return err
 	}
 	return t.Explain("apply topology", err)
+}
+
+// pruneEntry is the audit record of a prune: each object deleted, each
+// queue kept and why.
+func pruneEntry(file, vhost string, res *topology.Result, err error) audit.Entry {
+	e := audit.Entry{Command: "topology prune", Vhost: vhost, Selection: "-f " + shellQuote(file) + " --prune",
+		Counts: map[string]int{}, Outcome: audit.OutcomeOf(err, len(res.Kept) > 0)}
+	for _, o := range res.DeletedObjects {
+		e.Items = append(e.Items, audit.Item{ID: o, Status: "deleted"})
+	}
+	for _, q := range res.Kept {
+		e.Items = append(e.Items, audit.Item{ID: topology.KindQueue + " " + q, Status: "kept", Reason: res.KeptWhy[q]})
+	}
+	for _, it := range e.Items {
+		e.Counts[it.Status]++
+	}
+	return e
+}
+
+// recordTopology appends a prune's or migration's record; a trail that
+// cannot be written is a warning (the change is made).
+func recordTopology(opts *TopologyApplyOptions, e audit.Entry, runErr error) {
+	var s config.Settings
+	if opts.Settings != nil {
+		var err error
+		if s, err = opts.Settings(); err != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: not recorded in the audit trail: %v\n", err)
+			return
+		}
+	}
+	if err := opts.Audit.record(s, e, runErr); err != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", s.Redactor.Redact(err.Error()))
+	}
 }

@@ -12,6 +12,7 @@ import (
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/fail"
@@ -190,6 +191,9 @@ func topologyMigrateRun(ctx context.Context, opts *TopologyApplyOptions, p *topo
 			return err
 		}
 	}
+	if err := opts.Audit.check(); err != nil {
+		return err
+	}
 	if err := Confirm(opts.IO, opts.Yes, migrateAction(p.Vhost, migs)); err != nil {
 		return err
 	}
@@ -198,6 +202,7 @@ func topologyMigrateRun(ctx context.Context, opts *TopologyApplyOptions, p *topo
 		return err
 	}
 	results, merr := runMigrations(ctx, opts, t, deps, p.Vhost, migs)
+	recordTopology(opts, migrateEntry(opts.File, p.Vhost, migs, results, merr), merr)
 	res.Plan = p
 	if err := output.Print(opts.IO, opts.Format, migrateView{Result: res, Migrations: results}); err != nil {
 		return err
@@ -341,6 +346,36 @@ func (v migrateView) RenderText(w io.Writer, s *output.Styles) error {
 	return output.WriteTable(w, s, output.TableData{
 		Headers: []string{"migrated queue", "messages at start", "moved out", "moved back", "possible duplicates", "runs", "took"},
 		Rows:    rows,
+		Columns: map[string]output.Column{"migrated queue": {Keep: true}},
 		Footer:  "Migrations in vhost " + v.Plan.Vhost + ": " + fmt.Sprint(len(v.Migrations)) + " queue(s); consumers must consume the new queues again",
 	})
+}
+
+// migrateEntry is the audit record of apply --migrate: each queue
+// migrated (or not) and the messages moved out and back.
+func migrateEntry(file, vhost string, migs []queueMigration, results []*migrate.Result, err error) audit.Entry {
+	e := audit.Entry{Command: "topology migrate", Vhost: vhost, Selection: "-f " + shellQuote(file) + " --migrate",
+		Counts: map[string]int{}}
+	done := map[string]*migrate.Result{}
+	for _, r := range results {
+		done[r.Queue] = r
+	}
+	partial := false
+	for i, m := range migs {
+		it := audit.Item{ID: m.Queue, Destination: m.Queue, Status: "migrated"}
+		r := done[m.Queue]
+		switch {
+		case r != nil && (err == nil || i < len(results)-1):
+			e.Counts["moved_out"] += r.MovedOut
+			e.Counts["moved_back"] += r.MovedBack
+		case r != nil:
+			it.Status, it.Reason = "failed", fmt.Sprintf("moved out %d, back %d before the failure; run the same command again to go on", r.MovedOut, r.MovedBack)
+		default:
+			it.Status, partial = "not_started", true
+		}
+		e.Counts[it.Status]++
+		e.Items = append(e.Items, it)
+	}
+	e.Outcome = audit.OutcomeOf(err, partial)
+	return e
 }

@@ -129,6 +129,7 @@ func (v planView) Table() output.TableData {
 	return output.TableData{
 		Headers: []string{"action", "kind", "name", "details"},
 		Rows:    rows,
+		Columns: map[string]output.Column{"name": {Keep: true}, "details": {Min: 24}},
 		CellLevel: func(row, col int) output.Level {
 			if col != 0 {
 				return output.LevelNone

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
 )
@@ -17,6 +19,26 @@ type PublishReport struct {
 	File      string          `json:"file"`
 	Published int             `json:"published"`
 	Failed    []PublishFailed `json:"failed"`
+	// items are the messages published or refused, for the audit trail.
+	items []audit.Item
+}
+
+// Audit is the audit-trail entry of the publish r reports: every message
+// sent with its body hash, destination and result. The caller fills in
+// who, where and when.
+func (r *PublishReport) Audit(command, selection string, err error) audit.Entry {
+	e := audit.Entry{Command: command, Selection: selection, Items: slices.Clone(r.items), Counts: map[string]int{},
+		Outcome: audit.OutcomeOf(err, len(r.Failed) > 0)}
+	if e.Items == nil {
+		e.Items = []audit.Item{}
+	}
+	for _, it := range e.Items {
+		e.Counts[it.Status]++
+		if !slices.Contains(e.Destinations, it.Destination) {
+			e.Destinations = append(e.Destinations, it.Destination)
+		}
+	}
+	return e
 }
 
 // PublishFailed names a line that was not published, and why.
@@ -88,6 +110,7 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		line int
 		id   string
 		conf *broker.Confirmation
+		item int
 	}
 	var inflight []flight
 	settle := func() error {
@@ -96,9 +119,11 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		o.Progress.Add(1)
 		if err := awaitConfirm(ctx, f.conf); err != nil {
 			rep.Failed = append(rep.Failed, PublishFailed{Line: f.line, ID: f.id, Reason: err.Error()})
+			rep.items[f.item].Status, rep.items[f.item].Reason = StatusFailed, err.Error()
 			return err
 		}
 		rep.Published++
+		rep.items[f.item].Status = StatusPublished
 		return nil
 	}
 	runErr := eachRecord(open, name, func(line int, r Record) error {
@@ -112,11 +137,16 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		}
 		msg, _ := r.Publishing()
 		msg = ForReplay(msg, r.Queue, o.Now())
-		conf, err := pub.Publish(ctx, "", r.Destination(o.To), msg)
+		dest := r.Destination(o.To)
+		item := audit.Item{ID: r.ID, BodySHA256: audit.BodyHash(msg.Body), Destination: dest}
+		conf, err := pub.Publish(ctx, "", dest, msg)
 		if err != nil {
+			item.Status, item.Reason = StatusFailed, err.Error()
+			rep.items = append(rep.items, item)
 			return err
 		}
-		inflight = append(inflight, flight{line: line, id: r.ID, conf: conf})
+		rep.items = append(rep.items, item)
+		inflight = append(inflight, flight{line: line, id: r.ID, conf: conf, item: len(rep.items) - 1})
 		return nil
 	})
 	for len(inflight) > 0 {

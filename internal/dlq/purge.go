@@ -17,7 +17,8 @@ type PurgeOptions struct {
 	DryRun  bool
 	Limit   int
 	// Batch is how many messages share one fsync and then get acked.
-	Batch    int
+	Batch int
+	// Progress hears of every message read, out of the depth at the start.
 	Progress Progress
 }
 
@@ -25,11 +26,8 @@ type PurgeOptions struct {
 // Each is written to the archive, and the archive fsynced, before the
 // message is acked; the rest stay in the queue in their order.
 func Purge(ctx context.Context, conn *amqp.Connection, o PurgeOptions) (*Report, error) {
-	if o.Progress == nil {
-		o.Progress = noProgress{}
-	}
 	o.Batch = max(o.Batch, 1)
-	s, err := openSweep(ctx, conn, o.Queue, 2*o.Batch+64, o.Selection, o.Limit, o.DryRun)
+	s, err := openSweep(ctx, conn, o.Queue, 2*o.Batch+64, o.Selection, o.Limit, o.DryRun, o.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +109,5 @@ func (p *purger) flush() error {
 	for _, a := range p.batch {
 		p.ack(a.tag, a.out)
 	}
-	err := p.sendAcks(StatusPurged, "archived, but the ack did not reach the broker: it stays in the queue")
-	p.o.Progress.Add(len(p.batch))
-	return err
+	return p.sendAcks(StatusPurged, "archived, but the ack did not reach the broker: it stays in the queue")
 }

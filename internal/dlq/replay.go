@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -26,10 +28,17 @@ type ReplayOptions struct {
 	Limit      int     // at most this many messages (0: no limit)
 	Rate       float64 // messages per second (0: unlimited)
 	// Window is how many publishes await their confirm at once.
-	Window   int
-	Journal  *Journal
+	Window  int
+	Journal *Journal
+	// Progress hears of every message read, out of the depth at the start.
 	Progress Progress
 	Now      func() time.Time
+	// Origins are the queues that dead-letter into Queue, from the
+	// dead-letter model (Linkage.Origins); nil when unknown. Unless To or
+	// Force is given, a message whose claimed origin is not one of them
+	// is skipped: its headers send it somewhere this DLQ never received
+	// dead letters from.
+	Origins []string
 }
 
 // Replay republishes the selected dead letters of o.Queue to the queue
@@ -40,9 +49,6 @@ type ReplayOptions struct {
 // order. src carries the consumer, dst the publisher: while an alarm
 // blocks the publishing connection, the consumer's acks still flow.
 func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*Report, error) {
-	if o.Progress == nil {
-		o.Progress = noProgress{}
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -50,13 +56,13 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 	if o.To == o.Queue && o.To != "" {
 		return nil, fail.Usagef("--to %s is the dead-letter queue itself", o.To)
 	}
-	s, err := openSweep(ctx, src, o.Queue, 2*o.Window+64, o.Selection, o.Limit, o.DryRun)
+	s, err := openSweep(ctx, src, o.Queue, 2*o.Window+64, o.Selection, o.Limit, o.DryRun, o.Progress)
 	if err != nil {
 		return nil, err
 	}
 	defer s.sc.close()
 	s.rep.PossibleDuplicates = o.Journal.earlier()
-	r := &replayer{sweep: s, o: o, pace: pacer{rate: o.Rate}, maxReady: 128}
+	r := &replayer{sweep: s, o: o, pace: pacer{rate: o.Rate}, maxReady: 128, dst: dst, routes: map[string]string{}}
 	if o.Rate > 0 {
 		r.maxReady = 1 // paced: each message goes out when its time comes
 	}
@@ -76,8 +82,12 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 // window.
 type replayer struct {
 	*sweep
-	o        ReplayOptions
-	pub      *broker.Publisher // nil on a dry run
+	o   ReplayOptions
+	pub *broker.Publisher // nil on a dry run
+	// dst is the publishing connection; a dry run looks up destinations
+	// on it, and routes caches why one would fail ("" when it routes).
+	dst      *amqp.Connection
+	routes   map[string]string
 	pace     pacer
 	maxReady int
 	// ready are selected deliveries waiting to be published: the
@@ -112,13 +122,19 @@ func (r *replayer) read(d amqp.Delivery) (Summary, string, error) {
 // what a dry run would replay, and prepares the rest, paced.
 func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s Summary) (verdict, error) {
 	out := Outcome{ID: s.ID, Destination: s.Destination(r.o.To), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
-	if out.Status, out.Reason = r.refusal(out); out.Status != "" {
+	if out.Status, out.Reason = r.refusal(out, s.Death.OriginQueue); out.Status != "" {
 		r.rep.add(out)
-		r.o.Progress.Add(1)
 		return stays, nil
 	}
 	if r.o.DryRun {
 		out.Status = StatusWouldReplay
+		why, err := r.wouldFail(out.Destination)
+		if err != nil {
+			return stays, err
+		}
+		if why != "" {
+			out.Status, out.Reason = StatusWouldFail, why
+		}
 		r.rep.add(out)
 		return staysCounted, nil
 	}
@@ -129,9 +145,10 @@ func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s Summary
 	return moving, nil
 }
 
-// refusal is why a message may not be replayed (skipped: the loop guard;
-// failed: nowhere to go), or "" when it may.
-func (r *replayer) refusal(out Outcome) (status, reason string) {
+// refusal is why a message may not be replayed (skipped: the loop guard,
+// or an origin this DLQ has no link from; failed: nowhere to go), or ""
+// when it may.
+func (r *replayer) refusal(out Outcome, origin string) (status, reason string) {
 	switch {
 	case out.ReplayCount >= int64(r.o.MaxReplays) && !r.o.Force:
 		return StatusSkipped, fmt.Sprintf("replayed %d times already (--max-replays %d); it keeps failing: check it, or pass --force", out.ReplayCount, r.o.MaxReplays)
@@ -139,8 +156,42 @@ func (r *replayer) refusal(out Outcome) (status, reason string) {
 		return StatusFailed, "no origin queue in x-death or mqctl headers; pass --to QUEUE"
 	case out.Destination == r.o.Queue:
 		return StatusFailed, "origin is this dead-letter queue itself; pass --to QUEUE"
+	case r.o.To == "" && !r.o.Force && r.o.Origins != nil && !slices.Contains(r.o.Origins, origin):
+		return StatusSkipped, ForeignOrigin(r.o.Queue, origin, r.o.Origins)
 	}
 	return "", ""
+}
+
+// ForeignOrigin is the reason a message claiming origin is not replayed
+// out of dlq, whose origins are origins.
+func ForeignOrigin(dlq, origin string, origins []string) string {
+	from := "no queue dead-letters into it now"
+	if len(origins) > 0 {
+		from = "its origins are " + strings.Join(origins, ", ")
+	}
+	return fmt.Sprintf("claims origin %s (mqctl-origin-queue or x-death), but %s does not dead-letter into %s (%s): check where it belongs, then pass --to QUEUE, or --force to send it to %s", origin, origin, dlq, from, origin)
+}
+
+// wouldFail is why a dry run's publish to the default exchange with
+// routing key dest would fail ("" when it would route): the queue does
+// not exist, and a mandatory publish would come back NO_ROUTE.
+func (r *replayer) wouldFail(dest string) (string, error) {
+	if r.dst == nil {
+		return "", nil
+	}
+	why, ok := r.routes[dest]
+	if ok {
+		return why, nil
+	}
+	exists, err := QueueExists(r.dst, dest)
+	if err != nil {
+		return "", err
+	}
+	if !exists {
+		why = fmt.Sprintf("would fail: queue %s does not exist (the default exchange routes nowhere); pass --to QUEUE", dest)
+	}
+	r.routes[dest] = why
+	return why, nil
 }
 
 func (r *replayer) full() bool {
@@ -254,7 +305,6 @@ func (r *replayer) settleConfirmed(ctx context.Context, block bool) error {
 // that stopped answering ends the replay.
 func (r *replayer) settleOne(f flight, err error) error {
 	r.inflight = r.inflight[1:]
-	r.o.Progress.Add(1)
 	if err == nil {
 		r.ack(f.tag, f.out)
 		return nil

@@ -10,10 +10,14 @@ import (
 const (
 	StatusReplayed    = "replayed"
 	StatusPurged      = "purged"
+	StatusPublished   = "published"
 	StatusSkipped     = "skipped"
 	StatusFailed      = "failed"
 	StatusWouldReplay = "would_replay"
 	StatusWouldPurge  = "would_purge"
+	// StatusWouldFail is a dry run's message whose destination would not
+	// take it (the queue does not exist); counted as failed.
+	StatusWouldFail = "would_fail"
 )
 
 // Outcome is what happened to one selected message.
@@ -81,7 +85,7 @@ func (r *Report) count(status string) {
 		r.Purged++
 	case StatusSkipped:
 		r.Skipped++
-	case StatusFailed:
+	case StatusFailed, StatusWouldFail:
 		r.Failed++
 	}
 }

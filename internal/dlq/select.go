@@ -315,3 +315,21 @@ func (s *Selection) Untaken(taken map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Clone is a fresh copy of s, for a preview (a dry run before the
+// prompt) that must not use up the selection the real run takes from.
+func (s *Selection) Clone() *Selection {
+	c := &Selection{All: s.All}
+	if s.want != nil {
+		c.want = make(map[string]int, len(s.want))
+		for id, n := range s.want {
+			c.want[id] = n
+		}
+	}
+	if s.Filter != nil {
+		f := *s.Filter
+		f.Failed, f.FirstFailure = 0, nil
+		c.Filter = &f
+	}
+	return c
+}

@@ -23,6 +23,8 @@ type sweep struct {
 	selected int
 	// acked are the outcomes whose acks are recorded, not yet sent.
 	acked []int
+	// progress counts the messages read, out of the depth at the start.
+	progress Progress
 }
 
 // A mover is what a sweep does with the messages it selects: replay
@@ -71,15 +73,27 @@ var fired = func() <-chan struct{} {
 	return c
 }()
 
-func openSweep(ctx context.Context, conn *amqp.Connection, queue string, prefetch int, sel *Selection, limit int, dryRun bool) (*sweep, error) {
+func openSweep(ctx context.Context, conn *amqp.Connection, queue string, prefetch int, sel *Selection, limit int, dryRun bool, progress Progress) (*sweep, error) {
 	sc, err := openScanner(ctx, conn, queue, prefetch)
 	if err != nil {
 		return nil, err
 	}
+	if progress == nil {
+		progress = noProgress{}
+	}
+	setTotal(progress, sc.Total)
 	return &sweep{
-		sc: sc, sel: sel, limit: limit, taken: map[string]bool{},
+		sc: sc, sel: sel, limit: limit, taken: map[string]bool{}, progress: progress,
 		rep: &Report{Queue: queue, Depth: sc.Total, DryRun: dryRun, Outcomes: []Outcome{}},
 	}, nil
+}
+
+// setTotal tells a progress that can show a total how many messages the
+// scan will read at most: the depth at the start.
+func setTotal(p Progress, total int) {
+	if t, ok := p.(interface{ SetTotal(int64) }); ok {
+		t.SetTotal(int64(total))
+	}
 }
 
 // runSweep scans with m until every message present at the start was
@@ -136,6 +150,7 @@ func scan[T any](ctx context.Context, s *sweep, m mover[T]) (complete bool, err 
 // does not move is held, to return to the queue at the end.
 func offer[T any](ctx context.Context, s *sweep, m mover[T], d amqp.Delivery, gen int) error {
 	s.rep.Scanned++
+	s.progress.Add(1)
 	v, id, err := m.read(d)
 	if err != nil || !s.sel.take(d, id) {
 		return s.sc.hold(gen)

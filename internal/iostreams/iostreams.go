@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"strconv"
 
 	"golang.org/x/term"
 )
@@ -40,12 +41,17 @@ func System() *IOStreams {
 	}
 }
 
+// terminalWidth asks the terminal; a terminal that does not say (a serial
+// console, some CI pseudo-terminals) is taken at $COLUMNS, else at 80, the
+// width nearly every terminal has at least.
 func terminalWidth(f *os.File) int {
-	w, _, err := term.GetSize(int(f.Fd()))
-	if err != nil {
-		return 0
+	if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+		return w
 	}
-	return w
+	if w, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && w > 0 {
+		return w
+	}
+	return 80
 }
 
 // TerminalWidth is stdout's width in columns, or 0 when it is not a terminal.

@@ -42,7 +42,18 @@ type barProgress struct{ bar *progressbar.ProgressBar }
 func (p *barProgress) Add(n int) { _ = p.bar.Add(n) }
 func (p *barProgress) Finish()   { _ = p.bar.Finish() }
 
+// SetTotal sets the total once it is known (a queue's depth, read when
+// the work starts), so the bar shows done/total instead of done/-.
+func (p *barProgress) SetTotal(n int64) {
+	if n >= 0 {
+		p.bar.ChangeMax64(n)
+	}
+}
+
 type nopProgress struct{}
 
 func (nopProgress) Add(int) {}
 func (nopProgress) Finish() {}
+
+// SetTotal does nothing: nothing is shown.
+func (nopProgress) SetTotal(int64) {}

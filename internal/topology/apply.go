@@ -75,10 +75,13 @@ func (p *Plan) needsStates() bool {
 
 // Result is what apply did.
 type Result struct {
-	Plan    *Plan    `json:"plan"`
-	Applied int      `json:"applied"`
-	Deleted int      `json:"deleted"`
-	Kept    []string `json:"kept,omitempty"`
+	Plan    *Plan `json:"plan"`
+	Applied int   `json:"applied"`
+	Deleted int   `json:"deleted"`
+	// DeletedObjects names what a prune deleted ("queue email.old"), in
+	// the order it went, for the audit trail.
+	DeletedObjects []string `json:"deleted_objects,omitempty"`
+	Kept           []string `json:"kept,omitempty"`
 	// KeptWhy says, per kept queue, why it was not deleted.
 	KeptWhy map[string]string `json:"kept_why,omitempty"`
 	// Retimed counts, per delay queue of Plan.Retime, the waiting
@@ -184,6 +187,7 @@ func Apply(ctx context.Context, b Broker, p *Plan, progress func(int)) (*Result,
 				return res, fmt.Errorf("prune %s %s: %w", kind, c.Name, err)
 			}
 			res.Deleted++
+			res.DeletedObjects = append(res.DeletedObjects, kind+" "+c.Name)
 			progress(1)
 		}
 	}
