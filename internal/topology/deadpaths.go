@@ -108,11 +108,11 @@ type world struct {
 	queues    map[string]DefQueue
 	exchanges map[string]DefExchange
 	bindings  []DefBinding
-	policies  []DefPolicy
+	policies  *policyIndex
 }
 
 func newWorld(defs *Definitions) *world {
-	w := &world{queues: map[string]DefQueue{}, exchanges: map[string]DefExchange{}, bindings: defs.Bindings, policies: defs.Policies}
+	w := &world{queues: map[string]DefQueue{}, exchanges: map[string]DefExchange{}, bindings: defs.Bindings, policies: newPolicyIndex(defs.Policies)}
 	for _, q := range defs.Queues {
 		w.queues[q.Name] = q
 	}
@@ -127,7 +127,7 @@ func (w *world) policyOf(queue string) (DefPolicy, bool) {
 	if !ok {
 		return DefPolicy{}, false
 	}
-	return effectivePolicy(w.policies, queue, q.Type())
+	return w.policies.of(queue, q.Type())
 }
 
 // target is where the queue's dead letters go, as deadletter reads it

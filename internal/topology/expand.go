@@ -4,6 +4,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mqctl/mqctl/internal/pattern"
@@ -104,7 +105,7 @@ func Expand(f *File) *Expanded {
 		d.Policies = append(d.Policies, DefPolicy{Name: p.Name, Pattern: p.Pattern, ApplyTo: applyTo, Priority: p.Priority, Definition: copyArgs(p.Definition)})
 		x.Policies[p.Name] = Origin{Role: RoleDeclared}
 	}
-	filePolicies := slices.Clone(d.Policies)
+	filePolicies := newPolicyIndex(slices.Clone(d.Policies))
 	// settings puts a queue's pattern settings (policy keys) where the
 	// file says: into its arguments, or into the policy mqctl owns for it.
 	settings := func(q *DefQueue, typ, owner string, keys map[string]any) {
@@ -119,7 +120,7 @@ func Expand(f *File) *Expanded {
 			return
 		}
 		pol := DefPolicy{Name: PolicyPrefix + q.Name, Pattern: "^" + regexp.QuoteMeta(q.Name) + "$", ApplyTo: "queues", Definition: map[string]any{}}
-		if base, ok := effectivePolicy(filePolicies, q.Name, typ); ok {
+		if base, ok := filePolicies.of(q.Name, typ); ok {
 			maps.Copy(pol.Definition, base.Definition)
 			pol.Priority = base.Priority + 1
 		}
@@ -179,30 +180,81 @@ func Expand(f *File) *Expanded {
 	*d = *d.ForVhost(x.Vhost)
 	sortDefinitions(d)
 	x.Effective = map[string]EffectivePolicy{}
+	effective := newPolicyIndex(d.Policies)
 	for _, q := range d.Queues {
-		if p, ok := effectivePolicy(d.Policies, q.Name, q.Type()); ok {
+		if p, ok := effective.of(q.Name, q.Type()); ok {
 			x.Effective[q.Name] = EffectivePolicy{Policy: p.Name, Definition: p.Definition}
 		}
 	}
 	return x
 }
 
-// effectivePolicy is the policy RabbitMQ applies to a queue of the given
-// type: the matching one of highest priority (ties to the first name, as
-// the order RabbitMQ breaks them in is not documented).
-func effectivePolicy(policies []DefPolicy, queue, typ string) (DefPolicy, bool) {
-	var best DefPolicy
-	found := false
+// policyIndex answers which policy RabbitMQ applies to a queue. Each
+// pattern is compiled once, and patterns that name one queue exactly
+// (^name$, as the policies mqctl owns do) are found by name: a topology
+// of 5,000 queues and 3,750 policies compiled a pattern per pair, 19
+// million times, and planned for minutes.
+type policyIndex struct {
+	exact map[string][]DefPolicy
+	other []compiledPolicy
+}
+
+type compiledPolicy struct {
+	DefPolicy
+	re *regexp.Regexp
+}
+
+func newPolicyIndex(policies []DefPolicy) *policyIndex {
+	ix := &policyIndex{exact: map[string][]DefPolicy{}}
 	for _, p := range policies {
-		if !appliesToQueue(p.ApplyTo, typ) {
+		if name, ok := exactName(p.Pattern); ok {
+			ix.exact[name] = append(ix.exact[name], p)
 			continue
 		}
-		re, err := regexp.Compile(p.Pattern)
-		if err != nil || !re.MatchString(queue) {
-			continue
+		if re, err := regexp.Compile(p.Pattern); err == nil {
+			ix.other = append(ix.other, compiledPolicy{p, re})
+		}
+	}
+	return ix
+}
+
+// exactName is the one name pattern matches when it is ^literal$.
+func exactName(pattern string) (string, bool) {
+	middle, ok := strings.CutPrefix(pattern, "^")
+	if !ok {
+		return "", false
+	}
+	if middle, ok = strings.CutSuffix(middle, "$"); !ok {
+		return "", false
+	}
+	re, err := regexp.Compile(middle)
+	if err != nil {
+		return "", false
+	}
+	lit, complete := re.LiteralPrefix()
+	return lit, complete
+}
+
+// of is the policy RabbitMQ applies to a queue of the given type: the
+// matching one of highest priority (ties to the first name, as the order
+// RabbitMQ breaks them in is not documented).
+func (ix *policyIndex) of(queue, typ string) (DefPolicy, bool) {
+	var best DefPolicy
+	found := false
+	consider := func(p DefPolicy) {
+		if !appliesToQueue(p.ApplyTo, typ) {
+			return
 		}
 		if !found || p.Priority > best.Priority || (p.Priority == best.Priority && p.Name < best.Name) {
 			best, found = p, true
+		}
+	}
+	for _, p := range ix.exact[queue] {
+		consider(p)
+	}
+	for _, p := range ix.other {
+		if p.re.MatchString(queue) {
+			consider(p.DefPolicy)
 		}
 	}
 	return best, found

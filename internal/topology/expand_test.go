@@ -215,3 +215,31 @@ policies:
 		})
 	}
 }
+
+// The index finds the policy RabbitMQ applies: exact-name patterns by
+// name, the others by their regexp, the highest priority first, apply-to
+// respected; a pattern like ^a.b$ is not taken for the name "a.b".
+func TestPolicyIndexMatchesAsTheBrokerDoes(t *testing.T) {
+	ix := newPolicyIndex([]DefPolicy{
+		{Name: "all", Pattern: ".*", Priority: 0},
+		{Name: "mqctl.email", Pattern: "^" + regexp.QuoteMeta("email") + "$", Priority: 1},
+		{Name: "dots", Pattern: "^a.b$", Priority: 5},
+		{Name: "quorum-only", Pattern: "^q$", Priority: 9, ApplyTo: "quorum_queues"},
+		{Name: "bad", Pattern: "(", Priority: 99},
+	})
+	for _, tc := range []struct{ queue, typ, want string }{
+		{"email", Classic, "mqctl.email"},
+		{"points", Classic, "all"},
+		{"a.b", Classic, "dots"},
+		{"axb", Classic, "dots"},
+		{"q", Classic, "all"},
+		{"q", Quorum, "quorum-only"},
+	} {
+		if p, ok := ix.of(tc.queue, tc.typ); !ok || p.Name != tc.want {
+			t.Errorf("%s (%s): %q %v, want %q", tc.queue, tc.typ, p.Name, ok, tc.want)
+		}
+	}
+	if name, ok := exactName(`^email\.dlq$`); !ok || name != "email.dlq" {
+		t.Errorf("exactName of a quoted name: %q %v", name, ok)
+	}
+}
