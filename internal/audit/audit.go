@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -121,7 +120,7 @@ func Append(path string, e Entry) error {
 		return fmt.Errorf("audit trail: %w", err)
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lockFile(f); err != nil {
 		return fmt.Errorf("audit trail %s: lock: %w", path, err)
 	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
