@@ -72,18 +72,10 @@ func BodyHash(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// DefaultPath is the audit trail under $XDG_STATE_HOME (else
-// ~/.local/state): mqctl/audit.jsonl. env is os.LookupEnv in production.
-func DefaultPath(env func(string) (string, bool)) (string, error) {
-	dir, ok := env("XDG_STATE_HOME")
-	if !ok || dir == "" {
-		home, ok := env("HOME")
-		if !ok || home == "" {
-			return "", errors.New("cannot place the audit trail: set HOME or XDG_STATE_HOME, or pass --audit-log FILE")
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(dir, "mqctl", "audit.jsonl"), nil
+// Path is the audit trail under stateDir ($XDG_STATE_HOME):
+// mqctl/audit.jsonl.
+func Path(stateDir string) string {
+	return filepath.Join(stateDir, "mqctl", "audit.jsonl")
 }
 
 // CurrentUser names the operating-system user, for Entry.User.

@@ -30,15 +30,11 @@ func (a *auditTrail) file() (string, error) {
 	if a.Path != "" {
 		return a.Path, nil
 	}
-	env := a.Env
-	if env == nil {
-		env = func(string) (string, bool) { return "", false }
-	}
-	p, err := audit.DefaultPath(env)
+	dir, err := stateHome(a.Env, "the audit trail", "--audit-log FILE")
 	if err != nil {
-		return "", fail.Usagef("%v", err)
+		return "", err
 	}
-	return p, nil
+	return audit.Path(dir), nil
 }
 
 // check makes sure the trail can be written before anything is changed:

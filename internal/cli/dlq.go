@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -219,13 +218,9 @@ func warnFilter(ios *iostreams.IOStreams, f *dlq.Filter) {
 // defaultJournal is where replay keeps its journal for a vhost and queue:
 // under $XDG_STATE_HOME (default ~/.local/state), see dlq.JournalPath.
 func defaultJournal(env config.LookupEnv, vhost, queue string) (string, error) {
-	dir, ok := env("XDG_STATE_HOME")
-	if !ok || dir == "" {
-		home, ok := env("HOME")
-		if !ok || home == "" {
-			return "", fail.Usagef("cannot place the replay journal: set HOME or XDG_STATE_HOME, or pass --journal FILE")
-		}
-		dir = filepath.Join(home, ".local", "state")
+	dir, err := stateHome(env, "the replay journal", "--journal FILE")
+	if err != nil {
+		return "", err
 	}
 	return dlq.JournalPath(dir, vhost, queue), nil
 }

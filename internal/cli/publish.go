@@ -185,13 +185,9 @@ func publishedPath(opts *PublishOptions) (publishLedger, error) {
 	if err != nil {
 		return publishLedger{}, fail.Usagef("read %s: %v", opts.From, err)
 	}
-	env := opts.Env
-	if env == nil {
-		env = func(string) (string, bool) { return "", false }
-	}
-	dir, err := stateHome(env)
+	dir, err := stateHome(opts.Env, "the record of published files", "")
 	if err != nil {
-		return publishLedger{}, fail.Usagef("cannot place the record of published files: set HOME or XDG_STATE_HOME")
+		return publishLedger{}, err
 	}
 	return publishLedger{sum: sum, path: dlq.PublishedPath(dir, sum)}, nil
 }

@@ -137,7 +137,7 @@ the queue and its temporary queue, and write on the default exchange.`
 // NewCmdTopologyApply builds `mqctl topology apply`.
 func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *cobra.Command {
 	opts := &TopologyApplyOptions{IO: f.IO,
-		StateDir: func() (string, error) { return stateHome(f.Env) }, MigrationDeps: defaultMigrationDeps(f),
+		StateDir: func() (string, error) { return stateHome(f.Env, "the migration journal", "") }, MigrationDeps: defaultMigrationDeps(f),
 		Settings: settingsOf(f), Audit: auditTrail{Env: f.Env}}
 	opts.Connect = defaultTopologyConnect(f, &opts.ImportTimeout)
 	cmd := &cobra.Command{

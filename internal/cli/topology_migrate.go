@@ -42,7 +42,7 @@ func defaultMigrationDeps(f *Factory) func(vhost string) (migrationDeps, error) 
 		if err != nil {
 			return migrationDeps{}, err
 		}
-		dir, stateErr := stateHome(f.Env)
+		dir, stateErr := stateHome(f.Env, "the migration journal", "")
 		s, user, err := inVhost(s, vhost)
 		if err != nil {
 			return migrationDeps{}, err
@@ -80,13 +80,24 @@ func inVhost(s config.Settings, vhost string) (config.Settings, string, error) {
 }
 
 // stateHome is $XDG_STATE_HOME, else ~/.local/state.
-func stateHome(env config.LookupEnv) (string, error) {
+//
+// It is the one place mqctl resolves its state directory (journals, the
+// audit trail, the record of published files); what names the file for
+// the error, and orFlag the flag that places it instead, if any.
+func stateHome(env config.LookupEnv, what, orFlag string) (string, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
 	if dir, ok := env("XDG_STATE_HOME"); ok && dir != "" {
 		return dir, nil
 	}
 	home, ok := env("HOME")
 	if !ok || home == "" {
-		return "", fail.Usagef("cannot place the migration journal: set HOME or XDG_STATE_HOME")
+		hint := ""
+		if orFlag != "" {
+			hint = ", or pass " + orFlag
+		}
+		return "", fail.Usagef("cannot place %s: set HOME or XDG_STATE_HOME%s", what, hint)
 	}
 	return filepath.Join(home, ".local", "state"), nil
 }
