@@ -113,12 +113,14 @@ func (l Linkage) Refusal() error {
 	if l.Note != "" {
 		b.WriteString(" (" + l.Note + ")")
 	}
+	end := "."
 	if l.Suggest != "" {
 		fmt.Fprintf(&b, "; did you mean %s?", l.Suggest)
+		end = "" // the question ends the sentence
 	} else if len(l.Others) > 0 {
 		fmt.Fprintf(&b, "; the vhost's dead-letter queues: %s", strings.Join(l.Others, ", "))
 	}
-	b.WriteString(". Nothing was read: reading a work queue takes its messages from its consumers and, on a quorum queue, raises their delivery count. Pass --force if it really holds dead letters")
+	b.WriteString(end + " Nothing was read: reading a work queue takes its messages from its consumers and, on a quorum queue, raises their delivery count. Pass --force if it really holds dead letters")
 	return fail.Usagef("%s", b.String())
 }
 
