@@ -63,9 +63,23 @@ MSG
 
 local_host() { [[ $host == 127.0.0.1 || $host == localhost || $host == ::1 ]]; }
 
+# `mqctl dlq replay` hands whole-DLQ moves to a broker shovel, and its
+# tests check that path: a local node gets the shovel plugins too.
+shovels() {
+	curl -fsS -m 5 -u "$user:$pass" "http://$host:$mgmt_port/api/shovels" >/dev/null 2>&1 && return 0
+	if local_host && command -v rabbitmq-plugins >/dev/null 2>&1; then
+		log "enabling rabbitmq_shovel and rabbitmq_shovel_management (dlq replay's shovel path)"
+		rabbitmq-plugins enable rabbitmq_shovel rabbitmq_shovel_management >&2 && return 0
+	fi
+	log "the shovel plugins are not enabled here: dlq replay moves every message itself, and its shovel tests fail"
+	return 1
+}
+
+PATH=$PATH:/usr/sbin
 if amqp_up && mgmt_up; then
 	log "using the broker already answering at $host:$amqp_port (management on $mgmt_port)"
-	exit 0
+	shovels
+	exit $?
 fi
 
 if ! local_host; then
@@ -86,8 +100,6 @@ if ! command -v rabbitmq-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/rabbitmq-se
 		exit 1
 	fi
 fi
-PATH=$PATH:/usr/sbin
-
 if amqp_up; then
 	log "a local node answers AMQP but not the management API: enabling rabbitmq_management"
 	rabbitmq-plugins enable rabbitmq_management >&2 || {
@@ -95,7 +107,7 @@ if amqp_up; then
 		advice
 		exit 1
 	}
-	wait_ready
+	wait_ready && shovels
 	exit $?
 fi
 
@@ -105,7 +117,7 @@ log "starting rabbitmq-server"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # Enabling offline writes enabled_plugins before boot, so the node starts
 # with the API and no second step is needed.
-rabbitmq-plugins enable --offline rabbitmq_management >&2
+rabbitmq-plugins enable --offline rabbitmq_management rabbitmq_shovel rabbitmq_shovel_management >&2
 rabbitmq-server -detached >&2 || true
 # await_startup fails at once while the node is not yet registered; retry.
 deadline=$((SECONDS + wait_s))

@@ -157,6 +157,12 @@ running() { amqp_up && mgmt_up; }
 up() {
 	if running; then
 		log "using the node already answering on $amqp_port (API $mgmt_port)"
+		# A node started by an older copy of this script may lack the
+		# shovel plugins that dlq replay's shovel path needs.
+		if ! curl -fsS -m 5 -u guest:guest "http://127.0.0.1:$mgmt_port/api/shovels" >/dev/null 2>&1; then
+			log "enabling rabbitmq_shovel and rabbitmq_shovel_management"
+			in_root /usr/lib/rabbitmq/bin/rabbitmq-plugins -n "$node" enable rabbitmq_shovel rabbitmq_shovel_management >&2
+		fi
 		return
 	fi
 	build
@@ -173,7 +179,7 @@ up() {
 	mount --bind "$data" "$root/srv/node"
 	head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data/.erlang.cookie"
 	chmod 400 "$data/.erlang.cookie"
-	echo '[rabbitmq_management].' >"$data/enabled_plugins"
+	echo '[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management].' >"$data/enabled_plugins"
 	cat >"$data/rabbitmq.conf" <<EOF
 listeners.tcp.default = $amqp_port
 management.tcp.port = $mgmt_port

@@ -63,6 +63,17 @@ func (m *MgmtReader) PostJSON(ctx context.Context, path string, body []byte, lim
 	return m.do(ctx, &hc, http.MethodPost, path, nil, body, nil)
 }
 
+// PutJSON sends body (JSON) with PUT /api/<path>: it creates or replaces
+// one object (a runtime parameter, say).
+func (m *MgmtReader) PutJSON(ctx context.Context, path string, body []byte) error {
+	return m.do(ctx, m.hc, http.MethodPut, path, nil, body, nil)
+}
+
+// Delete sends DELETE /api/<path>.
+func (m *MgmtReader) Delete(ctx context.Context, path string) error {
+	return m.do(ctx, m.hc, http.MethodDelete, path, nil, nil, nil)
+}
+
 // do sends one request and decodes a success into v (nil: discard it);
 // an HTTP error becomes a rabbithole.ErrorResponse.
 func (m *MgmtReader) do(ctx context.Context, hc *http.Client, method, path string, query url.Values, body []byte, v any) error {

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/mqctl/mqctl/internal/broker"
@@ -42,6 +45,8 @@ type DLQReplayOptions struct {
 	Window     int
 	Journal    string
 	Yes        bool
+	// Via is how the messages move: auto, client or shovel.
+	Via string
 	// BlockedTimeout bounds a wait while the broker blocks publishing.
 	BlockedTimeout time.Duration
 }
@@ -99,8 +104,27 @@ resumes by itself when the alarm clears; a block longer than
 --blocked-timeout stops it with exit 1 (nothing lost: what was not confirmed
 stays in the DLQ, the journal reports possible duplicates on the next run).
 
+A broker shovel moves the messages where that is safe (--via auto, the
+default): the selection is the whole DLQ or its first --limit messages, the
+DLQ is a classic queue into which exactly one queue dead-letters (the
+dead-letter linkage says so), no --to, --rate or selection by id, file,
+--where or --group, the shovel plugin is enabled (rabbitmq_shovel and
+rabbitmq_shovel_management), and the check, a dry run that reads every
+selected message first, found each one going back to that queue (none held
+back by --max-replays, none from a foreign origin). mqctl then creates a
+dynamic shovel (ack on confirm, src-delete-after = the number checked), so
+the broker moves exactly the checked messages, in order, and removes the
+shovel; mqctl shows progress, and on an interrupt or a shovel failure it
+deletes the shovel, counts what moved from the head of the DLQ, and reports
+the up to --window messages the shovel held unacked as possible duplicates.
+A shovel moves a message unchanged: its x-death stays, and the shovel's
+x-shovelled entry counts as a replay for --max-replays. Otherwise mqctl
+moves the messages itself (the client path); the report says which path
+ran and why. --via client always moves them with mqctl; --via shovel
+refuses (exit 2, nothing moved) when a shovel cannot.
+
 --window (default 1024, like the shovel's prefetch of 1000) bounds the
-publishes awaiting their confirm; mqctl holds up to about three windows of
+publishes awaiting their confirm (a shovel's prefetch); mqctl holds up to about three windows of
 messages in memory, so lower it for very large messages.
 
 Asks for confirmation on a terminal, stating how many messages go where
@@ -136,6 +160,9 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
 			if opts.MaxReplays < 0 || opts.Limit < 0 || opts.Rate < 0 || opts.Window < 1 {
 				return fail.Usagef("--max-replays, --limit and --rate must not be negative, --window at least 1")
 			}
+			if !slices.Contains([]string{"auto", "client", "shovel"}, opts.Via) {
+				return fail.Usagef("--via must be auto, client or shovel, not %q", opts.Via)
+			}
 			if err := checkBlockedTimeout(opts.BlockedTimeout); err != nil {
 				return err
 			}
@@ -156,6 +183,7 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
 	fl.IntVar(&opts.Window, "window", 1024, "publishes awaiting their confirm at once")
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	fl.StringVar(&opts.Via, "via", "auto", "how the messages move: auto (a broker shovel where it is safe), client (mqctl) or shovel (refuse if a shovel cannot)")
 	opts.Audit.register(fl)
 	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)
 	return cmd
@@ -239,27 +267,130 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,
 		Journal: journal, Origins: link.Origins,
 	}
-	if !opts.DryRun && !opts.Yes {
-		// The prompt states what will move where: a dry run counts it.
-		preview := ro
-		preview.Selection, preview.DryRun, preview.Journal, preview.Rate = sel.Clone(), true, nil, 0
-		progress := output.NewProgress(opts.IO, -1, "counting "+opts.Queue)
-		preview.Progress = progress
-		rep, err := dlq.Replay(ctx, src, dst, preview)
+	path := shovelPath{why: opts.shovelRefusal(sel, link)}
+	if path.why == "" {
+		path.api, err = broker.NewMgmtReader(s)
+		if err == nil {
+			path.why, err = dlq.ShovelsEnabled(ctx, path.api, s.Vhost)
+		}
+		if err != nil {
+			path.why = "the management API did not answer: " + s.Redactor.Redact(err.Error())
+		}
+	}
+	var preview *dlq.Report
+	if path.why == "" || (!opts.DryRun && !opts.Yes) {
+		// The check: a dry run reads the selected messages. It is what
+		// the prompt states, and what a shovel may move.
+		p := ro
+		p.Selection, p.DryRun, p.Journal, p.Rate = sel.Clone(), true, nil, 0
+		progress := output.NewProgress(opts.IO, -1, "checking "+opts.Queue)
+		p.Progress = progress
+		preview, err = dlq.Replay(ctx, src, dst, p)
 		progress.Finish()
 		if err != nil {
 			return nil, err
 		}
-		if err := Confirm(opts.IO, false, replayPrompt(rep)); err != nil {
+		if path.why == "" {
+			path.why = shovelCheck(preview, link.Origins[0])
+		}
+	}
+	if opts.Via == "shovel" && path.why != "" {
+		return nil, fail.Usagef("--via shovel: a shovel cannot replay this: %s; nothing moved", path.why)
+	}
+	if opts.DryRun {
+		if path.why == "" {
+			return withPath(preview, dlq.PathShovel, shovelReason(link.Origins[0])), nil
+		}
+		rep, err := dlq.Replay(ctx, src, dst, ro)
+		return withPath(rep, dlq.PathClient, path.why), err
+	}
+	if !opts.Yes {
+		how := ""
+		if path.why == "" {
+			how = " through a broker shovel"
+		}
+		if err := Confirm(opts.IO, false, replayPrompt(preview)+how); err != nil {
 			return nil, err
 		}
+	}
+	if path.why == "" {
+		return shovelReplay(ctx, opts, s, path.api, src, preview, link.Origins[0])
 	}
 	progress := output.NewProgress(opts.IO, -1, "replaying "+opts.Queue)
 	defer progress.Finish()
 	ro.Progress = progress
 	log := newLineLog(opts.IO.ErrOut, s.Redactor, "dlq replay")
 	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
-	return dlq.Replay(ctx, src, dst, ro)
+	rep, err := dlq.Replay(ctx, src, dst, ro)
+	return withPath(rep, dlq.PathClient, path.why), err
+}
+
+// shovelPath is the decision between a replay by mqctl and one by a
+// broker shovel: why is "" when a shovel may move the messages.
+type shovelPath struct {
+	why string
+	api *broker.MgmtReader
+}
+
+// shovelRefusal is why the selection may not go through a shovel, as far
+// as the flags and the dead-letter linkage tell ("" when they allow it):
+// a shovel moves the head of a queue, unchanged, to one queue.
+func (opts *DLQReplayOptions) shovelRefusal(sel *dlq.Selection, link dlq.Linkage) string {
+	switch {
+	case opts.Via == "client":
+		return "--via client"
+	case !sel.All || sel.Filter != nil:
+		return "the selection is by id, file, filter or group, not the whole DLQ or its first --limit messages"
+	case opts.To != "":
+		return "--to is given"
+	case opts.Rate > 0:
+		return "--rate paces each publish"
+	case link.Origins == nil:
+		return "the dead-letter linkage of " + opts.Queue + " is unknown (no management API)"
+	case len(link.Origins) != 1:
+		return fmt.Sprintf("%d queues dead-letter into %s (%s): each message goes back to its own", len(link.Origins), opts.Queue, strings.Join(link.Origins, ", "))
+	case link.Type != "classic":
+		return fmt.Sprintf("%s is a %s queue; a shovel replay needs a classic DLQ, which keeps the order of the messages the check returns", opts.Queue, cmp.Or(link.Type, "unknown"))
+	}
+	return ""
+}
+
+// shovelCheck is why the checked messages may not go through a shovel
+// ("" when every one goes to origin): a shovel cannot skip a message
+// the loop guard holds back, nor send one elsewhere.
+func shovelCheck(checked *dlq.Report, origin string) string {
+	if len(checked.Outcomes) == 0 {
+		return "nothing to move"
+	}
+	for _, o := range checked.Outcomes {
+		if o.Status != dlq.StatusWouldReplay || o.Destination != origin {
+			return fmt.Sprintf("message %s %s (%s): a shovel cannot leave it out", o.ID, o.Status, cmp.Or(o.Reason, "to "+o.Destination))
+		}
+	}
+	return ""
+}
+
+func shovelReason(origin string) string {
+	return "the whole DLQ (or its first --limit messages) goes back to its one origin, " + origin + ", and the shovel plugin is enabled"
+}
+
+func withPath(rep *dlq.Report, path, why string) *dlq.Report {
+	if rep != nil {
+		rep.Path, rep.PathReason = path, why
+	}
+	return rep
+}
+
+// shovelReplay hands the checked messages to a broker shovel, with
+// progress; an interrupt removes the shovel.
+func shovelReplay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, api *broker.MgmtReader, src *amqp.Connection, checked *dlq.Report, origin string) (*dlq.Report, error) {
+	fmt.Fprintf(opts.IO.ErrOut, "note: replaying through a broker shovel: %s\n", shovelReason(origin))
+	progress := output.NewProgress(opts.IO, int64(len(checked.Outcomes)), "replaying "+opts.Queue+" (shovel)")
+	defer progress.Finish()
+	rep, err := dlq.ShovelReplay(ctx, api, src, dlq.ShovelReplayOptions{
+		Vhost: s.Vhost, Checked: checked, Dest: origin, Prefetch: opts.Window, Progress: progress,
+	})
+	return withPath(rep, dlq.PathShovel, shovelReason(origin)), err
 }
 
 // replayPrompt is the question before a replay, from its dry run: how

@@ -75,6 +75,21 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 	if v.Archive != "" {
 		fmt.Fprintf(&b, "; archive %s", v.Archive)
 	}
+	switch {
+	case v.Path == dlq.PathShovel && v.DryRun:
+		fmt.Fprintf(&b, "\nwould move through a broker shovel: %s", v.PathReason)
+	case v.Path == dlq.PathShovel && v.Shovel == "":
+		b.WriteString("\nno broker shovel was created: nothing moved")
+	case v.Path == dlq.PathShovel:
+		fmt.Fprintf(&b, "\nmoved through broker shovel %s", v.Shovel)
+		if v.NotMoved > 0 || v.Unknown > 0 {
+			fmt.Fprintf(&b, "; %d checked message(s) left in %s, %d unknown", v.NotMoved, v.Queue, v.Unknown)
+		}
+	case v.Path == dlq.PathClient && v.DryRun:
+		fmt.Fprintf(&b, "\nwould move by mqctl, not a broker shovel: %s", v.PathReason)
+	case v.Path == dlq.PathClient:
+		fmt.Fprintf(&b, "\nmoved by mqctl, not a broker shovel: %s", v.PathReason)
+	}
 	_, err := fmt.Fprintln(w, b.String())
 	return err
 }
@@ -85,7 +100,10 @@ func finishReport(ios *iostreams.IOStreams, format output.Format, rep *dlq.Repor
 	if rep == nil {
 		return runErr
 	}
-	if len(rep.PossibleDuplicates) > 0 {
+	if len(rep.PossibleDuplicates) > 0 && rep.Path == dlq.PathShovel {
+		fmt.Fprintf(ios.ErrOut, "warning: the shovel was stopped before it acked %d message(s): they are back in %s, and it may have published some of them to their origin already (possible duplicates): %s\n",
+			len(rep.PossibleDuplicates), rep.Queue, strings.Join(rep.PossibleDuplicates, ", "))
+	} else if len(rep.PossibleDuplicates) > 0 {
 		fmt.Fprintf(ios.ErrOut, "warning: %d message(s) were published by an earlier, interrupted run and replayed again; their origin queue may hold them twice: %s\n",
 			len(rep.PossibleDuplicates), strings.Join(rep.PossibleDuplicates, ", "))
 	}
@@ -100,7 +118,11 @@ func finishReport(ios *iostreams.IOStreams, format output.Format, rep *dlq.Repor
 		return runErr
 	}
 	if rep.Partial() {
-		return fail.Conditionf("%s finished partially: %d skipped, %d failed, %d not found", verb, rep.Skipped, rep.Failed, len(rep.NotFound))
+		msg := fmt.Sprintf("%s finished partially: %d skipped, %d failed, %d not found", verb, rep.Skipped, rep.Failed, len(rep.NotFound))
+		if rep.NotMoved > 0 || rep.Unknown > 0 {
+			msg += fmt.Sprintf(", %d left in the DLQ by the shovel, %d unknown", rep.NotMoved, rep.Unknown)
+		}
+		return fail.Conditionf("%s", msg)
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func FromDelivery(queue string, d amqp.Delivery) (Record, error) {
 	r := Record{
 		Queue: queue, Exchange: d.Exchange, RoutingKey: d.RoutingKey, Redelivered: d.Redelivered,
 		Properties: p, Body: d.Body, BodySize: len(d.Body),
-		Death: deathOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount),
+		Death: deathOf(d.Headers), ReplayCount: replayCount(d.Headers),
 	}
 	r.ID, r.IDSource = Identity(p, d.Body)
 	return r, nil
@@ -145,7 +145,7 @@ func Summarize(queue string, d amqp.Delivery) (Summary, error) {
 		}
 		return Summary{ID: r.ID, Death: r.Death, ReplayCount: r.ReplayCount}, nil
 	}
-	return Summary{ID: d.MessageId, Death: deathOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount)}, nil
+	return Summary{ID: d.MessageId, Death: deathOf(d.Headers), ReplayCount: replayCount(d.Headers)}, nil
 }
 
 // IsDeathHeader reports whether a header belongs to a message's death
@@ -159,7 +159,7 @@ func deathHeader(name string) bool {
 	switch name {
 	case "x-death", pattern.HeaderOriginQueue, pattern.HeaderFailureReason, pattern.HeaderFailedAt,
 		pattern.HeaderFirstFailedAt, pattern.HeaderAttempt, pattern.HeaderDeathHistory, pattern.HeaderReplayCount,
-		pattern.HeaderErrorClass, pattern.HeaderWorker:
+		pattern.HeaderErrorClass, pattern.HeaderWorker, headerShovelled:
 		return true
 	}
 	return strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")
@@ -221,6 +221,27 @@ func toInt(v any) int64 {
 }
 
 func intHeader(h amqp.Table, name string) int64 { return toInt(h[name]) }
+
+// headerShovelled is the list the broker's shovel prepends an entry to
+// (add-forward-headers) each time it moves a message: a replay through a
+// shovel leaves its trace there, not in pattern.HeaderReplayCount.
+const headerShovelled = "x-shovelled"
+
+// replayCount is how many times a message was replayed: by the client
+// path (pattern.HeaderReplayCount) plus the moves of mqctl's replay
+// shovels (their entries in x-shovelled). The loop guard counts both.
+func replayCount(h amqp.Table) int64 {
+	n := intHeader(h, pattern.HeaderReplayCount)
+	hops, _ := h[headerShovelled].([]any)
+	for _, hop := range hops {
+		if t, ok := hop.(amqp.Table); ok {
+			if name, _ := t["shovel-name"].(string); strings.HasPrefix(name, ShovelPrefix) {
+				n++
+			}
+		}
+	}
+	return n
+}
 
 func timeHeader(h amqp.Table, name string) *Timestamp {
 	var t time.Time
@@ -287,7 +308,7 @@ func ForReplay(msg amqp.Publishing, fromQueue string, now time.Time) amqp.Publis
 		}
 	}
 	h[pattern.HeaderDeathHistory] = append(append([]any(nil), history...), entry)
-	h[pattern.HeaderReplayCount] = intHeader(old, pattern.HeaderReplayCount) + 1
+	h[pattern.HeaderReplayCount] = replayCount(old) + 1
 	msg.Headers = h
 	return msg
 }

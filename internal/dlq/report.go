@@ -50,14 +50,32 @@ type Report struct {
 	// PossibleDuplicates lists ids an earlier, interrupted replay had
 	// published without acking, replayed again by this run: the origin
 	// queue may hold them twice.
-	PossibleDuplicates []string  `json:"possible_duplicates,omitempty"`
-	Archive            string    `json:"archive,omitempty"`
-	Outcomes           []Outcome `json:"outcomes"`
+	PossibleDuplicates []string `json:"possible_duplicates,omitempty"`
+	Archive            string   `json:"archive,omitempty"`
+	// Path is how a replay moved the messages: PathClient (mqctl read and
+	// published each) or PathShovel (a broker shovel did, after mqctl
+	// checked them); PathReason says why.
+	Path       string `json:"path,omitempty"`
+	PathReason string `json:"path_reason,omitempty"`
+	// Shovel names the shovel of a shovel replay.
+	Shovel string `json:"shovel,omitempty"`
+	// NotMoved counts the checked messages an interrupted or failed
+	// shovel replay left in the DLQ; Unknown those whose fate it could
+	// not learn (the shovel could not be stopped or the head not read).
+	NotMoved int       `json:"not_moved,omitempty"`
+	Unknown  int       `json:"unknown,omitempty"`
+	Outcomes []Outcome `json:"outcomes"`
 }
+
+// Replay paths.
+const (
+	PathClient = "client"
+	PathShovel = "shovel"
+)
 
 // Partial reports whether some selected message was not moved.
 func (r *Report) Partial() bool {
-	return r.Skipped > 0 || r.Failed > 0 || len(r.NotFound) > 0
+	return r.Skipped > 0 || r.Failed > 0 || len(r.NotFound) > 0 || r.NotMoved > 0 || r.Unknown > 0
 }
 
 // add appends an outcome and returns its index. An outcome whose status
