@@ -84,7 +84,7 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 		return err
 	}
 	med := map[string]float64{}
-	for _, m := range []string{"mqctl", "shovel"} {
+	for _, m := range []string{"mqctl", "mqctl-client", "shovel"} {
 		var xs []float64
 		for _, x := range results {
 			if x.Method == m {
@@ -94,10 +94,11 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 		med[m] = benchkit.Median(xs)
 	}
 	if asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": results, "median_msg_per_second": med, "ratio": med["mqctl"] / med["shovel"]})
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": results, "median_msg_per_second": med,
+			"ratio": med["mqctl"] / med["shovel"], "client_ratio": med["mqctl-client"] / med["shovel"]})
 	}
-	fmt.Printf("median over %d runs of %d x %d B dead letters back to %s queues: mqctl %.0f msg/s, shovel %.0f msg/s, ratio %.2fx\n",
-		runs, n, size, originType, med["mqctl"], med["shovel"], med["mqctl"]/med["shovel"])
+	fmt.Printf("median over %d runs of %d x %d B dead letters back to %s queues: mqctl %.0f msg/s (%.2fx), mqctl --via client %.0f msg/s (%.2fx), UI shovel move %.0f msg/s\n",
+		runs, n, size, originType, med["mqctl"], med["mqctl"]/med["shovel"], med["mqctl-client"], med["mqctl-client"]/med["shovel"], med["shovel"])
 	for _, x := range results {
 		if x.Lost > 0 || x.Duplicated > 0 {
 			return fmt.Errorf("run %d %s lost %d and duplicated %d messages", x.Run, x.Method, x.Lost, x.Duplicated)
@@ -112,16 +113,17 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 		return nil, err
 	}
 	defer conn.Close()
-	for _, q := range []string{"orders-a", "orders-b"} {
+	for _, q := range []string{"orders-a", "orders-b", "orders-c"} {
 		if err := fill(conn, q, n, size); err != nil {
 			return nil, err
 		}
 	}
 	var clientCPU time.Duration
-	measure := map[string]func() (time.Duration, error){
-		"mqctl": func() (time.Duration, error) {
-			args := []string{"dlq", "replay", "orders-a.dlq", "--all", "--yes", "-o", "json",
+	replay := func(queue string, more ...string) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			args := []string{"dlq", "replay", queue, "--all", "--yes", "-o", "json",
 				"--journal", filepath.Join(os.TempDir(), vhost+".journal")}
+			args = append(args, more...)
 			if extra != "" {
 				args = append(args, splitArgs(extra)...)
 			}
@@ -135,15 +137,22 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 			took := time.Since(start)
 			clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			return took, nil
-		},
+		}
+	}
+	measure := map[string]func() (time.Duration, error){
+		// mqctl as users run it: a broker shovel where that is safe.
+		"mqctl": replay("orders-a.dlq"),
+		// mqctl moving every message itself.
+		"mqctl-client": replay("orders-c.dlq", "--via", "client"),
 		"shovel": func() (time.Duration, error) {
 			// The shovel deletes itself once it moved the queue length.
 			return benchkit.ShovelMove(mgmt, vhost, "orders-b.dlq", "orders-b")
 		},
 	}
-	order := []string{"mqctl", "shovel"}
-	if r%2 == 0 {
-		order = []string{"shovel", "mqctl"}
+	// The order rotates from run to run.
+	order := []string{"mqctl", "mqctl-client", "shovel"}
+	for range r % 3 {
+		order = append(order[1:], order[0])
 	}
 	var out []result
 	for _, m := range order {
@@ -156,7 +165,7 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 		}
 		brokerCPU := benchkit.CPUTime(brokerPid) - cpu0
 		perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
-		dest := map[string]string{"mqctl": "orders-a", "shovel": "orders-b"}[m]
+		dest := map[string]string{"mqctl": "orders-a", "mqctl-client": "orders-c", "shovel": "orders-b"}[m]
 		lost, dup, err := verify(conn, dest, n)
 		if err != nil {
 			return nil, err
