@@ -82,6 +82,9 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 		b.WriteString("\nno broker shovel was created: nothing moved")
 	case v.Path == dlq.PathShovel:
 		fmt.Fprintf(&b, "\nmoved through broker shovel %s", v.Shovel)
+		if v.DepthBefore != nil && v.DepthAfter != nil {
+			fmt.Fprintf(&b, " (removed); %s held %d before, %d after", v.Queue, *v.DepthBefore, *v.DepthAfter)
+		}
 		if v.NotMoved > 0 || v.Unknown > 0 {
 			fmt.Fprintf(&b, "; %d checked message(s) left in %s, %d unknown", v.NotMoved, v.Queue, v.Unknown)
 		}

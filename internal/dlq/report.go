@@ -57,8 +57,12 @@ type Report struct {
 	// checked them); PathReason says why.
 	Path       string `json:"path,omitempty"`
 	PathReason string `json:"path_reason,omitempty"`
-	// Shovel names the shovel of a shovel replay.
-	Shovel string `json:"shovel,omitempty"`
+	// Shovel names the shovel of a shovel replay; DepthBefore and
+	// DepthAfter are the DLQ's counts before it started and after it
+	// ended.
+	Shovel      string `json:"shovel,omitempty"`
+	DepthBefore *int   `json:"depth_before_shovel,omitempty"`
+	DepthAfter  *int   `json:"depth_after_shovel,omitempty"`
 	// NotMoved counts the checked messages an interrupted or failed
 	// shovel replay left in the DLQ; Unknown those whose fate it could
 	// not learn (the shovel could not be stopped or the head not read).

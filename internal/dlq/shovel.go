@@ -145,6 +145,15 @@ func ShovelReplay(ctx context.Context, api ShovelAPI, src *amqp.Connection, o Sh
 		}
 	}
 	rep.settleShovel(o.Checked.Outcomes, moved, o.Prefetch)
+	rep.DepthBefore = &before
+	if after, _, err := broker.QueueCountsOn(src, queue); err == nil {
+		// Counted after, too: fewer than before minus the moved means
+		// something else took messages from the DLQ meanwhile.
+		rep.DepthAfter = &after
+		if moved >= 0 && after < before-moved {
+			watchErr = errors.Join(watchErr, fmt.Errorf("%s held %d before the shovel and %d after it moved %d: something else consumed %d meanwhile", queue, before, after, moved, before-moved-after))
+		}
+	}
 	return rep, watchErr
 }
 
