@@ -13,7 +13,9 @@ import (
 	"github.com/mqctl/mqctl/internal/dlq"
 )
 
-// cancelOnProgress cancels once the shovel has moved something.
+// cancelOnProgress cancels once the shovel has moved something: progress
+// comes from the DLQ's ready count, which also drops by the messages the
+// shovel holds unacked (its prefetch, 1 here), so it waits for 10.
 type cancelOnProgress struct {
 	once   sync.Once
 	cancel context.CancelFunc
@@ -22,7 +24,7 @@ type cancelOnProgress struct {
 
 func (c *cancelOnProgress) Add(n int) {
 	c.n += n
-	if c.n > 0 {
+	if c.n >= 10 {
 		c.once.Do(c.cancel)
 	}
 }
