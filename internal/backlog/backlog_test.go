@@ -652,3 +652,64 @@ func TestBacklogMetricsOffCountsFromQueueTotalsElseUnknown(t *testing.T) {
 		t.Errorf("unchecked %+v", v.Unchecked)
 	}
 }
+
+// A QueueTotals read is one request with disable_stats and queue totals,
+// decoded as 3.10 answers it: counts known, consumers, rates and head
+// timestamp unknown (nil), a queue without counts left unknown rather
+// than read again, and a policy found by its name.
+func TestHTTPSourceQueueTotals(t *testing.T) {
+	var asked []url.Values
+	g := getterFunc(func(q url.Values, v any) error {
+		asked = append(asked, q)
+		if q.Get("columns") == "vhost,name,definition" {
+			return json.Unmarshal([]byte(`[{"vhost":"v","name":"audit-dlx","definition":{"dead-letter-exchange":"graveyard"}}]`), v)
+		}
+		return json.Unmarshal([]byte(`[
+			{"vhost":"v","name":"audit","type":"classic","state":"running","arguments":{},"policy":"audit-dlx",
+			 "messages_ready":5,"messages_unacknowledged":0},
+			{"vhost":"v","name":"email","type":"quorum","state":"running","arguments":{"x-queue-type":"quorum"},
+			 "messages_ready":5,"messages_unacknowledged":2,"leader":"n1","members":["n1"],"online":["n1"]},
+			{"vhost":"v","name":"new","type":"classic","state":"running","arguments":{}}]`), v)
+	})
+	page, err := HTTPSource{API: g, NoRates: true, QueueTotals: true}.QueuePage(context.Background(), "v", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 {
+		t.Fatalf("want the queue list and the policies, got %v", asked)
+	}
+	q := asked[0]
+	if q.Get("disable_stats") != "true" || q.Get("enable_queue_totals") != "true" {
+		t.Errorf("not a queue totals read: %v", q)
+	}
+	for _, c := range []string{"consumers", "head_message_timestamp", "message_stats"} {
+		if strings.Contains(q.Get("columns"), c) {
+			t.Errorf("columns %q ask for %s, which a queue totals read does not give", q.Get("columns"), c)
+		}
+	}
+	want := []QueueStat{
+		{Vhost: "v", Name: "audit", Type: "classic", State: "running", Policy: map[string]any{"dead-letter-exchange": "graveyard"},
+			Ready: ptr(5), Unacked: ptr(0)},
+		{Vhost: "v", Name: "email", Type: "quorum", State: "running", Arguments: map[string]any{"x-queue-type": "quorum"},
+			Ready: ptr(5), Unacked: ptr(2), Leader: "n1", Members: []string{"n1"}, Online: []string{"n1"}},
+		{Vhost: "v", Name: "new", Type: "classic", State: "running"},
+	}
+	if !reflect.DeepEqual(page.Queues, want) {
+		t.Errorf("queues\n%+v\nwant\n%+v", page.Queues, want)
+	}
+}
+
+func TestLimitsNeedStatistics(t *testing.T) {
+	for _, c := range []struct {
+		l    Limits
+		want bool
+	}{
+		{Limits{MaxReady: ptr(1), MaxUnacked: ptr(1), MaxDLQ: ptr(0)}, false},
+		{Limits{MaxDLQ: ptr(0), MinConsumers: ptr(0)}, true},
+		{Limits{MaxReady: ptr(1), MaxAge: ptr(time.Minute)}, true},
+	} {
+		if got := c.l.NeedStatistics(); got != c.want {
+			t.Errorf("%+v: NeedStatistics %v, want %v", c.l, got, c.want)
+		}
+	}
+}

@@ -189,3 +189,13 @@ func ageUnknownReason(r Row) string {
 	}
 	return "the head message carries no timestamp property (publish with a timestamp to enable --max-age)"
 }
+
+// NeedStatistics reports whether a gate of l reads a figure that only a
+// queue list read with statistics gives: consumers (MinConsumers) or the
+// head message's timestamp (MaxAge). Without one, every gate can be
+// evaluated from a queue totals read (HTTPSource.QueueTotals): ready,
+// unacked and DLQ depths, and the arguments, policies and bindings that
+// tell work queues from DLQs.
+func (l Limits) NeedStatistics() bool {
+	return l.MinConsumers != nil || l.MaxAge != nil
+}

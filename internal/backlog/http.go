@@ -36,6 +36,19 @@ type HTTPSource struct {
 	// NoRates leaves out the message rates (backlog check needs none),
 	// sparing the broker that part of its per-queue statistics work.
 	NoRates bool
+	// QueueTotals reads the queue list as queue totals alone
+	// (disable_stats=true&enable_queue_totals=true): the broker then
+	// skips its statistics database and takes the counts from the
+	// queues' own counters: at 5,000 queues on 3.10.8 about half the
+	// broker CPU of a read with statistics, and the counts are fresher
+	// (a classic queue's at once, a quorum queue's within its next tick,
+	// not the next 5-second sample). The read gives counts, type, state, arguments, the policy's name and
+	// quorum membership (checked on 3.10.8, 4.0.5 and 4.3.6), but no
+	// consumers, rates or head timestamp: those stay nil (unknown), so
+	// use it only where nothing reads them (see Limits.NeedStatistics).
+	// 3.10 and 4.0 never give effective_policy_definition in it, 4.3
+	// only for quorum queues: a policy is then found by its name.
+	QueueTotals bool
 }
 
 // queueColumns are the columns backlog reads; nested ones use the API's
@@ -51,10 +64,28 @@ var rateColumns = []string{
 	"message_stats.ack_details.rate",
 }
 
-// totalsColumns are what a queue-totals read asks for.
+// totalsQueueColumns are what a QueueTotals read asks for: what such a
+// read gives of queueColumns.
+var totalsQueueColumns = []string{
+	"vhost", "name", "type", "state", "arguments", "policy", "effective_policy_definition",
+	"messages_ready", "messages_unacknowledged", "leader", "members", "online",
+}
+
+// totalsColumns are what a queue-totals read for the counts a read with
+// statistics lacked asks for.
 const totalsColumns = "vhost,name,messages_ready,messages_unacknowledged"
 
+// totalsQuery marks a queue list read as queue totals.
+func totalsQuery(q url.Values) url.Values {
+	q.Set("disable_stats", "true")
+	q.Set("enable_queue_totals", "true")
+	return q
+}
+
 func (s HTTPSource) columns() string {
+	if s.QueueTotals {
+		return strings.Join(totalsQueueColumns, ",")
+	}
 	if s.NoRates {
 		return strings.Join(queueColumns, ",")
 	}
@@ -104,7 +135,11 @@ func vhostPath(resource, vhost string) string {
 
 // QueuePage implements Source.
 func (s HTTPSource) QueuePage(ctx context.Context, vhost string, page, size int) (Page, error) {
-	ap, err := s.queues(ctx, vhost, page, size, url.Values{"columns": {s.columns()}})
+	q := url.Values{"columns": {s.columns()}}
+	if s.QueueTotals {
+		q = totalsQuery(q)
+	}
+	ap, err := s.queues(ctx, vhost, page, size, q)
 	if err != nil {
 		return Page{}, err
 	}
@@ -122,10 +157,12 @@ func (s HTTPSource) QueuePage(ctx context.Context, vhost string, page, size int)
 		}
 		// Counts present mean the queue is in the statistics database:
 		// then an absent message_stats is a queue without traffic (0/s).
-		if a.Ready != nil && !s.NoRates {
+		if a.Ready != nil && !s.NoRates && !s.QueueTotals {
 			qs.Publish, qs.Deliver, qs.Ack = &a.Stats.Publish.Rate, &a.Stats.DeliverGet.Rate, &a.Stats.Ack.Rate
 		}
-		if a.Ready == nil || a.Unacked == nil {
+		// A queue totals read that lacks counts has nothing to fall back
+		// on: they stay unknown.
+		if (a.Ready == nil || a.Unacked == nil) && !s.QueueTotals {
 			missing = true
 		}
 		if len(bytes.TrimSpace(a.Policy)) == 0 && a.PolicyName != nil && *a.PolicyName != "" {
@@ -189,11 +226,7 @@ func (s HTTPSource) policies(ctx context.Context, vhost string) (map[qkey]map[st
 // deleted between the two reads shifts the page, and a queue not found
 // keeps unknown counts.
 func (s HTTPSource) fillTotals(ctx context.Context, vhost string, page, size int, queues []QueueStat) error {
-	ap, err := s.queues(ctx, vhost, page, size, url.Values{
-		"columns":             {totalsColumns},
-		"disable_stats":       {"true"},
-		"enable_queue_totals": {"true"},
-	})
+	ap, err := s.queues(ctx, vhost, page, size, totalsQuery(url.Values{"columns": {totalsColumns}}))
 	if err != nil {
 		return fmt.Errorf("read queue totals (the API reports no message counts): %w", err)
 	}

@@ -49,8 +49,9 @@ type backlogReader struct {
 
 // open resolves the settings and opens the management API once: one
 // reader for every request and refresh, so with several APIs the one that
-// answered is tried first next time.
-func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, error) {
+// answered is tried first next time. read says how to read the queue list
+// (its API is set here).
+func (b backlogRead) open(key backlog.SortKey, read backlog.HTTPSource) (*backlogReader, error) {
 	s, err := b.Settings()
 	if err != nil {
 		return nil, err
@@ -59,6 +60,7 @@ func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, er
 	if err != nil {
 		return nil, err
 	}
+	read.API = api
 	q := backlog.Query{Vhost: s.Vhost, Globs: b.Globs, Sort: key, PageSize: b.PageSize}
 	where := "vhost " + strconv.Quote(s.Vhost)
 	if b.AllVhosts {
@@ -66,7 +68,7 @@ func (b backlogRead) open(key backlog.SortKey, noRates bool) (*backlogReader, er
 	}
 	return &backlogReader{
 		api:   s.MgmtURL,
-		src:   backlog.HTTPSource{API: api, NoRates: noRates},
+		src:   read,
 		query: q,
 		explain: func(err error) error {
 			if !b.AllVhosts {
@@ -221,7 +223,7 @@ read access to the vhost).`,
 }
 
 func backlogRun(ctx context.Context, opts *BacklogOptions) error {
-	r, err := opts.open(opts.Sort, false)
+	r, err := opts.open(opts.Sort, backlog.HTTPSource{})
 	if err != nil {
 		return err
 	}

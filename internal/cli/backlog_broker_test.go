@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +15,12 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/backlog"
+	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/brokertest"
+	"github.com/mqctl/mqctl/internal/config"
 	"github.com/mqctl/mqctl/internal/deadletter"
+	"github.com/mqctl/mqctl/internal/iostreams"
+	"github.com/mqctl/mqctl/internal/output"
 )
 
 // backlogFixture is a vhost with known counts:
@@ -357,6 +363,121 @@ func TestBacklogCheckEveryGateBothWays(t *testing.T) {
 	}
 	if len(reasons) != 2 || !strings.Contains(reasons["email"], "quorum") || !strings.Contains(reasons["audit"], "no timestamp") {
 		t.Errorf("unchecked %+v, want email (quorum) and audit (no timestamp)", v.Unchecked)
+	}
+}
+
+// recordedAPI is the real management API, with every queue list read's
+// query kept.
+type recordedAPI struct {
+	api     backlog.Getter
+	mu      sync.Mutex
+	queries []url.Values
+}
+
+func (r *recordedAPI) GetJSON(ctx context.Context, path string, q url.Values, v any) error {
+	if strings.HasPrefix(path, "queues") {
+		r.mu.Lock()
+		r.queries = append(r.queries, q)
+		r.mu.Unlock()
+	}
+	return r.api.GetJSON(ctx, path, q, v)
+}
+
+// check runs backlog check with limits against the fixture's vhost on the
+// real broker; it returns stdout and the queue list reads it sent.
+func (fx *backlogFixture) check(t *testing.T, f output.Format, l backlog.Limits) (string, []url.Values, error) {
+	t.Helper()
+	ios, _, out, _ := iostreams.Test()
+	rec := &recordedAPI{}
+	opts := &BacklogCheckOptions{IO: ios, Format: f, Limits: l, backlogRead: backlogRead{
+		Settings: func() (config.Settings, error) { return fx.env.Settings(t), nil },
+		MgmtReader: func(s config.Settings) (backlog.Getter, error) {
+			api, err := broker.NewMgmtReader(s)
+			rec.api = api
+			return rec, err
+		},
+	}}
+	err := backlogCheckRun(context.Background(), opts)
+	return out.String(), rec.queries, err
+}
+
+// Without a consumers or age gate, backlog check reads the queue list once,
+// as queue totals (the broker skips its statistics database), and still
+// judges every queue of the fixture with its exact counts: audit's DLQ,
+// set by policy, is found although that read gives no effective policy.
+// The read itself knows no consumers (points has one): unknown, not 0.
+func TestBacklogCheckOverQueueTotals(t *testing.T) {
+	t.Parallel()
+	fx := newBacklogFixture(t)
+	// The statistics sample lags the queue totals: once it shows the
+	// fixture's counts, the totals do too.
+	fx.backlogJSON(t, fx.sampled)
+
+	out, queries, err := fx.check(t, output.JSON, backlog.Limits{MaxReady: ref(0), MaxUnacked: ref(0), MaxDLQ: ref(0)})
+	if code := ExitCode(context.Background(), err, true); code != ExitCondition {
+		t.Fatalf("exit %d, want 3 (%v)\n%s", code, err, out)
+	}
+	if len(queries) != 1 || queries[0].Get("disable_stats") != "true" || queries[0].Get("enable_queue_totals") != "true" {
+		t.Errorf("want one queue list read as queue totals, got %v", queries)
+	}
+	var v backlog.Verdict
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	got := map[string]int64{}
+	for _, x := range v.Violations {
+		if x.Unknown {
+			t.Errorf("a figure unknown in the queue totals: %+v", x)
+		}
+		got[x.Queue+"/"+string(x.Check)] = x.Actual
+	}
+	want := map[string]int64{
+		"email/max_ready": 5, "email/max_unacked": 2, "email/max_dlq": 3,
+		"points/max_ready": 7, "points/max_unacked": 3, "points/max_dlq": 2,
+		"audit/max_ready": 5, "audit/max_dlq": 4,
+		"coupon/max_dlq": 1,
+	}
+	if !reflect.DeepEqual(got, want) || v.OK || v.Checked != 9 {
+		t.Errorf("violations %v, checked %d\nwant %v", got, v.Checked, want)
+	}
+
+	// Limits at the counts pass; one below fails on that queue alone.
+	out, _, err = fx.check(t, output.Table, backlog.Limits{MaxReady: ref(7), MaxUnacked: ref(3), MaxDLQ: ref(4)})
+	if err != nil || !strings.Contains(out, "ok: 9 queues checked") {
+		t.Errorf("limits at the counts: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		l    backlog.Limits
+		line string
+	}{
+		{backlog.Limits{MaxReady: ref(6)}, "points: 7 ready messages (max 6) [max_ready]"},
+		{backlog.Limits{MaxUnacked: ref(2)}, "points: 3 unacknowledged messages (max 2) [max_unacked]"},
+		{backlog.Limits{MaxDLQ: ref(3)}, "audit: its dead-letter queue audit.dead holds 4 messages (max 3) [max_dlq]"},
+	} {
+		out, _, err := fx.check(t, output.Table, c.l)
+		if code := ExitCode(context.Background(), err, true); code != ExitCondition || strings.TrimSpace(out) != c.line {
+			t.Errorf("%+v: exit %d, want 3 and the one line %q\n%s", c.l, code, c.line, out)
+		}
+	}
+
+	api, err := broker.NewMgmtReader(fx.env.Settings(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := backlog.HTTPSource{API: api, QueueTotals: true}.QueuePage(context.Background(), fx.env.Vhost, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range page.Queues {
+		if q.Consumers != nil || q.HeadStamp != nil || q.Publish != nil {
+			t.Errorf("%s: a queue totals read gives no consumers, head timestamp or rates, got %v %v %v", q.Name, q.Consumers, q.HeadStamp, q.Publish)
+		}
+		if q.Name == "points" && (q.Type != "classic" || q.Ready == nil || *q.Ready != 7 || q.Unacked == nil || *q.Unacked != 3) {
+			t.Errorf("points: %+v", q)
+		}
+		if q.Name == "email" && (q.Type != "quorum" || len(q.Members) != 1 || q.Leader == "") {
+			t.Errorf("email: quorum fields missing from the queue totals: %+v", q)
+		}
 	}
 }
 

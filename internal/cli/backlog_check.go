@@ -55,8 +55,13 @@ messages without a timestamp) the limit is not checked and a note on stderr
 says which queue and why; --require-age makes that a violation instead.
 A queue with no ready message passes.
 
-Figures come from the management API's 5-second samples. A limit whose
-figure the API does not give is not passed: it fails with a "cannot evaluate"
+With only --max-ready, --max-unacked and --max-dlq, the queue list is read
+as queue totals (disable_stats=true&enable_queue_totals=true): the broker
+skips its statistics database (about half its CPU for that read) and gives
+the counts from the queues themselves. --min-consumers and --max-age need
+consumers and head timestamps, which only the statistics give: with either,
+the list is read with statistics, whose figures are the management API's
+5-second samples. A limit whose figure the API does not give is not passed: it fails with a "cannot evaluate"
 line naming the queue and the limit (in JSON a violation with "unknown": true
 and "actual": -1). That happens with management metrics collection off:
 message counts are then read as queue totals, so --max-ready, --max-unacked
@@ -151,7 +156,9 @@ func (v checkView) queue(vhost, name string) string {
 
 func backlogCheckRun(ctx context.Context, opts *BacklogCheckOptions) error {
 	// No rates: no gate reads them, and the broker is spared that work.
-	r, err := opts.open(backlog.SortName, true)
+	// Without a consumers or age gate not even statistics are read: the
+	// queue totals hold every figure the other gates need.
+	r, err := opts.open(backlog.SortName, backlog.HTTPSource{NoRates: true, QueueTotals: !opts.Limits.NeedStatistics()})
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,17 @@ import (
 // snapshotAPI is a management API serving one snapshot as RabbitMQ lists
 // it: a queue with statistics (Consumers known) on the queue list with its
 // counts and rates; one without (metrics collection off) with no figures
-// there, and its counts, where known, only as queue totals. email's ready
-// count grows by one per queue list read, so a watch has a trend to show.
+// there, and its counts, where known, only as queue totals. A queue totals
+// read gives what 3.10 gives: no consumers, rates or effective policy.
+// email's ready count grows by one per queue list read, so a watch has a
+// trend to show.
 type snapshotAPI struct {
 	snap  backlog.Snapshot
 	reads int
+	// statsReads and totalsReads count the queue list reads with
+	// statistics and as queue totals (for counts a statistics read
+	// lacked, or the whole list).
+	statsReads, totalsReads int
 	// fail makes the queue list read of that number (1-based) fail.
 	fail map[int]error
 }
@@ -38,14 +44,25 @@ type snapshotAPI struct {
 func (a *snapshotAPI) GetJSON(_ context.Context, path string, q url.Values, v any) error {
 	var body any
 	switch resource, _, _ := strings.Cut(path, "/"); {
-	case resource == "queues" && q.Get("enable_queue_totals") == "true":
-		body = a.queuePage(true)
 	case resource == "queues":
-		a.reads++
-		if err := a.fail[a.reads]; err != nil {
-			return err
+		totals := q.Get("enable_queue_totals") == "true"
+		if totals && q.Get("disable_stats") != "true" {
+			return fmt.Errorf("queue totals without disable_stats: %v", q)
 		}
-		body = a.queuePage(false)
+		if totals {
+			a.totalsReads++
+		} else {
+			a.statsReads++
+		}
+		// A totals read of the counts a statistics read lacked belongs to
+		// that read.
+		if !totals || strings.Contains(q.Get("columns"), "type") {
+			a.reads++
+			if err := a.fail[a.reads]; err != nil {
+				return err
+			}
+		}
+		body = a.queuePage(totals, q.Get("columns"))
 	case resource == "bindings":
 		var bs []map[string]any
 		for _, b := range a.snap.Bindings {
@@ -72,26 +89,39 @@ func (a *snapshotAPI) GetJSON(_ context.Context, path string, q url.Values, v an
 	return json.Unmarshal(b, v)
 }
 
-func (a *snapshotAPI) queuePage(totals bool) map[string]any {
+// queuePage is the queue list, as queue totals or with statistics, with
+// the columns asked for (all when none).
+func (a *snapshotAPI) queuePage(totals bool, columns string) map[string]any {
 	items := []map[string]any{}
 	for i, qs := range a.snap.Queues {
 		if i == 0 && qs.Ready != nil {
 			qs.Ready = ref(*qs.Ready + a.reads - 1)
 		}
 		stats := qs.Consumers != nil
-		item := map[string]any{"vhost": qs.Vhost, "name": qs.Name}
+		item := map[string]any{"vhost": qs.Vhost, "name": qs.Name, "type": qs.Type, "state": qs.State, "arguments": qs.Arguments,
+			"leader": qs.Leader, "members": qs.Members, "online": qs.Online}
 		if (stats || totals) && qs.Ready != nil && qs.Unacked != nil {
 			item["messages_ready"], item["messages_unacknowledged"] = *qs.Ready, *qs.Unacked
 		}
 		if !totals {
-			item["type"], item["state"], item["arguments"] = qs.Type, qs.State, qs.Arguments
 			item["effective_policy_definition"] = qs.Policy
-			item["leader"], item["members"], item["online"] = qs.Leader, qs.Members, qs.Online
 		}
 		if !totals && stats {
 			item["consumers"] = *qs.Consumers
 			item["message_stats"] = map[string]any{"publish_details": map[string]any{"rate": *qs.Publish},
 				"deliver_get_details": map[string]any{"rate": *qs.Deliver}, "ack_details": map[string]any{"rate": *qs.Ack}}
+		}
+		if columns != "" {
+			keep := map[string]bool{}
+			for _, c := range strings.Split(columns, ",") {
+				top, _, _ := strings.Cut(c, ".")
+				keep[top] = true
+			}
+			for k := range item {
+				if !keep[k] {
+					delete(item, k)
+				}
+			}
 		}
 		items = append(items, item)
 	}
@@ -405,6 +435,51 @@ func TestBacklogCheckRendering(t *testing.T) {
 		if !strings.Contains(errOut.String(), "note: email: --max-age not checked: quorum queues") {
 			t.Errorf("tty=%v: the unknown age must be said: %q", tty, errOut)
 		}
+	}
+}
+
+// backlog check reads the queue list as queue totals when no gate needs
+// consumers or the head timestamp, and with statistics otherwise; the
+// verdict is the same either way.
+func TestBacklogCheckReadsQueueTotalsUnlessAGateNeedsStatistics(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		limits backlog.Limits
+		totals bool
+		lines  []string
+	}{
+		{"counts only", backlog.Limits{MaxReady: ref(4), MaxUnacked: ref(0), MaxDLQ: ref(2)}, true, []string{
+			"email: its dead-letter queue email.dlq holds 3 messages (max 2) [max_dlq]",
+			"email: 5 ready messages (max 4) [max_ready]",
+			"email: 1 unacknowledged messages (max 0) [max_unacked]",
+		}},
+		{"consumers", backlog.Limits{MaxReady: ref(4), MinConsumers: ref(1)}, false, []string{
+			"email: 5 ready messages (max 4) [max_ready]",
+			"email: 0 consumers (min 1) [min_consumers]",
+		}},
+		{"age", backlog.Limits{MaxDLQ: ref(2), MaxAge: ref(time.Hour)}, false, []string{
+			"email: its dead-letter queue email.dlq holds 3 messages (max 2) [max_dlq]",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ios, _, out, _ := iostreams.Test()
+			api := fakeBacklog()
+			opts := &BacklogCheckOptions{IO: ios, Format: output.Table, backlogRead: fakeRead(api), Limits: c.limits}
+			err := backlogCheckRun(context.Background(), opts)
+			if code := ExitCode(context.Background(), err, true); code != ExitCondition {
+				t.Errorf("exit %d, want 3 (%v)", code, err)
+			}
+			if got := strings.Split(strings.TrimSpace(out.String()), "\n"); !reflect.DeepEqual(got, c.lines) {
+				t.Errorf("violations\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(c.lines, "\n"))
+			}
+			want := [2]int{1, 0} // statistics, totals
+			if c.totals {
+				want = [2]int{0, 1}
+			}
+			if got := [2]int{api.statsReads, api.totalsReads}; got != want {
+				t.Errorf("queue list reads with statistics, as totals = %v, want %v", got, want)
+			}
+		})
 	}
 }
 

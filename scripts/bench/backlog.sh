@@ -9,6 +9,7 @@
 #   scripts/bench/backlog.sh                 # private node, 5,000 queues, 5 runs
 #   QUEUES=10000 RUNS=7 scripts/bench/backlog.sh
 #   SHARED=1 scripts/bench/backlog.sh        # use the broker at MGMT/AMQP instead
+#   BASELINE=/tmp/main/mqctl scripts/bench/backlog.sh   # check: this tree against that binary
 #
 # By default it starts a private RabbitMQ node on free ports (its own data
 # directory and the open-files limit raised to the hard limit) and stops it afterwards:
@@ -18,7 +19,9 @@
 #
 # Environment: SETTLE (seconds to wait after the import, default 60), PORT (private AMQP port, default 5699; management PORT+10000),
 # SHARED=1 with MGMT (default http://localhost:15672), AMQP (default
-# amqp://guest:guest@localhost:5672), USERPASS (default guest:guest).
+# amqp://guest:guest@localhost:5672), USERPASS (default guest:guest),
+# BASELINE (another mqctl binary, e.g. main's: its `backlog check` joins
+# the check's side-by-side, against one curl of the request it sends).
 set -euo pipefail
 
 QUEUES=${QUEUES:-5000}
@@ -144,9 +147,55 @@ side_by_side() {
 		"$mm" "${m[*]}" "$mc" "${c[*]}" "$(echo "$mm / $mc" | bc -l)"
 }
 
+# side_by_side_check: `mqctl backlog check` with count gates only, which
+# reads the queue list as queue totals (disable_stats), against one curl
+# of that request; with BASELINE, that binary's check against one curl of
+# the request it sends (the list with statistics, no rates), all four
+# alternating run by run. Wall time and, on the private node (or with
+# BROKER_PID), the broker's CPU during each.
+check_gates=(--max-ready 1000 --max-unacked 1000 --max-dlq 0)
+totals_cols="vhost,name,type,state,arguments,policy,effective_policy_definition,messages_ready,messages_unacknowledged,leader,members,online"
+stats_cols="vhost,name,type,state,arguments,policy,effective_policy_definition,messages_ready,messages_unacknowledged,consumers,head_message_timestamp,leader,members,online"
+bpid=${NODE_PID:-${BROKER_PID:-0}}
+bcpu() { if [[ $bpid != 0 ]]; then awk '{print $14 + $15}' "/proc/$bpid/stat"; else echo 0; fi; }
+# timed W C CMD…: appends CMD's wall time to array W, the broker's CPU
+# seconds meanwhile to array C.
+timed() {
+	local -n _w=$1 _c=$2
+	shift 2
+	local c0
+	c0=$(bcpu)
+	/usr/bin/time -f '%e' -o "$WORK/time" "$@" >/dev/null 2>&1 || true
+	_w+=("$(tail -1 "$WORK/time")")
+	_c+=("$(echo "($(bcpu) - $c0) / $(getconf CLK_TCK)" | bc -l)")
+}
+side_by_side_check() {
+	local m=() mc=() c=() cc=() b=() bc=() d=() dc=()
+	"$BIN" backlog check "${check_gates[@]}" >/dev/null 2>&1 || true
+	for ((r = 0; r < RUNS; r++)); do
+		timed m mc "$BIN" backlog check "${check_gates[@]}"
+		timed c cc curl -fsS -u "$USERPASS" "$MGMT/api/queues/$VHOST?columns=$totals_cols&disable_stats=true&enable_queue_totals=true"
+		[[ -n ${BASELINE:-} ]] || continue
+		timed b bc "$BASELINE" backlog check "${check_gates[@]}"
+		timed d dc curl -fsS -u "$USERPASS" "$MGMT/api/queues/$VHOST?columns=$stats_cols"
+	done
+	med() { printf '%s\n' "$@" | median; }
+	printf 'side by side    mqctl backlog check median %5.2f s (runs: %s), broker CPU %4.2f s; one curl of its queue totals read median %5.2f s (runs: %s), broker CPU %4.2f s: ratio %.2fx wall, %.2fx broker CPU\n' \
+		"$(med "${m[@]}")" "${m[*]}" "$(med "${mc[@]}")" "$(med "${c[@]}")" "${c[*]}" "$(med "${cc[@]}")" \
+		"$(echo "$(med "${m[@]}") / $(med "${c[@]}")" | bc -l)" "$(echo "$(med "${mc[@]}") / $(med "${cc[@]}")" | bc -l)"
+	[[ -n ${BASELINE:-} ]] || return 0
+	printf 'side by side    baseline backlog check median %5.2f s (runs: %s), broker CPU %4.2f s; one curl of its statistics read median %5.2f s (runs: %s), broker CPU %4.2f s: ratio %.2fx wall\n' \
+		"$(med "${b[@]}")" "${b[*]}" "$(med "${bc[@]}")" "$(med "${d[@]}")" "${d[*]}" "$(med "${dc[@]}")" \
+		"$(echo "$(med "${b[@]}") / $(med "${d[@]}")" | bc -l)"
+	printf 'side by side    this check / baseline check: %.2fx wall, %.2fx broker CPU\n' \
+		"$(echo "$(med "${m[@]}") / $(med "${b[@]}")" | bc -l)" "$(echo "$(med "${mc[@]}") / $(med "${bc[@]}")" | bc -l)"
+}
+
 echo "load average before timing: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+side_by_side_check
 side_by_side
 measure "backlog -o json" "$BIN" backlog -o json
 measure "backlog (table)" "$BIN" backlog
-measure "backlog check" "$BIN" backlog check --max-ready 1000 --max-unacked 1000 --max-dlq 0 --min-consumers 0 --max-age 1h
+measure "backlog check" "$BIN" backlog check "${check_gates[@]}"
+measure "check + stats" "$BIN" backlog check --max-ready 1000 --max-unacked 1000 --max-dlq 0 --min-consumers 0 --max-age 1h
 echo "load average after timing: $(cut -d' ' -f1-3 /proc/loadavg)"
