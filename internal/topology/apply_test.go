@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 
@@ -302,5 +303,31 @@ func TestApplySkippedBindingNamesItsMissingQueue(t *testing.T) {
 	_, err := Apply(context.Background(), r, p, nil)
 	if err == nil || !strings.Contains(err.Error(), "binding e → queue q [k]: its destination queue q does not exist") {
 		t.Fatalf("err = %v, want the skipped binding named with its cause", err)
+	}
+}
+
+// An import's own limit grows with its size, and more with each quorum
+// queue or stream: each starts a replicated log, and a busy broker took
+// up to 45 s for 500 of them.
+func TestImportTimeoutWeighsReplicatedQueues(t *testing.T) {
+	classic := &Definitions{}
+	quorum := &Definitions{}
+	for i := range 500 {
+		classic.Queues = append(classic.Queues, DefQueue{Name: fmt.Sprint("c", i)})
+		quorum.Queues = append(quorum.Queues, DefQueue{Name: fmt.Sprint("q", i), Arguments: map[string]any{"x-queue-type": "quorum"}})
+	}
+	for _, c := range []struct {
+		timeout time.Duration
+		defs    *Definitions
+		want    time.Duration
+	}{
+		{10 * time.Second, &Definitions{}, 30 * time.Second},
+		{10 * time.Second, classic, 40 * time.Second},
+		{10 * time.Second, quorum, 130 * time.Second},
+		{time.Minute, classic, 70 * time.Second},
+	} {
+		if got := ImportTimeout(c.timeout, c.defs); got != c.want {
+			t.Errorf("ImportTimeout(%v, %d queues) = %v, want %v", c.timeout, len(c.defs.Queues), got, c.want)
+		}
 	}
 }
