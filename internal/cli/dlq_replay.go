@@ -42,6 +42,9 @@ type DLQReplayOptions struct {
 	Window     int
 	Journal    string
 	Yes        bool
+	// Outcomes lists every message's outcome in the report, the
+	// replayed ones too.
+	Outcomes bool
 	// BlockedTimeout bounds a wait while the broker blocks publishing.
 	BlockedTimeout time.Duration
 }
@@ -69,6 +72,12 @@ unless --to or --force. --dry-run also looks up every destination (a passive
 declare) and reports "would fail: queue X does not exist" for a message the
 default exchange could not route. Reading a quorum DLQ raises its messages'
 x-delivery-count: mqctl warns.
+
+-o json reports the counts, and the outcome of each message a human must
+see: skipped, failed (not_found lists the ids not found); outcomes_omitted
+counts the replayed ones left out. --outcomes lists every message's outcome,
+the replayed ones too (at 100,000 messages most of the report's size). A dry
+run lists every message.
 
 Every replay that is not a dry run appends one JSON line to the audit trail
 (--audit-log, default $XDG_STATE_HOME/mqctl/audit.jsonl): who, where, the
@@ -156,6 +165,7 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
 	fl.IntVar(&opts.Window, "window", 1024, "publishes awaiting their confirm at once")
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	fl.BoolVar(&opts.Outcomes, "outcomes", false, "list every message's outcome in -o json, the replayed ones too")
 	opts.Audit.register(fl)
 	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)
 	return cmd
@@ -192,6 +202,9 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 		if err := opts.Audit.record(s, rep.Audit("dlq replay", opts.Select.text(opts.Limit), runErr), runErr); err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", s.Redactor.Redact(err.Error()))
 		}
+	}
+	if rep != nil && !opts.Outcomes {
+		rep = rep.WithoutMoved()
 	}
 	return finishReport(opts.IO, opts.Format, rep, runErr, "replay")
 }

@@ -50,9 +50,29 @@ type Report struct {
 	// PossibleDuplicates lists ids an earlier, interrupted replay had
 	// published without acking, replayed again by this run: the origin
 	// queue may hold them twice.
-	PossibleDuplicates []string  `json:"possible_duplicates,omitempty"`
-	Archive            string    `json:"archive,omitempty"`
-	Outcomes           []Outcome `json:"outcomes"`
+	PossibleDuplicates []string `json:"possible_duplicates,omitempty"`
+	Archive            string   `json:"archive,omitempty"`
+	// Outcomes is what happened to each selected message. A report may
+	// leave out those that moved (see WithoutMoved): OutcomesOmitted
+	// counts them.
+	Outcomes        []Outcome `json:"outcomes"`
+	OutcomesOmitted int       `json:"outcomes_omitted,omitempty"`
+}
+
+// WithoutMoved is r with only the outcomes a human must see: every one
+// but the messages replayed or purged, which the counts hold. At 100,000
+// messages the full list is most of the report's size and of its cost.
+func (r *Report) WithoutMoved() *Report {
+	c := *r
+	c.Outcomes = make([]Outcome, 0, r.Skipped+r.Failed)
+	for _, o := range r.Outcomes {
+		if o.Status == StatusReplayed || o.Status == StatusPurged {
+			c.OutcomesOmitted++
+			continue
+		}
+		c.Outcomes = append(c.Outcomes, o)
+	}
+	return &c
 }
 
 // Partial reports whether some selected message was not moved.
