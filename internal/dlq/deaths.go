@@ -60,6 +60,21 @@ func deathOf(h amqp.Table) Death {
 	return summarize(historyOf(h), h)
 }
 
+// originOf is deathOf(h).OriginQueue, the queue of the newest death,
+// reading no more than it needs: the present life's deaths, and the
+// earlier lives only when the present one holds no death (then the
+// newest is among them).
+func originOf(h amqp.Table) string {
+	lives, _ := h[pattern.HeaderDeathHistory].([]any)
+	events := lifeEvents(h, len(lives))
+	for i := len(events) - 1; i >= 0; i-- {
+		if !events[i].Retry {
+			return events[i].Queue
+		}
+	}
+	return deathOf(h).OriginQueue
+}
+
 // historyOf is every death the headers record, oldest first: each earlier
 // life kept in pattern.HeaderDeathHistory (one entry per replay, appended
 // in order), then the present one.

@@ -13,6 +13,7 @@ import (
 	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/pattern"
 )
 
 // ReplayOptions configure Replay.
@@ -113,16 +114,31 @@ type flight struct {
 // ackLost is the reason of a replayed message whose ack was lost.
 const ackLost = "published, but the dead letter could not be acked: it stays in the DLQ and the origin queue holds a copy"
 
-func (r *replayer) read(d amqp.Delivery) (Summary, string, error) {
-	s, err := Summarize(r.o.Queue, d)
-	return s, s.ID, err
+// replayee is what replay reads of a dead letter: its id, the queue it
+// died in, and how often it was replayed.
+type replayee struct {
+	ID          string
+	Origin      string
+	ReplayCount int64
+}
+
+// read decodes of the death headers only what replay uses: the origin,
+// which is the queue of the newest death (see Death.OriginQueue), not the
+// whole history and summary that show and export need.
+func (r *replayer) read(d amqp.Delivery) (replayee, string, error) {
+	if d.MessageId == "" {
+		// The id is a hash of the Record, built as export builds it.
+		s, err := Summarize(r.o.Queue, d)
+		return replayee{ID: s.ID, Origin: s.Death.OriginQueue, ReplayCount: s.ReplayCount}, s.ID, err
+	}
+	return replayee{ID: d.MessageId, Origin: originOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount)}, d.MessageId, nil
 }
 
 // move leaves a message that may not be replayed where it is, counts
 // what a dry run would replay, and prepares the rest, paced.
-func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s Summary) (verdict, error) {
-	out := Outcome{ID: s.ID, Destination: s.Destination(r.o.To), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
-	if out.Status, out.Reason = r.refusal(out, s.Death.OriginQueue); out.Status != "" {
+func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s replayee) (verdict, error) {
+	out := Outcome{ID: s.ID, Destination: destination(r.o.To, Death{OriginQueue: s.Origin}), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
+	if out.Status, out.Reason = r.refusal(out, s.Origin); out.Status != "" {
 		r.rep.add(out)
 		return stays, nil
 	}
