@@ -264,11 +264,16 @@ func (r *replayer) publishReady(ctx context.Context) error {
 	if err := r.journal(); err != nil {
 		return err
 	}
+	// The batch leaves in one write, not one per message. Should that
+	// write fail, the connection closes and every publish of the batch
+	// fails at its confirm: none is acked, all stay in the DLQ.
+	r.pub.Hold()
 	for _, p := range r.ready {
 		conf, err := r.pub.Publish(ctx, "", p.out.Destination, ForReplay(publishingOf(p.d), r.o.Queue, r.o.Now()))
 		if err != nil {
 			p.out.Status, p.out.Reason = StatusFailed, err.Error()
 			r.rep.add(p.out)
+			_ = r.pub.Release() // what it would say, err says
 			// The rest were journaled but not published: the next run
 			// reports them as possible duplicates, erring on the safe
 			// side. They stay in the DLQ.
@@ -276,6 +281,8 @@ func (r *replayer) publishReady(ctx context.Context) error {
 		}
 		r.inflight = append(r.inflight, flight{tag: p.d.DeliveryTag, gen: p.gen, conf: conf, out: r.rep.add(p.out)})
 	}
+	// An error here is the connection's end, which the confirms report.
+	_ = r.pub.Release()
 	return nil
 }
 
