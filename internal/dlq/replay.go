@@ -214,12 +214,19 @@ func (r *replayer) full() bool {
 	return len(r.inflight)+len(r.ready) >= r.o.Window || len(r.ready) >= r.maxReady
 }
 
+// wake publishes what is ready as soon as no delivery is waiting, unless
+// the broker has a quarter of the window in hand still to confirm: then
+// the ready ones wait for the oldest confirm (or a full batch), and go
+// out together, in one journal write and one socket write, rather than a
+// few at a time as deliveries trickle in.
 func (r *replayer) wake() <-chan struct{} {
 	switch {
-	case len(r.ready) > 0:
+	case len(r.ready) > 0 && len(r.inflight) < max(r.o.Window/4, 1):
 		return fired
 	case len(r.inflight) > 0:
 		return r.inflight[0].conf.Done()
+	case len(r.ready) > 0:
+		return fired
 	}
 	return nil
 }
