@@ -209,6 +209,10 @@ func TestOriginOfIsDeathOfsOrigin(t *testing.T) {
 		amqp.Table{"x-death": []any{retry}, pattern.HeaderDeathHistory: []any{amqp.Table{"x-death": []any{amqp.Table{"queue": "email", "reason": "rejected"}}}}},
 		amqp.Table{pattern.HeaderOriginQueue: "email", pattern.HeaderFailureReason: "x", "x-death": []any{retry}},
 		amqp.Table{"x-first-death-queue": "sms", "x-first-death-reason": "rejected"},
+		amqp.Table{"x-death": []any{retry, amqp.Table{"queue": "email", "reason": "rejected"}, amqp.Table{"queue": "sms", "reason": "expired"}}},
+		amqp.Table{"x-death": []any{"not a table", amqp.Table{"queue": "email", "reason": "delivery_limit"}}},
+		amqp.Table{"x-death": []any{"not a table"}, "x-first-death-queue": "sms", "x-first-death-reason": "rejected"},
+		amqp.Table{pattern.HeaderOriginQueue: "billing", "x-death": []any{amqp.Table{"queue": "email", "reason": "rejected"}}},
 	)
 	if len(cases) < 20 {
 		t.Fatalf("only %d cases", len(cases))
