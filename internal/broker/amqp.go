@@ -110,11 +110,25 @@ func (d *Dialer) dialOne(ctx context.Context, url string) (*amqp.Connection, err
 		Locale:          "en_US",
 		TLSClientConfig: d.tls,
 		Properties:      props,
-		Dial:            amqp.DefaultDial(d.timeout),
+	}
+	// Under amqp091 (and under TLS), so a Publisher can send a batch of
+	// publishes in one write (see coalescingConn).
+	var cc *coalescingConn
+	dial := amqp.DefaultDial(d.timeout)
+	cfg.Dial = func(network, addr string) (net.Conn, error) {
+		conn, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc = &coalescingConn{Conn: conn}
+		return cc, nil
 	}
 	ch := make(chan dialResult, 1)
 	go func() {
 		c, err := amqp.DialConfig(url, cfg)
+		if err == nil {
+			registerCoalescer(c, cc)
+		}
 		ch <- dialResult{c, err}
 	}()
 	attempt := time.NewTimer(d.timeout)

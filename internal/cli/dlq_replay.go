@@ -47,6 +47,9 @@ type DLQReplayOptions struct {
 	Yes        bool
 	// Via is how the messages move: auto, client or shovel.
 	Via string
+	// Outcomes lists every message's outcome in the report, the
+	// replayed ones too.
+	Outcomes bool
 	// BlockedTimeout bounds a wait while the broker blocks publishing.
 	BlockedTimeout time.Duration
 }
@@ -74,6 +77,12 @@ unless --to or --force. --dry-run also looks up every destination (a passive
 declare) and reports "would fail: queue X does not exist" for a message the
 default exchange could not route. Reading a quorum DLQ raises its messages'
 x-delivery-count: mqctl warns.
+
+-o json reports the counts, and the outcome of each message a human must
+see: skipped, failed (not_found lists the ids not found); outcomes_omitted
+counts the replayed ones left out. --outcomes lists every message's outcome,
+the replayed ones too (at 100,000 messages most of the report's size). A dry
+run lists every message.
 
 Every replay that is not a dry run appends one JSON line to the audit trail
 (--audit-log, default $XDG_STATE_HOME/mqctl/audit.jsonl): who, where, the
@@ -184,6 +193,7 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	fl.StringVar(&opts.Via, "via", "auto", "how the messages move: auto (a broker shovel where it is safe), client (mqctl) or shovel (refuse if a shovel cannot)")
+	fl.BoolVar(&opts.Outcomes, "outcomes", false, "list every message's outcome in -o json, the replayed ones too")
 	opts.Audit.register(fl)
 	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)
 	return cmd
@@ -220,6 +230,9 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 		if err := opts.Audit.record(s, rep.Audit("dlq replay", opts.Select.text(opts.Limit), runErr), runErr); err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", s.Redactor.Redact(err.Error()))
 		}
+	}
+	if rep != nil && !opts.Outcomes {
+		rep = rep.WithoutMoved()
 	}
 	return finishReport(opts.IO, opts.Format, rep, runErr, "replay")
 }
@@ -314,7 +327,7 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 		}
 	}
 	if path.why == "" {
-		return shovelReplay(ctx, opts, s, path.api, src, preview, link.Origins[0])
+		return shovelReplay(ctx, opts, s, path.api, src, preview, link.Origins[0], journal)
 	}
 	progress := output.NewProgress(opts.IO, -1, "replaying "+opts.Queue)
 	defer progress.Finish()
@@ -383,12 +396,12 @@ func withPath(rep *dlq.Report, path, why string) *dlq.Report {
 
 // shovelReplay hands the checked messages to a broker shovel, with
 // progress; an interrupt removes the shovel.
-func shovelReplay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, api *broker.MgmtReader, src *amqp.Connection, checked *dlq.Report, origin string) (*dlq.Report, error) {
+func shovelReplay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, api *broker.MgmtReader, src *amqp.Connection, checked *dlq.Report, origin string, journal *dlq.Journal) (*dlq.Report, error) {
 	fmt.Fprintf(opts.IO.ErrOut, "note: replaying through a broker shovel: %s\n", shovelReason(origin))
 	progress := output.NewProgress(opts.IO, int64(len(checked.Outcomes)), "replaying "+opts.Queue+" (shovel)")
 	defer progress.Finish()
 	rep, err := dlq.ShovelReplay(ctx, api, src, dlq.ShovelReplayOptions{
-		Vhost: s.Vhost, Checked: checked, Dest: origin, Prefetch: opts.Window, Progress: progress,
+		Vhost: s.Vhost, Checked: checked, Dest: origin, Prefetch: opts.Window, Progress: progress, Journal: journal,
 	})
 	return withPath(rep, dlq.PathShovel, shovelReason(origin)), err
 }

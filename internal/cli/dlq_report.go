@@ -104,7 +104,7 @@ func finishReport(ios *iostreams.IOStreams, format output.Format, rep *dlq.Repor
 		return runErr
 	}
 	if len(rep.PossibleDuplicates) > 0 && rep.Path == dlq.PathShovel {
-		fmt.Fprintf(ios.ErrOut, "warning: the shovel was stopped before it acked %d message(s): they are back in %s, and it may have published some of them to their origin already (possible duplicates): %s\n",
+		fmt.Fprintf(ios.ErrOut, "warning: %d message(s) may be in their origin queue twice (published by an earlier, interrupted run, or held unacked by the shovel when it was stopped; those are back in %s): %s\n",
 			len(rep.PossibleDuplicates), rep.Queue, strings.Join(rep.PossibleDuplicates, ", "))
 	} else if len(rep.PossibleDuplicates) > 0 {
 		fmt.Fprintf(ios.ErrOut, "warning: %d message(s) were published by an earlier, interrupted run and replayed again; their origin queue may hold them twice: %s\n",

@@ -176,8 +176,9 @@ func TestDLQCommandsEndToEnd(t *testing.T) {
 		t.Errorf("dry run: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	journal := filepath.Join(dir, "journal.jsonl")
-	r = runCLI(t, e, "dlq", "replay", "email.dlq", "--from", checked, "--yes", "--journal", journal, "-o", "json")
-	if r.Code != 0 || !strings.Contains(r.Stdout, `"replayed": 2`) {
+	// --outcomes lists the replayed messages too.
+	r = runCLI(t, e, "dlq", "replay", "email.dlq", "--from", checked, "--yes", "--journal", journal, "-o", "json", "--outcomes")
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"replayed": 2`) || strings.Count(r.Stdout, `"status": "replayed"`) != 2 || strings.Contains(r.Stdout, "outcomes_omitted") {
 		t.Fatalf("replay: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	if got := brokertest.DrainIDs(t, env, "email"); strings.Join(got, ",") != "evt-00002,evt-00004" {

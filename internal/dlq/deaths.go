@@ -60,6 +60,50 @@ func deathOf(h amqp.Table) Death {
 	return summarize(historyOf(h), h)
 }
 
+// originOf is deathOf(h).OriginQueue, the queue of the newest death,
+// reading no more than it needs: the present life's deaths, and the
+// earlier lives only when the present one holds no death (then the
+// newest is among them).
+func originOf(h amqp.Table) string {
+	if q, ok := brokerOrigin(h); ok {
+		return q
+	}
+	lives, _ := h[pattern.HeaderDeathHistory].([]any)
+	events := lifeEvents(h, len(lives))
+	for i := len(events) - 1; i >= 0; i-- {
+		if !events[i].Retry {
+			return events[i].Queue
+		}
+	}
+	return deathOf(h).OriginQueue
+}
+
+// brokerOrigin is the origin of a message the broker alone dead-lettered
+// in its present life (x-death, no consumer's failure headers to order
+// against it): the queue of x-death's newest entry that is a death, not a
+// retry pass, read in place. ok is false when it takes more than that.
+func brokerOrigin(h amqp.Table) (queue string, ok bool) {
+	if _, ok := h[pattern.HeaderOriginQueue]; ok {
+		return "", false
+	}
+	if _, ok := h[pattern.HeaderFailureReason]; ok {
+		return "", false
+	}
+	arr, _ := h["x-death"].([]any)
+	for _, e := range arr {
+		t, ok := e.(amqp.Table)
+		if !ok {
+			continue
+		}
+		q, _ := t["queue"].(string)
+		r, _ := t["reason"].(string)
+		if !isRetryPass(DeathEvent{Queue: q, Reason: r}) {
+			return q, true
+		}
+	}
+	return "", false
+}
+
 // historyOf is every death the headers record, oldest first: each earlier
 // life kept in pattern.HeaderDeathHistory (one entry per replay, appended
 // in order), then the present one.

@@ -182,3 +182,44 @@ func TestFirstPublishPrefersTheWorkersHeaders(t *testing.T) {
 		t.Errorf("with them: %q %v", ex, keys)
 	}
 }
+
+// originOf, which replay reads instead of the whole death model, names
+// the same origin as deathOf: for every captured story of every release,
+// and for the made-up edge cases (earlier lives only, retry passes only,
+// no death at all).
+func TestOriginOfIsDeathOfsOrigin(t *testing.T) {
+	var cases []amqp.Table
+	files, _ := filepath.Glob(filepath.Join("testdata", "deaths", "*", "*.json"))
+	stories := map[string]bool{}
+	for _, f := range files {
+		stories[strings.TrimSuffix(filepath.Base(f), ".json")] = true
+	}
+	for story := range stories {
+		for _, h := range capturedHeaders(t, story) {
+			cases = append(cases, h)
+			// The same, replayed once: the story moves into an earlier
+			// life, the present one holds no death.
+			cases = append(cases, ForReplay(amqp.Publishing{Headers: h}, "work.dlq", time.Unix(1700000000, 0)).Headers)
+		}
+	}
+	retry := amqp.Table{"queue": "email.retry.1", "reason": "expired", "count": int64(1)}
+	cases = append(cases,
+		amqp.Table{},
+		amqp.Table{"x-death": []any{retry}},
+		amqp.Table{"x-death": []any{retry}, pattern.HeaderDeathHistory: []any{amqp.Table{"x-death": []any{amqp.Table{"queue": "email", "reason": "rejected"}}}}},
+		amqp.Table{pattern.HeaderOriginQueue: "email", pattern.HeaderFailureReason: "x", "x-death": []any{retry}},
+		amqp.Table{"x-first-death-queue": "sms", "x-first-death-reason": "rejected"},
+		amqp.Table{"x-death": []any{retry, amqp.Table{"queue": "email", "reason": "rejected"}, amqp.Table{"queue": "sms", "reason": "expired"}}},
+		amqp.Table{"x-death": []any{"not a table", amqp.Table{"queue": "email", "reason": "delivery_limit"}}},
+		amqp.Table{"x-death": []any{"not a table"}, "x-first-death-queue": "sms", "x-first-death-reason": "rejected"},
+		amqp.Table{pattern.HeaderOriginQueue: "billing", "x-death": []any{amqp.Table{"queue": "email", "reason": "rejected"}}},
+	)
+	if len(cases) < 20 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for i, h := range cases {
+		if got, want := originOf(h), deathOf(h).OriginQueue; got != want {
+			t.Errorf("case %d: originOf %q, deathOf %q\n%v", i, got, want, h)
+		}
+	}
+}

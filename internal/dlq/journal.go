@@ -25,6 +25,10 @@ import (
 // A run that finds such a duplicate journals it, and only a run that
 // finishes clears them: when a run is killed too, before it could report
 // what it found, the next finished run reports those as well.
+//
+// The file is JSON lines, one journalLine each, as every version wrote it;
+// a line is appended by hand (appendLine) rather than through
+// encoding/json, which cost a replay more than the write itself.
 type Journal struct {
 	f   *os.File
 	buf []byte
@@ -60,8 +64,8 @@ func OpenJournal(path string) (*Journal, error) {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<16), 1<<20)
 		for sc.Scan() {
-			var l journalLine
-			if json.Unmarshal(sc.Bytes(), &l) != nil {
+			l, ok := parseLine(sc.Bytes())
+			if !ok {
 				continue // a torn last line of a killed run
 			}
 			switch {
@@ -120,9 +124,72 @@ func (j *Journal) earlier() []string {
 
 func (j *Journal) add(ls ...journalLine) {
 	for _, l := range ls {
-		b, _ := json.Marshal(l)
-		j.buf = append(append(j.buf, b...), '\n')
+		j.buf = appendLine(j.buf, l)
 	}
+}
+
+// Keys of journalLine, as they open a line with one id.
+const (
+	keyP = `{"p":"`
+	keyD = `{"d":"`
+	keyA = `{"a":"`
+)
+
+// appendLine appends l as the JSON line encoding/json makes of it. An id
+// of printable ASCII without quote or backslash (every message_id and
+// sha256 id in practice) is written as it is; any other goes through
+// encoding/json, so it is escaped exactly as before.
+func appendLine(b []byte, l journalLine) []byte {
+	key, id := "", ""
+	switch {
+	case l.P != "" && l.D == "" && l.A == "" && !l.End:
+		key, id = keyP, l.P
+	case l.D != "" && l.P == "" && l.A == "" && !l.End:
+		key, id = keyD, l.D
+	case l == journalLine{End: true}:
+		return append(b, `{"end":true}`+"\n"...)
+	}
+	if key == "" || !plainID(id) {
+		m, _ := json.Marshal(l)
+		return append(append(b, m...), '\n')
+	}
+	b = append(b, key...)
+	b = append(b, id...)
+	return append(b, `"}`+"\n"...)
+}
+
+// plainID reports whether id needs no escaping in a JSON string, in
+// encoding/json's way (which also escapes <, > and &).
+func plainID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// parseLine reads a journal line: the lines appendLine writes for a plain
+// id directly, any other (escaped ids, the end mark, lines of earlier
+// versions) with encoding/json. ok is false for a line that is not one (a
+// torn last line of a killed run).
+func parseLine(b []byte) (l journalLine, ok bool) {
+	s := string(b)
+	if len(s) > len(keyP)+2 && s[len(s)-2:] == `"}` {
+		id := s[len(keyP) : len(s)-2]
+		if plainID(id) {
+			switch s[:len(keyP)] {
+			case keyP:
+				return journalLine{P: id}, true
+			case keyD:
+				return journalLine{D: id}, true
+			case keyA:
+				return journalLine{A: id}, true
+			}
+		}
+	}
+	return l, json.Unmarshal(b, &l) == nil
 }
 
 func (j *Journal) flush() error {

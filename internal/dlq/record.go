@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -287,16 +286,11 @@ func (r Record) Publishing() (amqp.Publishing, error) {
 // other properties and headers are kept as they are.
 func ForReplay(msg amqp.Publishing, fromQueue string, now time.Time) amqp.Publishing {
 	old := msg.Headers
-	h := amqp.Table{}
+	// Tables are maps: the order headers are read in changes nothing.
+	h := make(amqp.Table, len(old)+2)
 	entry := amqp.Table{"dlq": fromQueue, "replayed_at": now.UTC().Truncate(time.Second)}
-	keys := make([]string, 0, len(old))
-	for k := range old {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var history []any
-	for _, k := range keys {
-		v := old[k]
+	for k, v := range old {
 		switch {
 		case k == pattern.HeaderDeathHistory:
 			history, _ = v.([]any)

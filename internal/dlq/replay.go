@@ -13,6 +13,7 @@ import (
 	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
+	"github.com/mqctl/mqctl/internal/pattern"
 )
 
 // ReplayOptions configure Replay.
@@ -113,16 +114,31 @@ type flight struct {
 // ackLost is the reason of a replayed message whose ack was lost.
 const ackLost = "published, but the dead letter could not be acked: it stays in the DLQ and the origin queue holds a copy"
 
-func (r *replayer) read(d amqp.Delivery) (Summary, string, error) {
-	s, err := Summarize(r.o.Queue, d)
-	return s, s.ID, err
+// replayee is what replay reads of a dead letter: its id, the queue it
+// died in, and how often it was replayed.
+type replayee struct {
+	ID          string
+	Origin      string
+	ReplayCount int64
+}
+
+// read decodes of the death headers only what replay uses: the origin,
+// which is the queue of the newest death (see Death.OriginQueue), not the
+// whole history and summary that show and export need.
+func (r *replayer) read(d amqp.Delivery) (replayee, string, error) {
+	if d.MessageId == "" {
+		// The id is a hash of the Record, built as export builds it.
+		s, err := Summarize(r.o.Queue, d)
+		return replayee{ID: s.ID, Origin: s.Death.OriginQueue, ReplayCount: s.ReplayCount}, s.ID, err
+	}
+	return replayee{ID: d.MessageId, Origin: originOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount)}, d.MessageId, nil
 }
 
 // move leaves a message that may not be replayed where it is, counts
 // what a dry run would replay, and prepares the rest, paced.
-func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s Summary) (verdict, error) {
-	out := Outcome{ID: s.ID, Destination: s.Destination(r.o.To), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
-	if out.Status, out.Reason = r.refusal(out, s.Death.OriginQueue); out.Status != "" {
+func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s replayee) (verdict, error) {
+	out := Outcome{ID: s.ID, Destination: destination(r.o.To, Death{OriginQueue: s.Origin}), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
+	if out.Status, out.Reason = r.refusal(out, s.Origin); out.Status != "" {
 		r.rep.add(out)
 		return stays, nil
 	}
@@ -198,12 +214,19 @@ func (r *replayer) full() bool {
 	return len(r.inflight)+len(r.ready) >= r.o.Window || len(r.ready) >= r.maxReady
 }
 
+// wake publishes what is ready as soon as no delivery is waiting, unless
+// the broker has a quarter of the window in hand still to confirm: then
+// the ready ones wait for the oldest confirm (or a full batch), and go
+// out together, in one journal write and one socket write, rather than a
+// few at a time as deliveries trickle in.
 func (r *replayer) wake() <-chan struct{} {
 	switch {
-	case len(r.ready) > 0:
+	case len(r.ready) > 0 && len(r.inflight) < max(r.o.Window/4, 1):
 		return fired
 	case len(r.inflight) > 0:
 		return r.inflight[0].conf.Done()
+	case len(r.ready) > 0:
+		return fired
 	}
 	return nil
 }
@@ -248,11 +271,16 @@ func (r *replayer) publishReady(ctx context.Context) error {
 	if err := r.journal(); err != nil {
 		return err
 	}
+	// The batch leaves in one write, not one per message. Should that
+	// write fail, the connection closes and every publish of the batch
+	// fails at its confirm: none is acked, all stay in the DLQ.
+	r.pub.Hold()
 	for _, p := range r.ready {
 		conf, err := r.pub.Publish(ctx, "", p.out.Destination, ForReplay(publishingOf(p.d), r.o.Queue, r.o.Now()))
 		if err != nil {
 			p.out.Status, p.out.Reason = StatusFailed, err.Error()
 			r.rep.add(p.out)
+			_ = r.pub.Release() // what it would say, err says
 			// The rest were journaled but not published: the next run
 			// reports them as possible duplicates, erring on the safe
 			// side. They stay in the DLQ.
@@ -260,6 +288,8 @@ func (r *replayer) publishReady(ctx context.Context) error {
 		}
 		r.inflight = append(r.inflight, flight{tag: p.d.DeliveryTag, gen: p.gen, conf: conf, out: r.rep.add(p.out)})
 	}
+	// An error here is the connection's end, which the confirms report.
+	_ = r.pub.Release()
 	return nil
 }
 

@@ -66,9 +66,29 @@ type Report struct {
 	// NotMoved counts the checked messages an interrupted or failed
 	// shovel replay left in the DLQ; Unknown those whose fate it could
 	// not learn (the shovel could not be stopped or the head not read).
-	NotMoved int       `json:"not_moved,omitempty"`
-	Unknown  int       `json:"unknown,omitempty"`
-	Outcomes []Outcome `json:"outcomes"`
+	NotMoved int `json:"not_moved,omitempty"`
+	Unknown  int `json:"unknown,omitempty"`
+	// Outcomes is what happened to each selected message. A report may
+	// leave out those that moved (see WithoutMoved): OutcomesOmitted
+	// counts them.
+	Outcomes        []Outcome `json:"outcomes"`
+	OutcomesOmitted int       `json:"outcomes_omitted,omitempty"`
+}
+
+// WithoutMoved is r with only the outcomes a human must see: every one
+// but the messages replayed or purged, which the counts hold. At 100,000
+// messages the full list is most of the report's size and of its cost.
+func (r *Report) WithoutMoved() *Report {
+	c := *r
+	c.Outcomes = make([]Outcome, 0, r.Skipped+r.Failed)
+	for _, o := range r.Outcomes {
+		if o.Status == StatusReplayed || o.Status == StatusPurged {
+			c.OutcomesOmitted++
+			continue
+		}
+		c.Outcomes = append(c.Outcomes, o)
+	}
+	return &c
 }
 
 // Replay paths.

@@ -1,6 +1,9 @@
 package dlq
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Totals count each outcome once, when its status is final: a publish
 // awaiting its ack is not counted until it is settled.
@@ -37,5 +40,28 @@ func TestReportAuditEntry(t *testing.T) {
 	}
 	if len(e.Destinations) != 2 || e.Counts["replayed"] != 2 || e.Counts["skipped"] != 1 {
 		t.Errorf("destinations %v counts %v", e.Destinations, e.Counts)
+	}
+}
+
+// WithoutMoved keeps the counts and every outcome but the moved ones,
+// says how many it left out, and leaves the report itself (which the
+// audit entry is made from) whole.
+func TestReportWithoutMoved(t *testing.T) {
+	r := &Report{Queue: "email.dlq", NotFound: []string{"d"}}
+	r.add(Outcome{ID: "a", Destination: "email", Status: StatusReplayed})
+	r.add(Outcome{ID: "b", Destination: "email", Status: StatusSkipped, Reason: "max replays"})
+	r.add(Outcome{ID: "c", Destination: "email", Status: StatusFailed, Reason: "nacked"})
+	r.add(Outcome{ID: "e", Destination: "email", Status: StatusPurged})
+	r.add(Outcome{ID: "f", Destination: "email", Status: StatusWouldReplay})
+	w := r.WithoutMoved()
+	var ids []string
+	for _, o := range w.Outcomes {
+		ids = append(ids, o.ID)
+	}
+	if strings.Join(ids, ",") != "b,c,f" || w.OutcomesOmitted != 2 || w.Replayed != 1 || w.Purged != 1 || w.Skipped != 1 || w.Failed != 1 || len(w.NotFound) != 1 {
+		t.Errorf("without moved: outcomes %v, %+v", ids, w)
+	}
+	if len(r.Outcomes) != 5 || r.OutcomesOmitted != 0 || len(r.Audit("dlq replay", "--all", nil).Items) != 6 {
+		t.Errorf("the report itself changed: %+v", r)
 	}
 }

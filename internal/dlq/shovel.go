@@ -89,6 +89,12 @@ type ShovelReplayOptions struct {
 	// Poll is how often the shovel and the queue are looked at.
 	Poll     time.Duration
 	Progress Progress
+	// Journal is the queue's replay journal (nil: none). A moved message
+	// an earlier, killed client-path run had published is a possible
+	// duplicate, as on the client path; the shovel's unacked window of an
+	// interrupted move is journaled as published, so the run that moves
+	// those next reports them too.
+	Journal *Journal
 }
 
 // ShovelReplay hands the move of the checked head of a DLQ to a dynamic
@@ -145,6 +151,9 @@ func ShovelReplay(ctx context.Context, api ShovelAPI, src *amqp.Connection, o Sh
 		}
 	}
 	rep.settleShovel(o.Checked.Outcomes, moved, o.Prefetch)
+	if err := rep.journalShovel(o.Journal); err != nil {
+		watchErr = errors.Join(watchErr, err)
+	}
 	rep.DepthBefore = &before
 	if after, _, err := broker.QueueCountsOn(src, queue); err == nil {
 		// Counted after, too: fewer than before minus the moved means
@@ -337,4 +346,22 @@ func (r *Report) settleShovel(checked []Outcome, moved, prefetch int) {
 			r.PossibleDuplicates = append(r.PossibleDuplicates, o.ID)
 		}
 	}
+}
+
+// journalShovel reports the moved messages an earlier, killed run had
+// published as possible duplicates, and journals the shovel's unacked
+// window (already in PossibleDuplicates) as published.
+func (r *Report) journalShovel(j *Journal) error {
+	if j == nil {
+		return nil
+	}
+	window := r.PossibleDuplicates
+	r.PossibleDuplicates = j.earlier()
+	for _, o := range r.Outcomes {
+		if o.Status == StatusReplayed && j.redo(o.ID) {
+			r.PossibleDuplicates = append(r.PossibleDuplicates, o.ID)
+		}
+	}
+	r.PossibleDuplicates = append(r.PossibleDuplicates, window...)
+	return j.published(window...)
 }

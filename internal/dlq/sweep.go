@@ -84,8 +84,23 @@ func openSweep(ctx context.Context, conn *amqp.Connection, queue string, prefetc
 	setTotal(progress, sc.Total)
 	return &sweep{
 		sc: sc, sel: sel, limit: limit, taken: map[string]bool{}, progress: progress,
-		rep: &Report{Queue: queue, Depth: sc.Total, DryRun: dryRun, Outcomes: []Outcome{}},
+		rep: &Report{Queue: queue, Depth: sc.Total, DryRun: dryRun, Outcomes: make([]Outcome, 0, outcomesCap(sc.Total, limit, sel))},
 	}, nil
+}
+
+// outcomesCap is room for the outcomes a sweep may record, so they are
+// not copied over and over as they grow: one per message at the start,
+// or per message the selection names, or up to the limit, whichever is
+// least; at most 1<<16 (5 MB) up front, since a filter may select few.
+func outcomesCap(total, limit int, sel *Selection) int {
+	n := min(total, 1<<16)
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	if size := sel.Size(); size >= 0 {
+		n = min(n, size)
+	}
+	return n
 }
 
 // setTotal tells a progress that can show a total how many messages the
