@@ -13,7 +13,6 @@ import (
 	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/broker"
 	"github.com/mqctl/mqctl/internal/fail"
-	"github.com/mqctl/mqctl/internal/pattern"
 )
 
 // ReplayOptions configure Replay.
@@ -131,7 +130,7 @@ func (r *replayer) read(d amqp.Delivery) (replayee, string, error) {
 		s, err := Summarize(r.o.Queue, d)
 		return replayee{ID: s.ID, Origin: s.Death.OriginQueue, ReplayCount: s.ReplayCount}, s.ID, err
 	}
-	return replayee{ID: d.MessageId, Origin: originOf(d.Headers), ReplayCount: intHeader(d.Headers, pattern.HeaderReplayCount)}, d.MessageId, nil
+	return replayee{ID: d.MessageId, Origin: originOf(d.Headers), ReplayCount: replayCount(d.Headers)}, d.MessageId, nil
 }
 
 // move leaves a message that may not be replayed where it is, counts

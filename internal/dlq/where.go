@@ -14,7 +14,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mqctl/mqctl/internal/fail"
-	"github.com/mqctl/mqctl/internal/pattern"
 )
 
 // WhereFields says, for help texts, what a --where expression can use.
@@ -185,7 +184,7 @@ func (f *Filter) inGroup(d Death) bool {
 func fieldsOf(d amqp.Delivery, id string, death Death, now time.Time, body bool) Fields {
 	f := Fields{
 		ID: id, Origin: death.OriginQueue, Reason: death.Reason, Error: death.Failure, ErrorClass: death.ErrorClass, LastError: death.LastError,
-		Deaths: int(death.Deaths), Replays: int(intHeader(d.Headers, pattern.HeaderReplayCount)),
+		Deaths: int(death.Deaths), Replays: int(replayCount(d.Headers)),
 		RoutingKey: d.RoutingKey, Exchange: death.Exchange, Headers: plainTable(d.Headers),
 		Properties: MessageProps{
 			ContentType: d.ContentType, ContentEncoding: d.ContentEncoding, DeliveryMode: int(d.DeliveryMode),
