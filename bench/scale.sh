@@ -72,6 +72,8 @@ for t in "${tiers[@]}"; do
 	fi
 done
 avail_gb=$(df -Pk "$WORK" | awk 'NR==2 {print int($4 / 1048576)}')
+# Root may raise the hard limit for this script and the nodes it starts.
+(($(ulimit -Hn) >= need_files)) 2>/dev/null || ulimit -Hn "$need_files" 2>/dev/null || true
 hard_files=$(ulimit -Hn)
 [[ $hard_files == unlimited ]] && hard_files=1048576
 mem_gb=$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)
