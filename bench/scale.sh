@@ -23,7 +23,9 @@
 # default 3, 1 with SIZES=small; LARGE_RUNS for the large size, default
 # 1; apply and replay run once), SHOW_ALL_MAX (largest DLQ that
 # `dlq show --limit 0` runs on, default 100000: its memory grows with the
-# queue), PORT (AMQP port of the private node, 5700-5719, default
+# queue), APPLY_ARGS (flags added to topology apply, e.g.
+# "--import-timeout 10m": on a loaded machine the default bound cuts
+# imports the broker is still carrying out), PORT (AMQP port of the private node, 5700-5719, default
 # 5701; management PORT+10000), APPEND=1 keeps an existing scale.csv.
 # The machine is shared: run it under `nice -n 10`.
 set -euo pipefail
@@ -113,9 +115,11 @@ make -s build
 go build -o "$WORK/scale" ./bench/scale
 mkdir -p "$OUT"
 CSV=$OUT/scale.csv
-[[ ${APPEND:-0} == 1 ]] || rm -f "$CSV"
+# runs.md says how each invocation that wrote into CSV ran; scale.md
+# begins with it.
+meta=$OUT/runs.md
+[[ ${APPEND:-0} == 1 ]] || rm -f "$CSV" "$meta"
 
-meta=$WORK/meta.md
 failed=()
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -128,7 +132,7 @@ for t in "${tiers[@]}"; do
 		node_start "$WORK" "$PORT"
 		versions=$(curl -fsS -u guest:guest "$NODE_MGMT/api/overview" | sed -E 's/.*"rabbitmq_version":"([^"]*)".*"erlang_version":"([^"]*)".*/RabbitMQ \1, Erlang \2/') || true
 		if ! "$WORK/scale" run -job "$j" -size "$n" -runs "$runs" -mqctl bin/mqctl -url "$NODE_AMQP/" -mgmt-url "$NODE_MGMT" \
-			-broker-pid "$NODE_PID" -work "$WORK" -csv "$CSV" -show-all-max "${SHOW_ALL_MAX:-100000}"; then
+			-broker-pid "$NODE_PID" -work "$WORK" -csv "$CSV" -show-all-max "${SHOW_ALL_MAX:-100000}" -apply-args "${APPLY_ARGS:-}"; then
 			failed+=("$j:$n")
 		fi
 		node_down
@@ -137,16 +141,15 @@ for t in "${tiers[@]}"; do
 done
 
 {
-	echo "Measured $started to $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)), shared with other work: load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-	echo "${versions:-RabbitMQ version unknown}; $(bin/mqctl --version 2>/dev/null | head -1); $(go version | cut -d' ' -f3)."
-	echo "Each size on a fresh private node (classic queues unless the topology file says otherwise), default settings."
-	echo
-	echo "Command: \`SIZES=$SIZES JOBS=$JOBS RUNS=$RUNS LARGE_RUNS=$LARGE_RUNS SHOW_ALL_MAX=${SHOW_ALL_MAX:-100000} nice -n 10 bench/scale.sh\`"
+	echo "- Measured $started to $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)), shared with other work: load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
+	echo "  ${versions:-RabbitMQ version unknown}; $(bin/mqctl --version 2>/dev/null | head -1); $(go version | cut -d' ' -f3)."
+	echo "  Each size on a fresh private node, default settings."
+	echo "  Command: \`SIZES=$SIZES JOBS=$JOBS RUNS=$RUNS LARGE_RUNS=$LARGE_RUNS SHOW_ALL_MAX=${SHOW_ALL_MAX:-100000}${APPLY_ARGS:+ APPLY_ARGS=\"$APPLY_ARGS\"} nice -n 10 bench/scale.sh\`"
 	if ((${#failed[@]} > 0)); then
-		echo
-		echo "Runs that stopped early (see the status column): ${failed[*]}."
+		echo "  Runs that stopped early (see the status column): ${failed[*]}."
 	fi
-} >"$meta"
+	echo
+} >>"$meta"
 "$WORK/scale" plot -csv "$CSV" -dir "$OUT" -meta "$meta"
 echo "results: $OUT/scale.md" >&2
 ((${#failed[@]} == 0))

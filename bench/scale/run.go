@@ -75,6 +75,7 @@ type bench struct {
 	// on: its memory grows with the queue (see the table), and a
 	// million dead letters would take the shared machine's memory.
 	showAllMax int
+	applyArgs  []string // added to topology apply
 }
 
 func runMain(args []string) error {
@@ -90,10 +91,12 @@ func runMain(args []string) error {
 	fs.IntVar(&b.brokerPid, "broker-pid", 0, "the broker's OS pid (beam.smp), for its CPU time")
 	fs.StringVar(&b.work, "work", os.TempDir(), "scratch directory (export files, journals, audit trail)")
 	fs.StringVar(&b.csvPath, "csv", "", "CSV file to append rows to")
+	applyArgs := fs.String("apply-args", "", "flags added to topology apply, space-separated (e.g. --import-timeout 10m); the op's name shows them")
 	fs.IntVar(&b.showAllMax, "show-all-max", 100000, "measure dlq show --limit 0 only up to this many dead letters (its memory grows with the queue)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	b.applyArgs = strings.Fields(*applyArgs)
 	if b.size <= 0 || b.csvPath == "" {
 		return errors.New("run needs -size and -csv")
 	}
@@ -358,8 +361,8 @@ func (b *bench) topology() error {
 		args: []string{"topology", "plan", "-f", file}}); err != nil {
 		return err
 	}
-	if err := b.measure(command{op: "apply", unit: "work queues", runs: 1,
-		args: []string{"topology", "apply", "-f", file, "--yes"}}); err != nil {
+	if err := b.measure(command{op: strings.TrimSpace("apply " + strings.Join(b.applyArgs, " ")), unit: "work queues", runs: 1,
+		args: append([]string{"topology", "apply", "-f", file, "--yes"}, b.applyArgs...)}); err != nil {
 		return err
 	}
 	return b.measure(command{op: "plan (applied)", unit: "work queues", runs: b.runs,
