@@ -278,21 +278,15 @@ func lastLine(s string) string {
 func (b *bench) backlog() error {
 	pairs := b.size / 2
 	err := b.setup("setup:import", "queues", func() error {
-		type obj = map[string]any
-		var qs, xs, bs []obj
-		for i := 0; i < pairs; i++ {
-			w := fmt.Sprintf("work.%d", i)
-			qs = append(qs, obj{"name": w, "vhost": vhost, "durable": true, "auto_delete": false,
-				"arguments": obj{"x-dead-letter-exchange": w + ".dlx", "x-dead-letter-routing-key": w}},
-				obj{"name": w + ".dlq", "vhost": vhost, "durable": true, "auto_delete": false, "arguments": obj{}})
-			xs = append(xs, obj{"name": w + ".dlx", "vhost": vhost, "type": "direct", "durable": true, "auto_delete": false, "internal": false, "arguments": obj{}})
-			bs = append(bs, obj{"source": w + ".dlx", "vhost": vhost, "destination": w + ".dlq", "destination_type": "queue", "routing_key": w, "arguments": obj{}})
+		// The management API refuses a body over its size limit
+		// (management.http_max_body_size, 20 MB by default, about 30,000
+		// of these queues): import 5,000 pairs at a time.
+		for from := 0; from < pairs; from += 5000 {
+			if err := b.importDefs(backlogDefs(from, min(from+5000, pairs))); err != nil {
+				return err
+			}
 		}
-		doc, err := json.Marshal(obj{"queues": qs, "exchanges": xs, "bindings": bs})
-		if err != nil {
-			return err
-		}
-		return b.importDefs(doc)
+		return nil
 	})
 	if err != nil {
 		return err
@@ -313,6 +307,23 @@ func (b *bench) backlog() error {
 			}
 			return nil
 		}})
+}
+
+// backlogDefs is the definitions of work queues from..to-1, with their
+// DLX exchanges, DLQs and bindings.
+func backlogDefs(from, to int) []byte {
+	type obj = map[string]any
+	var qs, xs, bs []obj
+	for i := from; i < to; i++ {
+		w := fmt.Sprintf("work.%d", i)
+		qs = append(qs, obj{"name": w, "vhost": vhost, "durable": true, "auto_delete": false,
+			"arguments": obj{"x-dead-letter-exchange": w + ".dlx", "x-dead-letter-routing-key": w}},
+			obj{"name": w + ".dlq", "vhost": vhost, "durable": true, "auto_delete": false, "arguments": obj{}})
+		xs = append(xs, obj{"name": w + ".dlx", "vhost": vhost, "type": "direct", "durable": true, "auto_delete": false, "internal": false, "arguments": obj{}})
+		bs = append(bs, obj{"source": w + ".dlx", "vhost": vhost, "destination": w + ".dlq", "destination_type": "queue", "routing_key": w, "arguments": obj{}})
+	}
+	doc, _ := json.Marshal(obj{"queues": qs, "exchanges": xs, "bindings": bs}) // maps of strings and bools: cannot fail
+	return doc
 }
 
 // importDefs posts doc to the broker's vhost-scoped definitions import.
