@@ -295,7 +295,11 @@ func (b *bench) backlog() error {
 	// first statistics for a while: measure the steady state.
 	b.settle(60 * time.Second)
 	out := filepath.Join(b.work, "backlog.json")
-	return b.measure(command{op: "backlog", unit: "queues", runs: b.runs, stdout: out,
+	op := "backlog"
+	if t := os.Getenv("MQCTL_TIMEOUT"); t != "" {
+		op += " --timeout " + t // mqctl reads it from the environment
+	}
+	return b.measure(command{op: op, unit: "queues", runs: b.runs, stdout: out,
 		args: []string{"backlog", "-o", "json"},
 		check: func() error {
 			data, err := os.ReadFile(out)
