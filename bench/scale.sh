@@ -144,7 +144,7 @@ done
 	echo "- Measured $started to $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)), shared with other work: load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
 	echo "  ${versions:-RabbitMQ version unknown}; $(bin/mqctl --version 2>/dev/null | head -1); $(go version | cut -d' ' -f3)."
 	echo "  Each size on a fresh private node, default settings."
-	echo "  Command: \`SIZES=$SIZES JOBS=$JOBS RUNS=$RUNS LARGE_RUNS=$LARGE_RUNS SHOW_ALL_MAX=${SHOW_ALL_MAX:-100000}${APPLY_ARGS:+ APPLY_ARGS=\"$APPLY_ARGS\"} nice -n 10 bench/scale.sh\`"
+	echo "  Command: \`${MQCTL_TIMEOUT:+MQCTL_TIMEOUT=$MQCTL_TIMEOUT }SIZES=$SIZES JOBS=$JOBS RUNS=$RUNS LARGE_RUNS=$LARGE_RUNS SHOW_ALL_MAX=${SHOW_ALL_MAX:-100000}${APPLY_ARGS:+ APPLY_ARGS=\"$APPLY_ARGS\"} nice -n 10 bench/scale.sh\`"
 	if ((${#failed[@]} > 0)); then
 		echo "  Runs that stopped early (see the status column): ${failed[*]}."
 	fi
