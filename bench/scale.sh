@@ -12,7 +12,7 @@
 #             dead letters of 1 KiB          export --out F, replay --all --yes
 #
 #   bench/scale.sh                        # every size: 30-60 min, ~6 GB of disk
-#   SIZES=small bench/scale.sh            # the smallest of each, one run: ~2 min
+#   SIZES=small bench/scale.sh            # the smallest of each, one run: 1-3 min
 #   SIZES=small,medium JOBS=dlq bench/scale.sh
 #
 # Writes OUT (default bench/results): scale.csv (raw rows, appended as
