@@ -290,7 +290,7 @@ func TestDLQPromptsStateCountsOnARealBroker(t *testing.T) {
 	env := dlqFixture(t, 3)
 	archive := filepath.Join(t.TempDir(), "a.jsonl")
 	for args, want := range map[string]string{
-		"dlq replay email.dlq --all":                      "Replay 3 messages of email.dlq to email (3) through a broker shovel? [y/N]",
+		"dlq replay email.dlq --all":                      "Replay 3 messages of email.dlq to email (3)? [y/N]",
 		"dlq replay email.dlq --id evt-00002":             "Replay 1 message of email.dlq to email (1)? [y/N]",
 		"dlq purge email.dlq --all --archive " + archive:  "Remove 3 messages of email.dlq, archiving them to " + archive + "? [y/N]",
 		"dlq purge email.dlq --id evt-00001 --no-archive": "Remove 1 message of email.dlq for good, without archiving them? [y/N]",

@@ -45,7 +45,7 @@ type DLQReplayOptions struct {
 	Window     int
 	Journal    string
 	Yes        bool
-	// Via is how the messages move: auto, client or shovel.
+	// Via is how the messages move: client, shovel or auto.
 	Via string
 	// Outcomes lists every message's outcome in the report, the
 	// replayed ones too.
@@ -113,24 +113,28 @@ resumes by itself when the alarm clears; a block longer than
 --blocked-timeout stops it with exit 1 (nothing lost: what was not confirmed
 stays in the DLQ, the journal reports possible duplicates on the next run).
 
-A broker shovel moves the messages where that is safe (--via auto, the
-default): the selection is the whole DLQ or its first --limit messages, the
-DLQ is a classic queue into which exactly one queue dead-letters (the
+--via shovel (or --via auto) hands the move to a broker shovel where that is
+safe: the selection is the whole DLQ or its first --limit messages, the DLQ
+is a classic queue into which exactly one queue dead-letters (the
 dead-letter linkage says so), no --to, --rate or selection by id, file,
 --where or --group, the shovel plugin is enabled (rabbitmq_shovel and
-rabbitmq_shovel_management), and the check, a dry run that reads every
-selected message first, found each one going back to that queue (none held
-back by --max-replays, none from a foreign origin). mqctl then creates a
-dynamic shovel (ack on confirm, src-delete-after = the number checked), so
-the broker moves exactly the checked messages, in order, and removes the
+rabbitmq_shovel_management), the user may create shovels (policymaker or
+administrator), and the check, a dry run that reads every selected message
+first, found each one going back to that queue (none held back by
+--max-replays, none from a foreign origin). mqctl then creates a dynamic
+shovel (ack on confirm, src-delete-after = the number checked), so the
+broker moves exactly the checked messages, in order, and removes the
 shovel; mqctl shows progress, and on an interrupt or a shovel failure it
 deletes the shovel, counts what moved from the head of the DLQ, and reports
 the up to --window messages the shovel held unacked as possible duplicates.
 A shovel moves a message unchanged: its x-death stays, and the shovel's
-x-shovelled entry counts as a replay for --max-replays. Otherwise mqctl
-moves the messages itself (the client path); the report says which path
-ran and why. --via client always moves them with mqctl; --via shovel
-refuses (exit 2, nothing moved) when a shovel cannot.
+x-shovelled entry counts as a replay for --max-replays. No message crosses
+mqctl's connection twice, which pays where mqctl runs far from the broker;
+next to it, mqctl's own move (--via client, the default) is faster, since
+the shovel path reads every message for the check first (measured: 0.84x
+against 0.65x of the management UI's unchecked move). --via auto falls back
+to mqctl's move when a shovel cannot; --via shovel refuses then (exit 2,
+nothing moved). The report says which path ran and why.
 
 --window (default 1024, like the shovel's prefetch of 1000) bounds the
 publishes awaiting their confirm (a shovel's prefetch); mqctl holds up to about three windows of
@@ -192,7 +196,7 @@ func NewCmdDLQReplay(f *Factory, runF func(*DLQReplayOptions) error) *cobra.Comm
 	fl.IntVar(&opts.Window, "window", 1024, "publishes awaiting their confirm at once")
 	fl.StringVar(&opts.Journal, "journal", "", "replay journal file (default under $XDG_STATE_HOME/mqctl/replay)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
-	fl.StringVar(&opts.Via, "via", "auto", "how the messages move: auto (a broker shovel where it is safe), client (mqctl) or shovel (refuse if a shovel cannot)")
+	fl.StringVar(&opts.Via, "via", "client", "how the messages move: client (mqctl), shovel (a broker shovel; refuse if it cannot be done safely) or auto (a shovel where safe, else mqctl)")
 	fl.BoolVar(&opts.Outcomes, "outcomes", false, "list every message's outcome in -o json, the replayed ones too")
 	opts.Audit.register(fl)
 	addBlockedTimeoutFlag(fl, &opts.BlockedTimeout)

@@ -82,8 +82,8 @@ func noShovels(t *testing.T, env *brokertest.Env) {
 	}
 }
 
-// A whole-DLQ replay of a single-origin classic DLQ goes through a broker
-// shovel: --limit N moves exactly the first N to the origin, in order,
+// A whole-DLQ replay of a single-origin classic DLQ with --via shovel
+// goes through a broker shovel: --limit N moves exactly the first N to the origin, in order,
 // the rest stay, the shovel is gone, the audit trail lists each moved
 // id, and the moved messages count as replayed once for the loop guard.
 func TestDLQReplayThroughAShovelMovesExactlyTheCheckedHead(t *testing.T) {
@@ -93,13 +93,13 @@ func TestDLQReplayThroughAShovelMovesExactlyTheCheckedHead(t *testing.T) {
 	e["XDG_STATE_HOME"] = t.TempDir()
 	trail := filepath.Join(e["XDG_STATE_HOME"], "mqctl", "audit.jsonl")
 
-	dry := runReplay(t, e, "email.dlq", "--all", "--limit", "25", "--dry-run", "-o", "json")
+	dry := runReplay(t, e, "email.dlq", "--all", "--limit", "25", "--via", "shovel", "--dry-run", "-o", "json")
 	if dry.Path != dlq.PathShovel || len(dry.Outcomes) != 25 {
 		t.Fatalf("dry run: path %q (%s), %d outcomes; want shovel and 25", dry.Path, dry.PathReason, len(dry.Outcomes))
 	}
 	noShovels(t, env)
 
-	rep := runReplay(t, e, "email.dlq", "--all", "--limit", "25", "--yes", "-o", "json")
+	rep := runReplay(t, e, "email.dlq", "--all", "--limit", "25", "--via", "shovel", "--yes", "-o", "json")
 	if rep.Path != dlq.PathShovel || rep.Replayed != 25 || !strings.HasPrefix(rep.Shovel, dlq.ShovelPrefix+"email.dlq-") {
 		t.Fatalf("replay: path %q (%s), replayed %d, shovel %q", rep.Path, rep.PathReason, rep.Replayed, rep.Shovel)
 	}
@@ -137,7 +137,7 @@ func TestDLQReplayThroughAShovelMovesExactlyTheCheckedHead(t *testing.T) {
 		}
 	}
 	brokertest.WaitFor(t, "2 dead letters", 30*time.Second, func() bool { return brokertest.Depth(t, env, "email.dlq") == 2 })
-	r := runCLI(t, e, "dlq", "replay", "email.dlq", "--all", "--max-replays", "1", "--yes", "-o", "json")
+	r := runCLI(t, e, "dlq", "replay", "email.dlq", "--all", "--max-replays", "1", "--via", "auto", "--yes", "-o", "json")
 	if r.Code != ExitCondition || json.Unmarshal([]byte(r.Stdout), &rep) != nil {
 		t.Fatalf("loop-guarded replay: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -163,7 +163,7 @@ func publishingOf(d amqp.Delivery) amqp.Publishing {
 // A DLQ two queues dead-letter into never takes the shovel path: each
 // message goes back to its own origin, by mqctl, and no shovel is made.
 // Neither does one whose single origin is right but that holds a message
-// claiming another origin, nor --via client.
+// claiming another origin, nor a replay without --via (client).
 func TestDLQReplayMixedOriginsNeverTakeTheShovelPath(t *testing.T) {
 	t.Parallel()
 	env := dlqFixture(t, 6)
@@ -192,7 +192,7 @@ func TestDLQReplayMixedOriginsNeverTakeTheShovelPath(t *testing.T) {
 	}
 	brokertest.WaitFor(t, "9 dead letters", 30*time.Second, func() bool { return brokertest.Depth(t, env, "email.dlq") == 9 })
 
-	rep := runReplay(t, e, "email.dlq", "--all", "--yes", "-o", "json")
+	rep := runReplay(t, e, "email.dlq", "--all", "--via", "auto", "--yes", "-o", "json")
 	if rep.Path != dlq.PathClient || !strings.Contains(rep.PathReason, "2 queues dead-letter into email.dlq") || rep.Replayed != 9 {
 		t.Errorf("mixed origins: path %q (%s), replayed %d", rep.Path, rep.PathReason, rep.Replayed)
 	}
@@ -218,7 +218,7 @@ func TestDLQReplayMixedOriginsNeverTakeTheShovelPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokertest.WaitFor(t, "4 dead letters", 30*time.Second, func() bool { return brokertest.Depth(t, env, "email.dlq") == 4 })
-	r := runCLI(t, e, "dlq", "replay", "email.dlq", "--all", "--yes", "-o", "json")
+	r := runCLI(t, e, "dlq", "replay", "email.dlq", "--all", "--via", "auto", "--yes", "-o", "json")
 	var foreign replayResult
 	if r.Code != ExitCondition || json.Unmarshal([]byte(r.Stdout), &foreign) != nil {
 		t.Fatalf("foreign message: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
@@ -232,9 +232,9 @@ func TestDLQReplayMixedOriginsNeverTakeTheShovelPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokertest.DeadLetter(t, env, 10, 12, 10)
-	rep = runReplay(t, e, "email.dlq", "--all", "--via", "client", "--yes", "-o", "json")
+	rep = runReplay(t, e, "email.dlq", "--all", "--yes", "-o", "json")
 	if rep.Path != dlq.PathClient || rep.PathReason != "--via client" || rep.Replayed != 3 {
-		t.Errorf("--via client: path %q (%s), replayed %d", rep.Path, rep.PathReason, rep.Replayed)
+		t.Errorf("default (--via client): path %q (%s), replayed %d", rep.Path, rep.PathReason, rep.Replayed)
 	}
 	r = runCLI(t, e, "dlq", "replay", "email.dlq", "--id", "evt-00007", "--via", "shovel", "--yes")
 	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "--via shovel: a shovel cannot replay this: the selection is by id") {

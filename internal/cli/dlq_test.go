@@ -110,7 +110,7 @@ func TestDLQReplayAndPurgeRefuseWithoutYesWhenNotATerminal(t *testing.T) {
 	// On a terminal, anything but yes is a refusal too.
 	r := runCLIWith(t, func(s *iostreams.IOStreams) { s.SetTTY(true, false, true); s.In = strings.NewReader("n\n") },
 		env.Environ(), "dlq", "replay", "email.dlq", "--all")
-	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "Replay 3 messages of email.dlq to email (3) through a broker shovel? [y/N]") {
+	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "Replay 3 messages of email.dlq to email (3)? [y/N]") {
 		t.Errorf("terminal refusal: exit %d\n%s", r.Code, r.Stderr)
 	}
 	if n := env.QueueDepth(t, "email.dlq"); n != 3 {

@@ -81,15 +81,15 @@ var originType string
 // shovel).
 var compareBin string
 
-// methods are the ways a run moves its DLQs: mqctl as users run it (a
-// broker shovel where that is safe), mqctl --via client, and the UI's
-// shovel move; or, with -compare, this mqctl and an older one, both
+// methods are the ways a run moves its DLQs: mqctl as users run it (its
+// own move), mqctl --via shovel (a checked broker shovel), and the UI's
+// unchecked shovel move; or, with -compare, this mqctl and an older one, both
 // moving every message themselves. The i-th moves orders-<a+i>.
 func methods() []string {
 	if compareBin != "" {
 		return []string{"after", "before"}
 	}
-	return []string{"mqctl", "mqctl-client", "shovel"}
+	return []string{"mqctl", "mqctl-shovel", "shovel"}
 }
 
 func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error {
@@ -127,10 +127,10 @@ func run(n, size, runs int, bin, base, mgmtURL, extra string, asJSON bool) error
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": results, "median_msg_per_second": med,
-			"ratio": med["mqctl"] / med["shovel"], "client_ratio": med["mqctl-client"] / med["shovel"]})
+			"ratio": med["mqctl"] / med["shovel"], "shovel_path_ratio": med["mqctl-shovel"] / med["shovel"]})
 	}
-	fmt.Printf("median over %d runs of %d x %d B dead letters back to %s queues: mqctl %.0f msg/s (%.2fx), mqctl --via client %.0f msg/s (%.2fx), UI shovel move %.0f msg/s\n",
-		runs, n, size, originType, med["mqctl"], med["mqctl"]/med["shovel"], med["mqctl-client"], med["mqctl-client"]/med["shovel"], med["shovel"])
+	fmt.Printf("median over %d runs of %d x %d B dead letters back to %s queues: mqctl %.0f msg/s (%.2fx), mqctl --via shovel %.0f msg/s (%.2fx), UI shovel move %.0f msg/s\n",
+		runs, n, size, originType, med["mqctl"], med["mqctl"]/med["shovel"], med["mqctl-shovel"], med["mqctl-shovel"]/med["shovel"], med["shovel"])
 	for _, x := range results {
 		if x.Lost > 0 || x.Duplicated > 0 {
 			return fmt.Errorf("run %d %s lost %d and duplicated %d messages", x.Run, x.Method, x.Lost, x.Duplicated)
@@ -229,7 +229,7 @@ func oneRun(r, n, size int, bin, amqpURL, mgmtURL, vhost string, mgmt *rabbithol
 		measure[ms[1]] = withMqctl(compareBin, "orders-b")
 	} else {
 		measure[ms[0]] = withMqctl(bin, "orders-a")
-		measure[ms[1]] = withMqctl(bin, "orders-b", "--via", "client")
+		measure[ms[1]] = withMqctl(bin, "orders-b", "--via", "shovel")
 		measure[ms[2]] = func() (time.Duration, error) {
 			// The shovel deletes itself once it moved the queue length.
 			return benchkit.ShovelMove(mgmt, vhost, "orders-c.dlq", "orders-c")
