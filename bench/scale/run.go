@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -256,15 +255,9 @@ func (b *bench) measure(c command) error {
 	}
 	r.Runs = len(walls)
 	if r.Runs > 0 {
-		r.Wall, r.MqctlCPU, r.BrokerCPU, r.PeakRSSMiB = median(walls), median(cpus), median(bcpus), rss
+		r.Wall, r.MqctlCPU, r.BrokerCPU, r.PeakRSSMiB = benchkit.Median(walls), benchkit.Median(cpus), benchkit.Median(bcpus), rss
 	}
 	return b.emit(r)
-}
-
-func median(xs []float64) float64 {
-	xs = slices.Clone(xs)
-	slices.Sort(xs)
-	return xs[len(xs)/2]
 }
 
 func lastLine(s string) string {
@@ -352,24 +345,12 @@ func (b *bench) importDefs(doc []byte) error {
 	return nil
 }
 
-// topologyFile is n work queues, each with retry (two delay queues) and a
-// DLQ, bound to one topic exchange: the file BenchmarkTopology1000 in
-// internal/topology applies.
-func topologyFile(n int) []byte {
-	var b strings.Builder
-	b.WriteString("apiVersion: mqctl/v1\nexchanges:\n  - {name: events, type: topic}\nqueues:\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "  - name: q%04d\n    bindings: [{exchange: events, routing_key: q%04d.#}]\n    retry: {max_attempts: 3, backoff: [5s, 30s]}\n    dead_letter: true\n", i, i)
-	}
-	return []byte(b.String())
-}
-
 // topology: plan against the empty vhost, apply, and plan again against
 // the applied one (which must show no change: --exit-code exits 3
 // otherwise).
 func (b *bench) topology() error {
 	file := filepath.Join(b.work, "topology.yaml")
-	if err := os.WriteFile(file, topologyFile(b.size), 0o644); err != nil {
+	if err := os.WriteFile(file, benchkit.TopologyFile(b.size), 0o644); err != nil {
 		return err
 	}
 	if err := b.measure(command{op: "plan (empty)", unit: "work queues", runs: b.runs,

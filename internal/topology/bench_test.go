@@ -22,17 +22,6 @@ import (
 	"github.com/mqctl/mqctl/scripts/bench/benchkit"
 )
 
-// benchTopology builds a file of n work queues, each with retry (two delay
-// queues) and a DLQ, bound to one topic exchange.
-func benchTopology(n int) []byte {
-	var b strings.Builder
-	b.WriteString("apiVersion: mqctl/v1\nexchanges:\n  - {name: events, type: topic}\nqueues:\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "  - name: q%04d\n    bindings: [{exchange: events, routing_key: q%04d.#}]\n    retry: {max_attempts: 3, backoff: [5s, 30s]}\n    dead_letter: true\n", i, i)
-	}
-	return []byte(b.String())
-}
-
 // BenchmarkTopology1000 measures, on the real broker in private vhosts:
 // validate, plan against an empty vhost, apply, plan again (zero changes
 // expected), and the broker's own import (one POST
@@ -47,7 +36,7 @@ func BenchmarkTopology1000(b *testing.B) {
 	}
 	// MQCTL_BENCH_BROKER_PID, the broker's OS pid, adds its CPU time.
 	brokerPid, _ := strconv.Atoi(os.Getenv("MQCTL_BENCH_BROKER_PID"))
-	data := benchTopology(n)
+	data := benchkit.TopologyFile(n)
 	for i := 0; i < b.N; i++ {
 		ctx := context.Background()
 		start := time.Now()

@@ -1,7 +1,7 @@
 // Package benchkit is what the side-by-side benchmarks under scripts/bench
 // share: a vhost per run, confirmed fills, the broker's CPU time, a
-// settle wait, the management UI's shovel move, and an id count that
-// proves nothing was lost or duplicated.
+// settle wait, the management UI's shovel move, an id count that proves
+// nothing was lost or duplicated, and the topology file they apply.
 package benchkit
 
 import (
@@ -246,6 +246,18 @@ loop:
 		return lost, dup, fmt.Errorf("%s holds %d unexpected ids", q, extra)
 	}
 	return lost, dup, nil
+}
+
+// TopologyFile is a topology of n work queues, each with retry (two delay
+// queues) and a DLQ, bound to one topic exchange: what the topology
+// benchmark and the scaling curves apply.
+func TopologyFile(n int) []byte {
+	var b strings.Builder
+	b.WriteString("apiVersion: mqctl/v1\nexchanges:\n  - {name: events, type: topic}\nqueues:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - name: q%04d\n    bindings: [{exchange: events, routing_key: q%04d.#}]\n    retry: {max_attempts: 3, backoff: [5s, 30s]}\n    dead_letter: true\n", i, i)
+	}
+	return []byte(b.String())
 }
 
 // Median of xs (xs is sorted in place).
