@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,16 +51,30 @@ func ShovelsEnabled(ctx context.Context, api ShovelAPI, vhost string) (string, e
 	if !strings.Contains(tags, "administrator") && !strings.Contains(tags, "policymaker") {
 		return fmt.Sprintf("user %s may not create shovels (it needs the policymaker or administrator tag)", who.Name), nil
 	}
-	var list []json.RawMessage
-	err := api.GetJSON(ctx, "shovels/"+url.PathEscape(vhost), nil, &list)
+	_, err := shovelStates(ctx, api, vhost)
 	var er rabbithole.ErrorResponse
-	switch {
-	case errors.As(err, &er) && er.StatusCode == http.StatusNotFound:
+	if errors.As(err, &er) && er.StatusCode == http.StatusNotFound {
 		return "the shovel plugin is not enabled (rabbitmq-plugins enable rabbitmq_shovel rabbitmq_shovel_management)", nil
-	case refusedBy(err) != "":
-		return refusedBy(err), nil
+	}
+	if why := refusedBy(err); why != "" {
+		return why, nil
 	}
 	return "", err
+}
+
+// shovelState is one running shovel as /api/shovels/{vhost} lists it.
+type shovelState struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Reason any    `json:"reason"`
+}
+
+// shovelStates lists the shovels running in vhost (the management
+// extension of the shovel plugin; 404 without it).
+func shovelStates(ctx context.Context, api ShovelAPI, vhost string) ([]shovelState, error) {
+	var list []shovelState
+	err := api.GetJSON(ctx, "shovels/"+url.PathEscape(vhost), nil, &list)
+	return list, err
 }
 
 // refusedBy is why the management API refused a request (401, 403), or "".
@@ -254,12 +269,8 @@ func watchShovel(ctx context.Context, api ShovelAPI, src *amqp.Connection, o Sho
 // shovelFailed is why the shovel is terminated ("" while it starts or
 // runs).
 func shovelFailed(ctx context.Context, api ShovelAPI, vhost, name string) (string, error) {
-	var list []struct {
-		Name   string `json:"name"`
-		State  string `json:"state"`
-		Reason any    `json:"reason"`
-	}
-	if err := api.GetJSON(ctx, "shovels/"+url.PathEscape(vhost), nil, &list); err != nil {
+	list, err := shovelStates(ctx, api, vhost)
+	if err != nil {
 		return "", fmt.Errorf("watch shovel %s: %w", name, err)
 	}
 	for _, s := range list {
@@ -282,17 +293,11 @@ func removeShovel(api ShovelAPI, vhost, name, path string) error {
 		return fmt.Errorf("delete shovel %s (delete it by hand: rabbitmqctl clear_parameter -p %s shovel %s): %w", name, vhost, name, err)
 	}
 	for {
-		var list []struct {
-			Name string `json:"name"`
-		}
-		if err := api.GetJSON(ctx, "shovels/"+url.PathEscape(vhost), nil, &list); err != nil {
+		list, err := shovelStates(ctx, api, vhost)
+		if err != nil {
 			return fmt.Errorf("wait for shovel %s to stop: %w", name, err)
 		}
-		running := false
-		for _, s := range list {
-			running = running || s.Name == name
-		}
-		if !running {
+		if !slices.ContainsFunc(list, func(s shovelState) bool { return s.Name == name }) {
 			return nil
 		}
 		select {

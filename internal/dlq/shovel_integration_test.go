@@ -67,11 +67,11 @@ func TestShovelReplayInterruptedRemovesItsShovelAndLosesNothing(t *testing.T) {
 	for i := range all {
 		all[i] = fmt.Sprintf("evt-%05d", i+1)
 	}
-	left := drainIDs(t, env, "email.dlq")
+	left := brokertest.DrainIDs(t, env, "email.dlq")
 	if !slices.Equal(left, all[rep.Replayed:]) {
 		t.Errorf("email.dlq holds %d messages from %v, want the %d not moved, in order", len(left), left[:min(3, len(left))], n-rep.Replayed)
 	}
-	moved := drainIDs(t, env, "email")
+	moved := brokertest.DrainIDs(t, env, "email")
 	if len(moved) < rep.Replayed || !slices.Equal(moved[:rep.Replayed], all[:rep.Replayed]) {
 		t.Fatalf("email holds %d messages, want the %d moved first", len(moved), rep.Replayed)
 	}
@@ -81,13 +81,4 @@ func TestShovelReplayInterruptedRemovesItsShovelAndLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("interrupted after %d of %d; %d in both queues, %d reported possible", rep.Replayed, n, len(moved)-rep.Replayed, len(rep.PossibleDuplicates))
-}
-
-func drainIDs(t *testing.T, env *brokertest.Env, q string) []string {
-	t.Helper()
-	var out []string
-	for _, d := range drain(t, env, q) {
-		out = append(out, d.MessageId)
-	}
-	return out
 }
