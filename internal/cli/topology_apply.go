@@ -56,8 +56,8 @@ in dependency order — policies, exchanges, queues, bindings — in batches of
 500 objects. Applying the same file again changes nothing.
 
 Each import is bounded by --import-timeout (default: 30 s plus 20 ms per
-object and 200 ms per quorum queue or stream, which starts a replicated log;
-at least --timeout), not by --timeout: a busy broker takes seconds for
+object, 200 ms per quorum queue or stream, which starts a replicated log, and
+100 ms per policy; at least --timeout), not by --timeout: a busy broker takes seconds for
 a few hundred objects, and it goes on with an import whose request was cut.
 After a cut, apply reads the vhost back and says what the broker had created
 so far, then exits 1.
@@ -171,7 +171,7 @@ func NewCmdTopologyApply(f *Factory, runF func(*TopologyApplyOptions) error) *co
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print the plan and each migration's steps; change nothing")
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation before pruning or migrating")
 	opts.Audit.register(cmd.Flags())
-	cmd.Flags().DurationVar(&opts.ImportTimeout, "import-timeout", 0, "bound on each definitions import (default: 30s plus 20ms per object, 200ms per quorum queue or stream, at least --timeout)")
+	cmd.Flags().DurationVar(&opts.ImportTimeout, "import-timeout", 0, "bound on each definitions import (default: 30s plus 20ms per object, 200ms per quorum queue or stream, 100ms per policy, at least --timeout)")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }

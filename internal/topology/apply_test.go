@@ -307,14 +307,17 @@ func TestApplySkippedBindingNamesItsMissingQueue(t *testing.T) {
 }
 
 // An import's own limit grows with its size, and more with each quorum
-// queue or stream: each starts a replicated log, and a busy broker took
-// up to 45 s for 500 of them.
-func TestImportTimeoutWeighsReplicatedQueues(t *testing.T) {
+// queue or stream (each starts a replicated log, and a busy broker took
+// up to 45 s for 500 of them) and each policy (a busy broker took over
+// 40 s for 500).
+func TestImportTimeoutWeighsReplicatedQueuesAndPolicies(t *testing.T) {
 	classic := &Definitions{}
 	quorum := &Definitions{}
+	policies := &Definitions{}
 	for i := range 500 {
 		classic.Queues = append(classic.Queues, DefQueue{Name: fmt.Sprint("c", i)})
 		quorum.Queues = append(quorum.Queues, DefQueue{Name: fmt.Sprint("q", i), Arguments: map[string]any{"x-queue-type": "quorum"}})
+		policies.Policies = append(policies.Policies, DefPolicy{Name: fmt.Sprint("p", i)})
 	}
 	for _, c := range []struct {
 		timeout time.Duration
@@ -324,6 +327,7 @@ func TestImportTimeoutWeighsReplicatedQueues(t *testing.T) {
 		{10 * time.Second, &Definitions{}, 30 * time.Second},
 		{10 * time.Second, classic, 40 * time.Second},
 		{10 * time.Second, quorum, 130 * time.Second},
+		{10 * time.Second, policies, 80 * time.Second},
 		{time.Minute, classic, 70 * time.Second},
 	} {
 		if got := ImportTimeout(c.timeout, c.defs); got != c.want {

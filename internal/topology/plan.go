@@ -138,8 +138,36 @@ func Diff(x *Expanded, live *Definitions, states map[string]QueueState, opts Pla
 		d.p.keepDeadLetterPaths(live, d.p.keptQueues())
 	}
 	d.p.Warnings = deadLetterWarnings(x, live, d.p)
+	if w := policyCountWarning(x, live); w != "" {
+		d.p.Warnings = append(d.p.Warnings, w)
+	}
 	sortChanges(d.p.Changes)
 	return d.p
+}
+
+// manyPolicies is the count of policies in a vhost above which a plan
+// warns. RabbitMQ writes and applies each policy on its own and matches
+// every queue it creates against all of the vhost's policies: on the
+// 2-core machine (3.10.8) 1,000 policies took 17.6 s to import, 5,000
+// took 141 s, and 300 queues took 5.8× as long to create among 5,000
+// policies as in a vhost without any.
+const manyPolicies = 3000
+
+// policyCountWarning warns when the vhost would hold more than
+// manyPolicies policies after apply: with queue_settings: policies each
+// work queue brings three (its own and one per retry delay queue).
+func policyCountWarning(x *Expanded, live *Definitions) string {
+	names := map[string]bool{}
+	for _, p := range x.Defs.Policies {
+		names[p.Name] = true
+	}
+	for _, p := range live.Policies {
+		names[p.Name] = true
+	}
+	if len(names) <= manyPolicies {
+		return ""
+	}
+	return fmt.Sprintf("vhost %s will hold %d policies: RabbitMQ writes each on its own and matches every new queue against all of them, so apply takes the broker time that grows faster than the count (1,000 policies imported in 18 s, 5,000 in 141 s on a 2-core node); for thousands of work queues `defaults: {queue_settings: arguments}` sets mqctl's settings as queue arguments instead (apps must then declare them too), or split the queues over vhosts", x.Vhost, len(names))
 }
 
 // differ holds one Diff's state: the live objects not yet matched with

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -152,5 +153,35 @@ func TestPlanJSONIsStable(t *testing.T) {
 		if !strings.Contains(string(a), key) {
 			t.Errorf("plan JSON lacks %s", key)
 		}
+	}
+}
+
+// A file that brings the vhost over manyPolicies policies is warned of,
+// with the way out; the same queues with their settings as arguments, or
+// a smaller file, are not.
+func TestPlanWarnsOfThousandsOfPolicies(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: mqctl/v1\nvhost: v\nqueues:\n")
+	for i := range manyPolicies/3 + 1 {
+		fmt.Fprintf(&b, "  - {name: q%05d, retry: {max_attempts: 3, backoff: [5s, 30s]}, dead_letter: true}\n", i)
+	}
+	src := b.String()
+	warned := func(src string) bool {
+		p := Diff(Expand(mustParse(t, src)), &Definitions{}, nil, PlanOptions{})
+		for _, w := range p.Warnings {
+			if strings.Contains(w, "policies") && strings.Contains(w, "queue_settings: arguments") {
+				return true
+			}
+		}
+		return false
+	}
+	if !warned(src) {
+		t.Errorf("%d work queues with retry (3 policies each): no warning", manyPolicies/3+1)
+	}
+	if warned(strings.Replace(src, "vhost: v\n", "vhost: v\ndefaults: {queue_settings: arguments}\n", 1)) {
+		t.Error("queue_settings: arguments makes no policies, yet the plan warns")
+	}
+	if warned(src[:strings.LastIndex(src[:len(src)-1], "\n")+1]) {
+		t.Errorf("%d policies: warned, want no warning at or below %d", manyPolicies, manyPolicies)
 	}
 }
