@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"reflect"
 	"slices"
@@ -35,46 +36,127 @@ type timeout struct{}
 func (timeout) Error() string { return "Client.Timeout exceeded while awaiting headers" }
 func (timeout) Timeout() bool { return true }
 
-// One read of the whole list; pages only when that read times out, and
-// never after another error.
-func TestFetchQueuesReadsTheWholeListOnceAndPagesOnlyOnTimeout(t *testing.T) {
-	var qs []QueueStat
-	for i := range 1234 {
-		qs = append(qs, QueueStat{Vhost: "v", Name: fmt.Sprintf("q%04d", i)})
+// slowAPI is a management API whose reads listed in slow run out of time
+// unless given extra time (GetJSONAllowing); it records every read.
+type slowAPI struct {
+	mu   sync.Mutex
+	slow map[string]bool
+	// always are slow reads that run out of even the extra time.
+	always map[string]bool
+	fail   map[string]error // an answer other than a timeout
+	reads  []string         // path, "+" when read with extra time
+	extra  time.Duration
+}
+
+func (a *slowAPI) GetJSON(ctx context.Context, path string, q url.Values, v any) error {
+	return a.read(paged(path, q), v, 0)
+}
+
+func (a *slowAPI) GetJSONAllowing(ctx context.Context, path string, q url.Values, v any, extra time.Duration) error {
+	return a.read(paged(path, q), v, extra)
+}
+
+func (a *slowAPI) queues() string {
+	return `[{"vhost":"v","name":"work","arguments":{"x-dead-letter-exchange":"work.dlx"},"messages_ready":1,"messages_unacknowledged":0},{"vhost":"v","name":"work.dlq","messages_ready":0,"messages_unacknowledged":0}]`
+}
+
+// paged names a page read path?page=N.
+func paged(path string, q url.Values) string {
+	if p := q.Get("page"); p != "" {
+		return path + "?page=" + p
 	}
+	return path
+}
+
+func (a *slowAPI) read(path string, v any, extra time.Duration) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if extra > 0 {
+		a.reads, a.extra = append(a.reads, path+"+"), extra
+	} else {
+		a.reads = append(a.reads, path)
+	}
+	key := path
+	if extra > 0 {
+		key += "+"
+	}
+	if err := a.fail[key]; err != nil {
+		return err
+	}
+	if a.slow[path] && (extra == 0 || a.always[path]) {
+		return fmt.Errorf("get %s: %w", path, timeout{})
+	}
+	body := map[string]string{
+		"overview":    `{"object_totals":{"queues":5000,"exchanges":2514,"channels":0}}`,
+		"queues/v":    a.queues(),
+		"bindings/v":  `[{"vhost":"v","source":"work.dlx","destination":"work.dlq","destination_type":"queue","routing_key":"work"}]`,
+		"exchanges/v": `[{"vhost":"v","name":"work.dlx","type":"fanout"}]`,
+	}[path]
+	if path == "queues/v?page=1" {
+		body = `{"page_count":1,"items":` + a.queues() + `}`
+	}
+	return json.Unmarshal([]byte(body), v)
+}
+
+// A read that runs out of time is read once more, with time for the
+// broker's size, after the API answered how large the broker is; a read
+// refused, or an API that answers nothing, is never read twice.
+func TestListsThatRunOutOfTimeAreReadAgainWithTimeForTheBrokersSize(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		wholeErr  error
-		wantCalls []int
-		wantErr   bool
+		slow      []string
+		fail      map[string]error
+		always    bool // the slow reads run out of the extra time too
+		wantReads []string
+		wantErr   string
 	}{
-		{"one read", nil, []int{0}, false},
-		{"timeout: pages", fmt.Errorf("get: %w", timeout{}), []int{0, 1, 2, 3}, false},
-		{"refused: no pages", errors.New("HTTP 401"), []int{0}, true},
+		{name: "answered", wantReads: []string{"bindings/v", "exchanges/v", "queues/v"}},
+		{name: "queue list too large", slow: []string{"queues/v"},
+			wantReads: []string{"bindings/v", "exchanges/v", "overview", "queues/v", "queues/v+"}},
+		{name: "every list too large", slow: []string{"queues/v", "bindings/v", "exchanges/v"},
+			wantReads: []string{"bindings/v", "bindings/v+", "exchanges/v", "exchanges/v+", "overview", "queues/v", "queues/v+"}},
+		{name: "black hole", slow: []string{"queues/v", "bindings/v", "exchanges/v", "overview"},
+			wantReads: []string{"bindings/v", "exchanges/v", "overview", "queues/v"}, wantErr: "Timeout"},
+		{name: "refused", fail: map[string]error{"queues/v": errors.New("HTTP 401")},
+			wantReads: []string{"bindings/v", "exchanges/v", "queues/v"}, wantErr: "HTTP 401"},
+		{name: "too large even then: pages", slow: []string{"queues/v"}, always: true,
+			wantReads: []string{"bindings/v", "exchanges/v", "overview", "queues/v", "queues/v+", "queues/v?page=1+"}},
+		{name: "cut by the API: pages", slow: []string{"queues/v"}, fail: map[string]error{"queues/v+": fmt.Errorf("get: %w", io.EOF)},
+			wantReads: []string{"bindings/v", "exchanges/v", "overview", "queues/v", "queues/v+", "queues/v?page=1+"}},
+		{name: "even pages too slow", slow: []string{"queues/v", "queues/v?page=1"}, always: true,
+			wantReads: []string{"bindings/v", "exchanges/v", "overview", "queues/v", "queues/v+", "queues/v?page=1+"}, wantErr: "page 1"},
 	} {
-		src := &fakeSource{snap: Snapshot{Queues: qs}, wholeErr: tc.wholeErr}
-		got, err := FetchQueues(context.Background(), src, "v", 0)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("%s: err %v", tc.name, err)
+		api := &slowAPI{slow: map[string]bool{}, always: map[string]bool{}, fail: tc.fail}
+		for _, p := range tc.slow {
+			api.slow[p], api.always[p] = true, tc.always
 		}
-		slices.Sort(src.pageCalls)
-		if !slices.Equal(src.pageCalls, tc.wantCalls) {
-			t.Errorf("%s: reads %v, want %v", tc.name, src.pageCalls, tc.wantCalls)
+		snap, err := Fetch(context.Background(), HTTPSource{API: api, NoRates: true}, "v", 0)
+		slices.Sort(api.reads)
+		if !slices.Equal(api.reads, tc.wantReads) {
+			t.Errorf("%s: reads %v, want %v", tc.name, api.reads, tc.wantReads)
 		}
-		if !tc.wantErr && len(got) != len(qs) {
-			t.Errorf("%s: %d queues, want %d", tc.name, len(got), len(qs))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if d := snap.Graph().DLQs(); len(snap.Queues) != 2 || len(d) != 1 || d[0].Name != "work.dlq" {
+			t.Errorf("%s: %d queues, DLQs %+v: want both queues and work.dlq linked", tc.name, len(snap.Queues), d)
+		}
+		if len(tc.slow) > 0 && api.extra != (5000+2514)*PerObject {
+			t.Errorf("%s: extra time %s, want %s (PerObject for each queue and exchange)", tc.name, api.extra, (5000+2514)*PerObject)
 		}
 	}
 
-	// A black hole: the bindings read sent beside it times out too, so
-	// Fetch gives up after one timeout instead of reading pages.
-	src := &fakeSource{snap: Snapshot{Queues: qs}, wholeErr: timeout{}, bindErr: timeout{}}
-	if _, err := Fetch(context.Background(), src, "v", 0); err == nil || !slices.Equal(src.pageCalls, []int{0}) {
-		t.Errorf("black hole: err %v, reads %v, want an error after the one read", err, src.pageCalls)
-	}
-	src = &fakeSource{snap: Snapshot{Queues: qs}, wholeErr: timeout{}}
-	if snap, err := Fetch(context.Background(), src, "v", 0); err != nil || len(snap.Queues) != len(qs) {
-		t.Errorf("a list too large: err %v, %d queues", err, len(snap.Queues))
+	// FetchQueues alone retries the same way.
+	api := &slowAPI{slow: map[string]bool{"queues/v": true}}
+	if qs, err := FetchQueues(context.Background(), HTTPSource{API: api}, "v", 0); err != nil || len(qs) != 2 {
+		t.Errorf("FetchQueues: %d queues, err %v", len(qs), err)
 	}
 }
 

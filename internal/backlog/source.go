@@ -7,10 +7,13 @@
 package backlog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mqctl/mqctl/internal/deadletter"
@@ -99,69 +102,140 @@ func (s Snapshot) Graph() *deadletter.Graph {
 // server's work with decoding, few enough not to load a busy broker.
 const fetchParallel = 3
 
+// A PatientSource can read lists that do not come within --timeout: the
+// management API builds a list whole before it sends a byte, and at tens
+// of thousands of queues that takes a busy broker longer than the bound
+// that tells a dead API from a live one.
+type PatientSource interface {
+	Source
+	// Patient asks the broker how many objects it holds (within the
+	// usual bound) and returns a Source whose list reads are allowed
+	// time in proportion.
+	Patient(ctx context.Context) (Source, error)
+}
+
 // Fetch reads all queues (see FetchQueues) plus one bindings and one
-// exchanges read, so the cost does not grow with per-queue calls.
+// exchanges read, side by side, so the cost does not grow with per-queue
+// calls.
 func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapshot, error) {
 	snap := Snapshot{Taken: time.Now()}
-	var (
-		wg             sync.WaitGroup
-		bindErr, exErr error
-	)
-	bound := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		snap.Bindings, bindErr = src.Bindings(ctx, vhost)
-		close(bound)
-		if bindErr == nil {
-			snap.Exchanges, exErr = src.Exchanges(ctx, vhost)
-		}
-	}()
-	// The bindings read, sent at the same moment, tells a list too large
-	// to send within --timeout (bindings answered: read pages) from an
-	// API that answers nothing (a black hole: one --timeout, not two).
-	answers := func() bool { <-bound; return bindErr == nil }
-	queues, err := fetchQueues(ctx, src, vhost, pageSize, answers)
-	wg.Wait()
-	switch {
-	case err != nil:
+	err := readPatiently(ctx, src, []read{
+		func(s Source, patient bool) (err error) {
+			snap.Queues, err = readQueues(ctx, s, vhost, pageSize, patient)
+			return err
+		},
+		func(s Source, _ bool) (err error) {
+			if snap.Bindings, err = s.Bindings(ctx, vhost); err != nil {
+				return fmt.Errorf("list bindings: %w", err)
+			}
+			return nil
+		},
+		func(s Source, _ bool) (err error) {
+			if snap.Exchanges, err = s.Exchanges(ctx, vhost); err != nil {
+				return fmt.Errorf("list exchanges: %w", err)
+			}
+			return nil
+		},
+	})
+	if err != nil {
 		return Snapshot{}, err
-	case bindErr != nil:
-		return Snapshot{}, fmt.Errorf("list bindings: %w", bindErr)
-	case exErr != nil:
-		return Snapshot{}, fmt.Errorf("list exchanges: %w", exErr)
 	}
-	snap.Queues = queues
 	return snap, nil
 }
 
 // FetchQueues reads the queue list alone. With pageSize 0 it asks for the
 // whole list in one read: the management API builds and sorts the whole
-// list for every page it serves, so one read of 5,000 queues costs the
-// broker about what one page does. Only when that read times out (a list
-// too large to build and send within --timeout) does it read pages of
-// MaxPageSize, pages after the first concurrently; a pageSize of 1 to
-// MaxPageSize asks for pages from the start.
+// list for every page it serves (a page of one queue costs it about what
+// the whole list does), so pages would multiply the broker's work. A
+// pageSize of 1 to MaxPageSize reads pages. A read that times out is
+// retried once with time for the broker's size (see PatientSource).
 func FetchQueues(ctx context.Context, src Source, vhost string, pageSize int) ([]QueueStat, error) {
-	return fetchQueues(ctx, src, vhost, pageSize, func() bool { return true })
+	var queues []QueueStat
+	err := readPatiently(ctx, src, []read{func(s Source, patient bool) (err error) {
+		queues, err = readQueues(ctx, s, vhost, pageSize, patient)
+		return err
+	}})
+	return queues, err
 }
 
-// fetchQueues is FetchQueues; after a timed-out read of the whole list it
-// reads pages only if answers says the API answers other requests.
-func fetchQueues(ctx context.Context, src Source, vhost string, pageSize int, answers func() bool) ([]QueueStat, error) {
-	if pageSize == 0 {
-		whole, err := src.QueuePage(ctx, vhost, 0, 0)
-		if err == nil || !timedOut(err) || ctx.Err() != nil || !answers() {
-			if err != nil {
-				return nil, fmt.Errorf("list queues: %w", err)
-			}
-			return whole.Queues, nil
+// A read reads one list from s; patient says s is the patient Source of
+// a second try.
+type read func(s Source, patient bool) error
+
+// readPatiently runs reads side by side on src. Those that were cut short
+// (ran out of time, or the API closed the connection before it answered)
+// run once more, on the patient Source src gives, if the API then answers
+// the question of its size; if it does not (a black hole), the first
+// error stands, after one --timeout and not two.
+func readPatiently(ctx context.Context, src Source, reads []read) error {
+	errs := runAll(src, false, reads)
+	var late []read
+	var first error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case !cutShort(err) || ctx.Err() != nil:
+			return err
+		default:
+			late = append(late, reads[i])
+			first = cmp.Or(first, err)
 		}
 	}
-	if pageSize <= 0 || pageSize > MaxPageSize {
+	if len(late) == 0 {
+		return nil
+	}
+	p, ok := src.(PatientSource)
+	if !ok {
+		return first
+	}
+	patient, err := p.Patient(ctx)
+	if err != nil {
+		return first
+	}
+	for _, err := range runAll(patient, true, late) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runAll runs each read on src in its own goroutine and returns their
+// errors in order.
+func runAll(src Source, patient bool, reads []read) []error {
+	errs := make([]error, len(reads))
+	var wg sync.WaitGroup
+	for i, r := range reads {
+		wg.Go(func() { errs[i] = r(src, patient) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// readQueues reads the whole queue list in one read (pageSize 0) or in
+// pages. On a patient second try, a whole list cut short again is read in
+// pages: the management listener closes a connection that sent nothing
+// for its idle_timeout (60 s by default), and at 50,000 queues with
+// statistics a busy broker takes longer than that to build the list,
+// while a page of 500 takes it seconds.
+func readQueues(ctx context.Context, src Source, vhost string, pageSize int, patient bool) ([]QueueStat, error) {
+	if pageSize <= 0 {
+		whole, err := src.QueuePage(ctx, vhost, 0, 0)
+		if err == nil {
+			return whole.Queues, nil
+		}
+		if !patient || !cutShort(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("list queues: %w", err)
+		}
 		pageSize = MaxPageSize
 	}
-	return fetchPages(ctx, src, vhost, pageSize)
+	return fetchPages(ctx, src, vhost, min(pageSize, MaxPageSize))
+}
+
+// cutShort reports whether a read got no answer: it ran out of time, or
+// the API closed the connection first.
+func cutShort(err error) bool {
+	return timedOut(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // timedOut reports whether err is a request that ran out of time (an

@@ -165,7 +165,11 @@ func MgmtUnreachable(s config.Settings, err error) (problem, hint string, ok boo
 		api = u.Scheme + "://" + u.Host
 	}
 	api = s.Redactor.Redact(api)
+	var slow *SlowListError
 	switch {
+	case errors.As(err, &slow):
+		return fmt.Sprintf("the management API at %s answered, but did not send the list within %s (--timeout %s plus %s for the objects the broker holds)", api, slow.Limit, s.Timeout, slow.Extra),
+			"the broker is too busy to build the list: try again when it is quieter, or raise --timeout", true
 	case ue.Timeout():
 		return fmt.Sprintf("the management API at %s did not answer within %s", api, s.Timeout),
 			"check that --mgmt-url names the management API's port (15672, 15671 for https) of a running node and that the network lets it through, or raise --timeout", true

@@ -27,6 +27,8 @@ type MgmtReader struct {
 	hc         *http.Client
 	// apis is how many management APIs a request may try in turn.
 	apis int
+	// timeout is --timeout: what one API gets for one request.
+	timeout time.Duration
 }
 
 // NewMgmtReader returns a reader for the settings' management API.
@@ -39,11 +41,12 @@ func NewMgmtReader(s config.Settings) (*MgmtReader, error) {
 		return nil, err
 	}
 	return &MgmtReader{
-		base: strings.TrimRight(s.MgmtURL, "/"),
-		user: s.MgmtUser,
-		pass: s.MgmtPassword,
-		hc:   &http.Client{Transport: rt, Timeout: mgmtClientTimeout(s)},
-		apis: max(1, len(s.MgmtURLs)),
+		base:    strings.TrimRight(s.MgmtURL, "/"),
+		user:    s.MgmtUser,
+		pass:    s.MgmtPassword,
+		hc:      &http.Client{Transport: rt, Timeout: mgmtClientTimeout(s)},
+		apis:    max(1, len(s.MgmtURLs)),
+		timeout: s.Timeout,
 	}, nil
 }
 
@@ -53,14 +56,50 @@ func (m *MgmtReader) GetJSON(ctx context.Context, path string, query url.Values,
 	return m.do(ctx, m.hc, http.MethodGet, path, query, nil, v)
 }
 
+// GetJSONAllowing is GetJSON with extra time beyond --timeout: the
+// broker builds a list of tens of thousands of objects whole before it
+// sends a byte, so the bound that tells a dead API from a live one would
+// cut a read the broker is carrying out. A timeout is a *SlowListError.
+func (m *MgmtReader) GetJSONAllowing(ctx context.Context, path string, query url.Values, v any, extra time.Duration) error {
+	if m.timeout <= 0 { // no bound at all
+		return m.GetJSON(ctx, path, query, v)
+	}
+	limit := m.timeout + extra
+	hc, ctx := m.within(ctx, limit)
+	err := m.do(ctx, hc, http.MethodGet, path, query, nil, v)
+	if err != nil && isTimeout(err) {
+		return &SlowListError{Limit: limit, Extra: extra, Err: err}
+	}
+	return err
+}
+
+// SlowListError is a list read that did not come within the extended
+// bound GetJSONAllowing gave it.
+type SlowListError struct {
+	Limit, Extra time.Duration
+	Err          error
+}
+
+func (e *SlowListError) Error() string {
+	return fmt.Sprintf("no answer within %s: %v", e.Limit, e.Err)
+}
+
+func (e *SlowListError) Unwrap() error { return e.Err }
+
 // PostJSON sends body (JSON) with POST /api/<path>, bounded by limit
 // instead of the client's timeout: a definitions import of thousands of
 // objects takes the broker longer than any read.
 func (m *MgmtReader) PostJSON(ctx context.Context, path string, body []byte, limit time.Duration) error {
+	hc, ctx := m.within(ctx, limit)
+	return m.do(ctx, hc, http.MethodPost, path, nil, body, nil)
+}
+
+// within is the client and context of a request that each management API
+// tried may take up to limit for, in place of --timeout.
+func (m *MgmtReader) within(ctx context.Context, limit time.Duration) (*http.Client, context.Context) {
 	hc := *m.hc
 	hc.Timeout = limit * time.Duration(m.apis)
-	ctx = context.WithValue(ctx, tryLimitKey{}, limit)
-	return m.do(ctx, &hc, http.MethodPost, path, nil, body, nil)
+	return &hc, context.WithValue(ctx, tryLimitKey{}, limit)
 }
 
 // PutJSON sends body (JSON) with PUT /api/<path>: it creates or replaces

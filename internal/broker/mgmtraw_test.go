@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +72,36 @@ func TestPostJSONHasItsOwnLimit(t *testing.T) {
 	}
 	if err := r.PostJSON(context.Background(), "definitions/v%2F1", []byte(`{"queues":[]}`), 5*time.Second); err != nil {
 		t.Fatalf("post through a refused API to a slow one: %v", err)
+	}
+}
+
+// GetJSONAllowing gives a list read --timeout plus its extra time, and a
+// read that runs out of even that says so, naming both bounds.
+func TestGetJSONAllowingWaitsLongerThanTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // longer than the client's timeout
+		_, _ = w.Write([]byte(`[{"name":"q1"}]`))
+	}))
+	defer srv.Close()
+	s := config.Settings{MgmtURL: srv.URL, MgmtURLs: []string{srv.URL}, Timeout: 100 * time.Millisecond}
+	r, err := NewMgmtReader(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qs []map[string]any
+	if err := r.GetJSON(context.Background(), "queues/v", nil, &qs); err == nil || !isTimeout(err) {
+		t.Fatalf("plain read: %v, want a timeout", err)
+	}
+	if err := r.GetJSONAllowing(context.Background(), "queues/v", nil, &qs, 10*time.Second); err != nil || len(qs) != 1 {
+		t.Fatalf("read with extra time: %v, %v", qs, err)
+	}
+	err = r.GetJSONAllowing(context.Background(), "queues/v", nil, &qs, 50*time.Millisecond)
+	var slow *SlowListError
+	if !errors.As(err, &slow) || slow.Limit != 150*time.Millisecond {
+		t.Fatalf("read out of its extra time: %v, want a SlowListError of 150ms", err)
+	}
+	problem, hint, ok := MgmtUnreachable(s, err)
+	if !ok || !strings.Contains(problem, "within 150ms (--timeout 100ms plus 50ms") || !strings.Contains(hint, "raise --timeout") {
+		t.Errorf("explained as %q; %q", problem, hint)
 	}
 }
