@@ -114,9 +114,8 @@ type PatientSource interface {
 	Patient(ctx context.Context) (Source, error)
 }
 
-// Fetch reads all queues (see FetchQueues) plus one bindings and one
-// exchanges read, side by side, so the cost does not grow with per-queue
-// calls.
+// Fetch reads all queues (see FetchQueues) beside one bindings and one
+// exchanges read, so the cost does not grow with per-queue calls.
 func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapshot, error) {
 	snap := Snapshot{Taken: time.Now()}
 	err := readPatiently(ctx, src, []read{
@@ -124,13 +123,12 @@ func Fetch(ctx context.Context, src Source, vhost string, pageSize int) (Snapsho
 			snap.Queues, err = readQueues(ctx, s, vhost, pageSize, patient)
 			return err
 		},
+		// Bindings, then exchanges: a third request side by side would
+		// only share the broker's cores with the queue list.
 		func(s Source, _ bool) (err error) {
 			if snap.Bindings, err = s.Bindings(ctx, vhost); err != nil {
 				return fmt.Errorf("list bindings: %w", err)
 			}
-			return nil
-		},
-		func(s Source, _ bool) (err error) {
 			if snap.Exchanges, err = s.Exchanges(ctx, vhost); err != nil {
 				return fmt.Errorf("list exchanges: %w", err)
 			}
