@@ -358,6 +358,7 @@ func movedByHead(src *amqp.Connection, queue string, checked *Spool) (int, error
 func (r *Report) settleShovel(checked *Spool, n, moved, prefetch int, j *Journal) error {
 	if moved < 0 {
 		r.Unknown = n
+		r.PossibleDuplicates = j.earlier()
 		return nil
 	}
 	var window []string
