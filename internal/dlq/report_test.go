@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/mqctl/mqctl/internal/audit"
@@ -103,17 +104,21 @@ func TestReportAuditEntryFromSpool(t *testing.T) {
 	}
 }
 
-// A spool's file is private, read back in order, and gone after Remove,
-// which a failed run calls as well.
+// A spool's file is private, nameless while in use (so a killed run
+// leaves nothing), read back in order, and gone after Remove, which a
+// failed run calls as well.
 func TestSpoolFileIsPrivateAndRemoved(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	s, err := NewSpool("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(s.Path())
-	if err != nil || st.Mode().Perm() != 0o600 {
+	st, err := s.f.Stat()
+	if err != nil || st.Mode().Perm() != 0o600 || filepath.Dir(s.Path()) != os.Getenv("TMPDIR") {
 		t.Fatalf("spool %s: %v, mode %v", s.Path(), err, st.Mode())
+	}
+	if _, err := os.Stat(s.Path()); runtime.GOOS != "windows" && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spool has a name while in use (a killed run would leave it): %v", err)
 	}
 	for i := range 3 {
 		s.add(Outcome{ID: fmt.Sprint(i), Status: StatusReplayed})

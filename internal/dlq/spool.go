@@ -19,13 +19,17 @@ import (
 // its check's outcomes back from it, in queue order.
 //
 // The caller owns a Spool and removes it (Remove) when the run is
-// recorded, also when the run failed.
+// recorded, also when the run failed. Where the system allows it, the
+// file loses its name as soon as it is created, so even a killed run
+// leaves nothing behind.
 type Spool struct {
 	path string
 	f    *os.File
-	w    *bufio.Writer
-	enc  *json.Encoder
-	n    int
+	// unlinked says the file has no name any more: Remove only closes it.
+	unlinked bool
+	w        *bufio.Writer
+	enc      *json.Encoder
+	n        int
 	// err is the first write error: the run goes on (the messages are
 	// safe either way), and the audit line, which cannot be complete,
 	// says so.
@@ -41,7 +45,11 @@ func NewSpool(dir string) (*Spool, error) {
 		return nil, fail.Usagef("cannot create the outcome spool for the audit trail: %v (set TMPDIR to a writable directory)", err)
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
-	return &Spool{path: f.Name(), f: f, w: w, enc: json.NewEncoder(w)}, nil
+	// Unlinked at once where the system allows it (not Windows): the open
+	// file lives on, and the kernel frees it when the process ends, even
+	// when it is killed; only this process can read it meanwhile.
+	unlinked := os.Remove(f.Name()) == nil
+	return &Spool{path: f.Name(), f: f, w: w, enc: json.NewEncoder(w), unlinked: unlinked}, nil
 }
 
 // Path is the spool's file.
@@ -84,12 +92,15 @@ func (s *Spool) Each(fn func(Outcome) error) error {
 		s.err = err
 		return fmt.Errorf("outcome spool %s: %w", s.Path(), err)
 	}
-	r, err := os.Open(s.Path())
+	if s.f == nil {
+		return fmt.Errorf("outcome spool %s: removed", s.Path())
+	}
+	st, err := s.f.Stat()
 	if err != nil {
 		return fmt.Errorf("outcome spool: %w", err)
 	}
-	defer r.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	// ReadAt leaves the write offset where it is.
+	dec := json.NewDecoder(bufio.NewReaderSize(io.NewSectionReader(s.f, 0, st.Size()), 64<<10))
 	for {
 		var o Outcome
 		err := dec.Decode(&o)
@@ -114,11 +125,13 @@ func (s *Spool) Remove() error {
 	if s == nil || s.f == nil {
 		return nil
 	}
-	s.f.Close()
+	err := s.f.Close()
 	s.f = nil
-	err := os.Remove(s.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	if s.unlinked {
+		return err
+	}
+	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return rerr
 	}
 	return err
 }
