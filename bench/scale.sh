@@ -26,7 +26,9 @@
 # queue), APPLY_ARGS (flags added to topology apply, e.g.
 # "--import-timeout 10m": on a loaded machine the default bound cuts
 # imports the broker is still carrying out), PORT (AMQP port of the private node, 5700-5719, default
-# 5701; management PORT+10000), APPEND=1 keeps an existing scale.csv.
+# 5701; management PORT+10000), APPEND=1 keeps an existing scale.csv,
+# MQCTL (the mqctl binary measured, default bin/mqctl built from this
+# tree: point it at another build to compare before and after a change).
 # The machine is shared: run it under `nice -n 10`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,7 @@ RUNS=${RUNS:-3}
 LARGE_RUNS=${LARGE_RUNS:-1}
 PORT=${PORT:-5701}
 OUT=${OUT:-bench/results}
+MQCTL=${MQCTL:-bin/mqctl}
 [[ $SIZES == all ]] && SIZES=small,medium,large
 
 declare -A size_of=(
@@ -131,7 +134,7 @@ for t in "${tiers[@]}"; do
 		echo "== $j at $n ($t), $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 		node_start "$WORK" "$PORT"
 		versions=$(curl -fsS -u guest:guest "$NODE_MGMT/api/overview" | sed -E 's/.*"rabbitmq_version":"([^"]*)".*"erlang_version":"([^"]*)".*/RabbitMQ \1, Erlang \2/') || true
-		if ! "$WORK/scale" run -job "$j" -size "$n" -runs "$runs" -mqctl bin/mqctl -url "$NODE_AMQP/" -mgmt-url "$NODE_MGMT" \
+		if ! "$WORK/scale" run -job "$j" -size "$n" -runs "$runs" -mqctl "$MQCTL" -url "$NODE_AMQP/" -mgmt-url "$NODE_MGMT" \
 			-broker-pid "$NODE_PID" -work "$WORK" -csv "$CSV" -show-all-max "${SHOW_ALL_MAX:-100000}" -apply-args "${APPLY_ARGS:-}"; then
 			failed+=("$j:$n")
 		fi
@@ -142,7 +145,7 @@ done
 
 {
 	echo "- Measured $started to $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)), shared with other work: load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-	echo "  ${versions:-RabbitMQ version unknown}; $(bin/mqctl --version 2>/dev/null | head -1); $(go version | cut -d' ' -f3)."
+	echo "  ${versions:-RabbitMQ version unknown}; $("$MQCTL" --version 2>/dev/null | head -1); $(go version | cut -d' ' -f3)."
 	echo "  Each size on a fresh private node, default settings."
 	echo "  Command: \`${MQCTL_TIMEOUT:+MQCTL_TIMEOUT=$MQCTL_TIMEOUT }SIZES=$SIZES JOBS=$JOBS RUNS=$RUNS LARGE_RUNS=$LARGE_RUNS SHOW_ALL_MAX=${SHOW_ALL_MAX:-100000}${APPLY_ARGS:+ APPLY_ARGS=\"$APPLY_ARGS\"} nice -n 10 bench/scale.sh\`"
 	if ((${#failed[@]} > 0)); then

@@ -7,6 +7,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,8 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -45,6 +48,13 @@ type Entry struct {
 	// Outcome is "ok", "partial" (some items not acted on) or "failed".
 	Outcome string `json:"outcome"`
 	Error   string `json:"error,omitempty"`
+
+	// MoreItems, when set, yields further items after Items as the line
+	// is written: a run of millions of messages streams them from a
+	// spool rather than holding them. An error it returns ends the items
+	// there; the line is still whole, and its Error says the items are
+	// incomplete.
+	MoreItems func(yield func(Item) error) error `json:"-"`
 }
 
 // Item is one message or object acted on.
@@ -90,20 +100,15 @@ func CurrentUser() string {
 }
 
 // Append writes e as one line at the end of the trail at path, creating
-// the file (0600) and its directory (0700). The line goes out in one
-// write under an exclusive lock, so two mqctl runs never interleave lines.
+// the file (0600) and its directory (0700). The line is written under an
+// exclusive lock, so two mqctl runs never interleave lines; its items are
+// streamed (Items, then MoreItems), never built whole in memory. A write
+// that fails is cut off again, so no torn line is left behind.
 func Append(path string, e Entry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	e.Time = e.Time.UTC()
-	if e.Items == nil {
-		e.Items = []Item{}
-	}
-	line, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("audit trail: %w", err)
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
@@ -115,10 +120,80 @@ func Append(path string, e Entry) error {
 	if err := lockFile(f); err != nil {
 		return fmt.Errorf("audit trail %s: lock: %w", path, err)
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	start, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return fmt.Errorf("audit trail %s: %w", path, err)
 	}
-	return f.Sync()
+	w := bufio.NewWriterSize(f, 64<<10)
+	itemsErr, err := writeEntry(w, e)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		_ = f.Truncate(start)
+		return fmt.Errorf("audit trail %s: %w", path, err)
+	}
+	if itemsErr != nil {
+		return fmt.Errorf("audit trail %s: the items are incomplete: %w", path, itemsErr)
+	}
+	return nil
+}
+
+// itemsKey opens the items array in an entry's JSON: a key, which no
+// string value of the fields before it can hold unescaped.
+var itemsKey = []byte(`"items":[`)
+
+// writeEntry writes e as one JSON line, the fields in their declared
+// order, the items one by one. itemsErr is MoreItems' error: the line is
+// closed anyway, its Error saying the items stop there; err is w's.
+func writeEntry(w *bufio.Writer, e Entry) (itemsErr, err error) {
+	items := e.Items
+	e.Items = []Item{}
+	head, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.Index(head, itemsKey) + len(itemsKey)
+	w.Write(head[:i])
+	n := 0
+	item := func(it Item) error {
+		b, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		if n++; n > 1 {
+			w.WriteByte(',')
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	for _, it := range items {
+		if err := item(it); err != nil {
+			return nil, err
+		}
+	}
+	if e.MoreItems != nil {
+		itemsErr = e.MoreItems(item)
+	}
+	if itemsErr != nil {
+		// The head is out already; the fields after the items say what
+		// went wrong.
+		e.Error = strings.TrimPrefix(e.Error+"; ", "; ") + "audit items incomplete after " + strconv.Itoa(n) + ": " + itemsErr.Error()
+		if e.Outcome == OK {
+			e.Outcome = Partial
+		}
+		if head, err = json.Marshal(e); err != nil {
+			return itemsErr, err
+		}
+	}
+	w.Write(head[i:])
+	if err := w.WriteByte('\n'); err != nil {
+		return itemsErr, err
+	}
+	return itemsErr, nil
 }
 
 // Read returns the entries of the trail at path, oldest first; a missing

@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +74,69 @@ func TestPath(t *testing.T) {
 func TestBodyHashIsHexSHA256(t *testing.T) {
 	if got := BodyHash([]byte("abc")); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Errorf("BodyHash(abc) = %s", got)
+	}
+}
+
+// Items streamed by MoreItems land in the line after Items, in the same
+// one-line format, and concurrent runs still never interleave: each
+// line is written under the lock. A stream that fails midway leaves a
+// whole line that says its items are incomplete, and the lines after it
+// are read as before.
+func TestAppendStreamsItemsIntoOneLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	stream := func(run, n int) func(func(Item) error) error {
+		return func(yield func(Item) error) error {
+			for i := range n {
+				if err := yield(Item{ID: fmt.Sprintf("run%d-%d", run, i), Status: "replayed", BodySHA256: strings.Repeat("a", 64)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	for run := range 4 {
+		wg.Go(func() {
+			e := Entry{Command: "dlq replay", Queue: "email.dlq", Outcome: OK, Items: []Item{{ID: "first", Status: "skipped"}},
+				Counts: map[string]int{"replayed": 20000}, MoreItems: stream(run, 20000)}
+			if err := Append(path, e); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	broken := errors.New("spool unreadable")
+	err := Append(path, Entry{Command: "dlq purge", Outcome: OK, MoreItems: func(yield func(Item) error) error {
+		if err := yield(Item{ID: "kept", Status: "purged"}); err != nil {
+			return err
+		}
+		return broken
+	}})
+	if !errors.Is(err, broken) {
+		t.Errorf("a failed item stream returned %v", err)
+	}
+	if err := Append(path, Entry{Command: "publish", Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(path)
+	if err != nil || len(got) != 6 {
+		t.Fatalf("read %d entries: %v", len(got), err)
+	}
+	for _, e := range got[:4] {
+		if len(e.Items) != 20001 || e.Items[0].ID != "first" || e.Counts["replayed"] != 20000 || e.Outcome != OK {
+			t.Errorf("entry with %d items, first %+v, counts %v", len(e.Items), e.Items[0], e.Counts)
+		}
+		run := strings.SplitN(e.Items[1].ID, "-", 2)[0]
+		for i, it := range e.Items[1:] {
+			if it.ID != fmt.Sprintf("%s-%d", run, i) {
+				t.Fatalf("item %d is %s: lines interleaved", i, it.ID)
+			}
+		}
+	}
+	if e := got[4]; len(e.Items) != 1 || e.Outcome != Partial || !strings.Contains(e.Error, "audit items incomplete after 1: spool unreadable") {
+		t.Errorf("entry of the failed stream: %+v", e)
+	}
+	if got[5].Command != "publish" || got[5].Items == nil {
+		t.Errorf("entry after it: %+v", got[5])
 	}
 }

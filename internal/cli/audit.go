@@ -11,6 +11,7 @@ import (
 
 	"github.com/mqctl/mqctl/internal/audit"
 	"github.com/mqctl/mqctl/internal/config"
+	"github.com/mqctl/mqctl/internal/dlq"
 	"github.com/mqctl/mqctl/internal/fail"
 )
 
@@ -78,6 +79,20 @@ func (a *auditTrail) record(s config.Settings, e audit.Entry, runErr error) erro
 		return fmt.Errorf("the act is done but not recorded: %w", err)
 	}
 	return nil
+}
+
+// spool is the spool of a run's outcomes for its audit line, in the
+// command's $TMPDIR: none for a dry run, which records nothing. The
+// caller removes it, whatever became of the run.
+func (a *auditTrail) spool(dryRun bool) (*dlq.Spool, error) {
+	if dryRun {
+		return nil, nil
+	}
+	dir := ""
+	if a.Env != nil {
+		dir, _ = a.Env("TMPDIR")
+	}
+	return dlq.NewSpool(dir)
 }
 
 // brokerAddress is the AMQP address(es) of s without credentials: scheme,

@@ -247,7 +247,7 @@ func TestDLQGuardRailsOnARealBroker(t *testing.T) {
 		}
 		return out
 	}
-	r = runCLI(t, e, "dlq", "replay", "email.dlq", "--all", "--dry-run", "-o", "json")
+	r = runCLI(t, e, "dlq", "replay", "email.dlq", "--all", "--dry-run", "--outcomes", "-o", "json")
 	got := outcomes(r)
 	if r.Code != ExitCondition || !strings.HasPrefix(got["evt-00001"], "would_replay") ||
 		!strings.HasPrefix(got["foreign-1"], "skipped: claims origin billing") || !strings.Contains(got["foreign-1"], "its origins are email") {

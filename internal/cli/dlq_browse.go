@@ -402,11 +402,16 @@ func (b *browseSource) Replay(ctx context.Context, sel browse.Selection) (browse
 		return browse.Result{}, err
 	}
 	defer b.give()
-	rep, err := b.replay(ctx, sel)
+	spool, err := b.opts.Audit.spool(false)
+	if err != nil {
+		return browse.Result{}, err
+	}
+	defer spool.Remove()
+	rep, err := b.replay(ctx, sel, spool)
 	return b.finish("dlq replay", sel, rep, err)
 }
 
-func (b *browseSource) replay(ctx context.Context, sel browse.Selection) (*dlq.Report, error) {
+func (b *browseSource) replay(ctx context.Context, sel browse.Selection, spool *dlq.Spool) (*dlq.Report, error) {
 	journal, err := dlq.OpenJournal(b.journal)
 	if err != nil {
 		return nil, err
@@ -420,7 +425,7 @@ func (b *browseSource) replay(ctx context.Context, sel browse.Selection) (*dlq.R
 			defer dst.Close()
 			rep, err = dlq.Replay(ctx, src, dst, dlq.ReplayOptions{
 				Queue: b.opts.Queue, Selection: dlq.SelectIDs(sel.IDs), MaxReplays: b.opts.MaxReplays,
-				Window: 1024, Journal: journal, Origins: b.origins,
+				Window: 1024, Journal: journal, Origins: b.origins, Spool: spool,
 			})
 		}
 	}
@@ -437,11 +442,16 @@ func (b *browseSource) Purge(ctx context.Context, sel browse.Selection, archive 
 		return browse.Result{}, err
 	}
 	defer b.give()
-	rep, err := b.purge(ctx, sel, archive)
+	spool, err := b.opts.Audit.spool(false)
+	if err != nil {
+		return browse.Result{}, err
+	}
+	defer spool.Remove()
+	rep, err := b.purge(ctx, sel, archive, spool)
 	return b.finish("dlq purge", sel, rep, err)
 }
 
-func (b *browseSource) purge(ctx context.Context, sel browse.Selection, archive string) (*dlq.Report, error) {
+func (b *browseSource) purge(ctx context.Context, sel browse.Selection, archive string, spool *dlq.Spool) (*dlq.Report, error) {
 	conn, err := b.opts.Dial(ctx, "mqctl dlq browse")
 	if err != nil {
 		return nil, err
@@ -452,7 +462,7 @@ func (b *browseSource) purge(ctx context.Context, sel browse.Selection, archive 
 		return nil, err
 	}
 	rep, err := dlq.Purge(ctx, conn, dlq.PurgeOptions{Queue: b.opts.Queue, Selection: dlq.SelectIDs(sel.IDs),
-		Archive: a, Batch: 512})
+		Archive: a, Batch: 512, Spool: spool})
 	if cerr := a.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -499,25 +509,16 @@ func reportSummary(command string, rep *dlq.Report, queue string) string {
 		return ""
 	}
 	var parts []string
-	dests := map[string]int{}
-	var order []string
-	for _, o := range rep.Outcomes {
-		if o.Status == dlq.StatusReplayed {
-			if dests[o.Destination] == 0 {
-				order = append(order, o.Destination)
-			}
-			dests[o.Destination]++
-		}
-	}
 	switch {
 	case command == "dlq purge" && rep.Archive != "":
 		parts = append(parts, fmt.Sprintf("purged %s from %s into %s", messages(rep.Purged), queue, rep.Archive))
 	case command == "dlq purge":
 		parts = append(parts, fmt.Sprintf("purged %s from %s", messages(rep.Purged), queue))
 	default:
-		to := make([]string, len(order))
-		for i, d := range order {
-			to[i] = fmt.Sprintf("%s (%s)", d, thousands(dests[d]))
+		moved := rep.Moved()
+		to := make([]string, len(moved))
+		for i, m := range moved {
+			to[i] = fmt.Sprintf("%s (%s)", m.Destination, thousands(m.Count))
 		}
 		text := fmt.Sprintf("replayed %s from %s", messages(rep.Replayed), queue)
 		if len(to) > 0 {

@@ -117,19 +117,21 @@ func TestSelectionTextIsTheSelectionAsGiven(t *testing.T) {
 func TestPromptsStateCountsAndDestinations(t *testing.T) {
 	rep := &dlq.Report{Queue: "points.dlq"}
 	for i := 0; i < 1960; i++ {
-		rep.Outcomes = append(rep.Outcomes, dlq.Outcome{Destination: "points", Status: dlq.StatusWouldReplay})
+		rep.Record(dlq.Outcome{Destination: "points", Status: dlq.StatusWouldReplay})
 	}
 	for i := 0; i < 6; i++ {
-		rep.Outcomes = append(rep.Outcomes, dlq.Outcome{Destination: "points-vip", Status: dlq.StatusWouldReplay})
+		rep.Record(dlq.Outcome{Destination: "points-vip", Status: dlq.StatusWouldReplay})
 	}
 	if got := capitalize(replayPrompt(rep)); got != "Replay 1,966 messages of points.dlq to points (1,960) and points-vip (6)" {
 		t.Errorf("replay prompt %q", got)
 	}
-	rep.Outcomes = append(rep.Outcomes, dlq.Outcome{Destination: "gone", Status: dlq.StatusWouldFail}, dlq.Outcome{Status: dlq.StatusSkipped})
+	rep.Record(dlq.Outcome{Destination: "gone", Status: dlq.StatusWouldFail})
+	rep.Record(dlq.Outcome{Status: dlq.StatusSkipped})
 	if got := replayPrompt(rep); !strings.HasSuffix(got, "(2 selected will not move: skipped or failing; see --dry-run)") {
 		t.Errorf("replay prompt with refusals %q", got)
 	}
-	purged := &dlq.Report{Queue: "email.dlq", Outcomes: []dlq.Outcome{{Status: dlq.StatusWouldPurge}}}
+	purged := &dlq.Report{Queue: "email.dlq"}
+	purged.Record(dlq.Outcome{Status: dlq.StatusWouldPurge})
 	if got := purgePrompt(purged, "a.jsonl"); got != "remove 1 message of email.dlq, archiving them to a.jsonl" {
 		t.Errorf("purge prompt %q", got)
 	}

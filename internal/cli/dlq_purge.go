@@ -130,7 +130,12 @@ func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
 	if err != nil {
 		return err
 	}
-	rep, runErr := purge(ctx, opts, sel)
+	spool, err := opts.Audit.spool(opts.DryRun)
+	if err != nil {
+		return err
+	}
+	defer spool.Remove()
+	rep, runErr := purge(ctx, opts, sel, spool)
 	warnFilter(opts.IO, sel.Filter)
 	if rep != nil && !opts.DryRun {
 		if err := opts.Audit.record(s, rep.Audit("dlq purge", opts.Select.text(opts.Limit), runErr), runErr); err != nil {
@@ -142,7 +147,7 @@ func dlqPurgeRun(ctx context.Context, opts *DLQPurgeOptions) error {
 
 // purge checks the queue, resolves id prefixes and asks (all before an
 // archive exists: a refusal writes nothing), then purges.
-func purge(ctx context.Context, opts *DLQPurgeOptions, sel *dlq.Selection) (*dlq.Report, error) {
+func purge(ctx context.Context, opts *DLQPurgeOptions, sel *dlq.Selection, spool *dlq.Spool) (*dlq.Report, error) {
 	if _, err := guardDLQ(ctx, opts.IO, opts.Linkage, opts.Queue, opts.Force); err != nil {
 		return nil, err
 	}
@@ -155,10 +160,10 @@ func purge(ctx context.Context, opts *DLQPurgeOptions, sel *dlq.Selection) (*dlq
 		return nil, err
 	}
 	path := purgeArchivePath(opts)
-	po := dlq.PurgeOptions{Queue: opts.Queue, Selection: sel, DryRun: opts.DryRun, Limit: opts.Limit, Batch: 512}
+	po := dlq.PurgeOptions{Queue: opts.Queue, Selection: sel, DryRun: opts.DryRun, Limit: opts.Limit, Batch: 512, Spool: spool}
 	if !opts.DryRun && !opts.Yes {
 		preview := po
-		preview.Selection, preview.DryRun = sel.Clone(), true
+		preview.Selection, preview.DryRun, preview.Spool = sel.Clone(), true, nil
 		progress := output.NewProgress(opts.IO, -1, "counting "+opts.Queue)
 		preview.Progress = progress
 		rep, err := dlq.Purge(ctx, conn, preview)
@@ -196,13 +201,7 @@ func purge(ctx context.Context, opts *DLQPurgeOptions, sel *dlq.Selection) (*dlq
 
 // purgePrompt is the question before a purge, from its dry run.
 func purgePrompt(rep *dlq.Report, archive string) string {
-	n := 0
-	for _, o := range rep.Outcomes {
-		if o.Status == dlq.StatusWouldPurge {
-			n++
-		}
-	}
-	q := fmt.Sprintf("remove %s of %s", messages(n), rep.Queue)
+	q := fmt.Sprintf("remove %s of %s", messages(rep.WouldPurge), rep.Queue)
 	if archive == "" {
 		return q + " for good, without archiving them"
 	}

@@ -78,16 +78,20 @@ declare) and reports "would fail: queue X does not exist" for a message the
 default exchange could not route. Reading a quorum DLQ raises its messages'
 x-delivery-count: mqctl warns.
 
--o json reports the counts, and the outcome of each message a human must
-see: skipped, failed (not_found lists the ids not found); outcomes_omitted
-counts the replayed ones left out. --outcomes lists every message's outcome,
-the replayed ones too (at 100,000 messages most of the report's size). A dry
-run lists every message.
+-o json reports the counts (a dry run's would_replay among them), and the
+outcome of each message a human must see: skipped, failed, would_fail, the
+first 5,000 of them (outcomes_truncated counts the rest); not_found lists
+the ids not found; outcomes_omitted counts the replayed (or, on a dry run,
+would_replay) ones left out. --outcomes lists every message's outcome, the
+replayed ones too, held in memory until the report is printed (at 100,000
+messages most of the report's size). Without it, mqctl's memory does not
+grow with the number of messages.
 
 Every replay that is not a dry run appends one JSON line to the audit trail
 (--audit-log, default $XDG_STATE_HOME/mqctl/audit.jsonl): who, where, the
 selection as given, each message's id, body SHA-256, destination and
-result; ` + "`mqctl dlq history`" + ` shows it. A trail that cannot be written refuses
+result; ` + "`mqctl dlq history`" + ` shows it. Until the line is written the
+outcomes wait in a temporary file (0600, in $TMPDIR), removed afterwards. A trail that cannot be written refuses
 the replay (exit 2) before anything moves.
 
 Selecting: --from FILE (an export a human checked), --id ID (repeatable; a
@@ -220,11 +224,16 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 	if err != nil {
 		return err
 	}
+	spool, err := opts.Audit.spool(opts.DryRun)
+	if err != nil {
+		return err
+	}
+	defer spool.Remove()
 	journal, err := openReplayJournal(opts, s.Vhost)
 	if err != nil {
 		return err
 	}
-	rep, runErr := replay(ctx, opts, s, sel, journal)
+	rep, runErr := replay(ctx, opts, s, sel, journal, spool)
 	if jerr := journal.Close(runErr == nil); jerr != nil && runErr == nil {
 		runErr = jerr
 	}
@@ -234,9 +243,6 @@ func dlqReplayRun(ctx context.Context, opts *DLQReplayOptions) error {
 		if err := opts.Audit.record(s, rep.Audit("dlq replay", opts.Select.text(opts.Limit), runErr), runErr); err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", s.Redactor.Redact(err.Error()))
 		}
-	}
-	if rep != nil && !opts.Outcomes {
-		rep = rep.WithoutMoved()
 	}
 	return finishReport(opts.IO, opts.Format, rep, runErr, "replay")
 }
@@ -261,7 +267,7 @@ func openReplayJournal(opts *DLQReplayOptions, vhost string) (*dlq.Journal, erro
 // replay connects twice, the consumer apart from the publisher: a broker
 // alarm blocks a connection that publishes, and with it any ack sent on
 // that connection.
-func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel *dlq.Selection, journal *dlq.Journal) (*dlq.Report, error) {
+func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel *dlq.Selection, journal *dlq.Journal, spool *dlq.Spool) (*dlq.Report, error) {
 	link, err := guardDLQ(ctx, opts.IO, opts.Linkage, opts.Queue, opts.Force)
 	if err != nil {
 		return nil, err
@@ -282,7 +288,7 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 	ro := dlq.ReplayOptions{
 		Queue: opts.Queue, Selection: sel, To: opts.To, MaxReplays: opts.MaxReplays, Force: opts.Force,
 		DryRun: opts.DryRun, Limit: opts.Limit, Rate: opts.Rate, Window: opts.Window,
-		Journal: journal, Origins: link.Origins,
+		Journal: journal, Origins: link.Origins, Spool: spool, AllOutcomes: opts.Outcomes,
 	}
 	path := shovelPath{why: opts.shovelRefusal(sel, link)}
 	if path.why == "" {
@@ -298,8 +304,16 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 	if path.why == "" || (!opts.DryRun && !opts.Yes) {
 		// The check: a dry run reads the selected messages. It is what
 		// the prompt states, and what a shovel may move.
+		// A shovel that may run moves what the check spooled, in order.
 		p := ro
-		p.Selection, p.DryRun, p.Journal, p.Rate = sel.Clone(), true, nil, 0
+		p.Selection, p.DryRun, p.Journal, p.Rate, p.Spool = sel.Clone(), true, nil, 0, nil
+		p.AllOutcomes = opts.DryRun && opts.Outcomes
+		if path.why == "" && !opts.DryRun {
+			if p.Spool, err = opts.Audit.spool(false); err != nil {
+				return nil, err
+			}
+			defer p.Spool.Remove()
+		}
 		progress := output.NewProgress(opts.IO, -1, "checking "+opts.Queue)
 		p.Progress = progress
 		preview, err = dlq.Replay(ctx, src, dst, p)
@@ -331,7 +345,7 @@ func replay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, sel 
 		}
 	}
 	if path.why == "" {
-		return shovelReplay(ctx, opts, s, path.api, src, preview, link.Origins[0], journal)
+		return shovelReplay(ctx, opts, s, path.api, src, preview, link.Origins[0], journal, spool)
 	}
 	progress := output.NewProgress(opts.IO, -1, "replaying "+opts.Queue)
 	defer progress.Finish()
@@ -376,12 +390,21 @@ func (opts *DLQReplayOptions) shovelRefusal(sel *dlq.Selection, link dlq.Linkage
 // ("" when every one goes to origin): a shovel cannot skip a message
 // the loop guard holds back, nor send one elsewhere.
 func shovelCheck(checked *dlq.Report, origin string) string {
-	if len(checked.Outcomes) == 0 {
-		return "nothing to move"
-	}
+	// The outcomes kept are the ones a human must see: skipped or failing.
 	for _, o := range checked.Outcomes {
 		if o.Status != dlq.StatusWouldReplay || o.Destination != origin {
 			return fmt.Sprintf("message %s %s (%s): a shovel cannot leave it out", o.ID, o.Status, cmp.Or(o.Reason, "to "+o.Destination))
+		}
+	}
+	if checked.Skipped+checked.Failed > 0 {
+		return fmt.Sprintf("%d message(s) skipped or failing: a shovel cannot leave them out", checked.Skipped+checked.Failed)
+	}
+	if checked.WouldReplay == 0 {
+		return "nothing to move"
+	}
+	for _, m := range checked.Moved() {
+		if m.Destination != origin {
+			return fmt.Sprintf("%d message(s) would go to %s, not %s: a shovel cannot send them elsewhere", m.Count, m.Destination, origin)
 		}
 	}
 	return ""
@@ -400,12 +423,12 @@ func withPath(rep *dlq.Report, path, why string) *dlq.Report {
 
 // shovelReplay hands the checked messages to a broker shovel, with
 // progress; an interrupt removes the shovel.
-func shovelReplay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, api *broker.MgmtReader, src *amqp.Connection, checked *dlq.Report, origin string, journal *dlq.Journal) (*dlq.Report, error) {
+func shovelReplay(ctx context.Context, opts *DLQReplayOptions, s config.Settings, api *broker.MgmtReader, src *amqp.Connection, checked *dlq.Report, origin string, journal *dlq.Journal, spool *dlq.Spool) (*dlq.Report, error) {
 	fmt.Fprintf(opts.IO.ErrOut, "note: replaying through a broker shovel: %s\n", shovelReason(origin))
-	progress := output.NewProgress(opts.IO, int64(len(checked.Outcomes)), "replaying "+opts.Queue+" (shovel)")
+	progress := output.NewProgress(opts.IO, int64(checked.WouldReplay), "replaying "+opts.Queue+" (shovel)")
 	defer progress.Finish()
 	rep, err := dlq.ShovelReplay(ctx, api, src, dlq.ShovelReplayOptions{
-		Vhost: s.Vhost, Checked: checked, Dest: origin, Prefetch: opts.Window, Progress: progress, Journal: journal,
+		Vhost: s.Vhost, Checked: checked, Dest: origin, Prefetch: opts.Window, Progress: progress, Journal: journal, Spool: spool,
 	})
 	return withPath(rep, dlq.PathShovel, shovelReason(origin)), err
 }
@@ -413,32 +436,20 @@ func shovelReplay(ctx context.Context, opts *DLQReplayOptions, s config.Settings
 // replayPrompt is the question before a replay, from its dry run: how
 // many messages go to which queue, and what will not move.
 func replayPrompt(rep *dlq.Report) string {
-	count := map[string]int{}
-	var dests []string
-	n, notMoving := 0, 0
-	for _, o := range rep.Outcomes {
-		if o.Status != dlq.StatusWouldReplay {
-			notMoving++
-			continue
-		}
-		if count[o.Destination] == 0 {
-			dests = append(dests, o.Destination)
-		}
-		count[o.Destination]++
-		n++
-	}
-	sort.Slice(dests, func(i, j int) bool {
-		return count[dests[i]] > count[dests[j]] || (count[dests[i]] == count[dests[j]] && dests[i] < dests[j])
+	moved := rep.Moved()
+	sort.SliceStable(moved, func(i, j int) bool {
+		a, b := moved[i], moved[j]
+		return a.Count > b.Count || (a.Count == b.Count && a.Destination < b.Destination)
 	})
-	parts := make([]string, len(dests))
-	for i, d := range dests {
-		parts[i] = fmt.Sprintf("%s (%s)", d, thousands(count[d]))
+	parts := make([]string, len(moved))
+	for i, m := range moved {
+		parts[i] = fmt.Sprintf("%s (%s)", m.Destination, thousands(m.Count))
 	}
-	q := fmt.Sprintf("replay %s of %s", messages(n), rep.Queue)
+	q := fmt.Sprintf("replay %s of %s", messages(rep.WouldReplay), rep.Queue)
 	if len(parts) > 0 {
 		q += " to " + joinAnd(parts)
 	}
-	if notMoving > 0 {
+	if notMoving := rep.Skipped + rep.Failed; notMoving > 0 {
 		q += fmt.Sprintf(" (%s selected will not move: skipped or failing; see --dry-run)", thousands(notMoving))
 	}
 	return q

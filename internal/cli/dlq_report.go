@@ -22,7 +22,8 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 	levels := []output.Level{}
 	shown := 0
 	for _, o := range v.Outcomes {
-		if o.Status == dlq.StatusReplayed || o.Status == dlq.StatusPurged {
+		switch o.Status {
+		case dlq.StatusReplayed, dlq.StatusPurged, dlq.StatusWouldReplay, dlq.StatusWouldPurge:
 			continue
 		}
 		if shown++; shown > 200 {
@@ -45,9 +46,14 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 		rows = append(rows, []string{id, "not_found", "-", "no such message in the queue when the command started"})
 		levels = append(levels, output.LevelWarn)
 	}
+	// Those beyond what the report kept count as rows not shown.
+	shown += v.OutcomesTruncated
 	if len(rows) > 0 {
 		footer := ""
-		if shown > 200 {
+		switch {
+		case v.OutcomesTruncated > 0:
+			footer = fmt.Sprintf("… %d more rows (-o json lists the first %d; the audit trail of a run lists every one)", shown-200, dlq.MaxOutcomes)
+		case shown > 200:
 			footer = fmt.Sprintf("… %d more rows (see -o json)", shown-200)
 		}
 		t := output.TableData{Headers: []string{"id", "status", "destination", "reason"}, Rows: rows,
@@ -59,13 +65,7 @@ func (v reportView) RenderText(w io.Writer, s *output.Styles) error {
 	}
 	var b strings.Builder
 	if v.DryRun {
-		n := 0
-		for _, o := range v.Outcomes {
-			if o.Status == dlq.StatusWouldReplay || o.Status == dlq.StatusWouldPurge {
-				n++
-			}
-		}
-		fmt.Fprintf(&b, "dry run: would %s %d", v.verb, n)
+		fmt.Fprintf(&b, "dry run: would %s %d", v.verb, v.WouldReplay+v.WouldPurge)
 	} else {
 		done := map[string]string{"replay": "replayed", "purge": "purged"}[v.verb]
 		fmt.Fprintf(&b, "%s %d", done, v.Replayed+v.Purged)

@@ -12,15 +12,18 @@ import (
 )
 
 func partialReport() *dlq.Report {
-	return &dlq.Report{
-		Queue: "email.dlq", Depth: 4, Scanned: 4, Replayed: 1, Skipped: 1, Failed: 1,
+	rep := &dlq.Report{
+		Queue: "email.dlq", Depth: 4, Scanned: 4,
 		NotFound: []string{"nope"}, PossibleDuplicates: []string{"evt-2"},
-		Outcomes: []dlq.Outcome{
-			{ID: "evt-1", Destination: "email", Status: dlq.StatusReplayed},
-			{ID: "evt-2", Destination: "email", Status: dlq.StatusSkipped, Reason: "replayed 3 times already"},
-			{ID: "evt-3", Status: dlq.StatusFailed, Reason: "no origin queue"},
-		},
 	}
+	for _, o := range []dlq.Outcome{
+		{ID: "evt-1", Destination: "email", Status: dlq.StatusReplayed},
+		{ID: "evt-2", Destination: "email", Status: dlq.StatusSkipped, Reason: "replayed 3 times already"},
+		{ID: "evt-3", Status: dlq.StatusFailed, Reason: "no origin queue"},
+	} {
+		rep.Record(o)
+	}
+	return rep
 }
 
 // A partial run prints its report, warns of possible duplicates on

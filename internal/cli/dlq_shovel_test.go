@@ -18,11 +18,12 @@ import (
 
 // replayResult is the JSON report of `dlq replay`, as much as these tests read.
 type replayResult struct {
-	Replayed   int    `json:"replayed"`
-	Path       string `json:"path"`
-	PathReason string `json:"path_reason"`
-	Shovel     string `json:"shovel"`
-	Outcomes   []struct {
+	Replayed    int    `json:"replayed"`
+	WouldReplay int    `json:"would_replay"`
+	Path        string `json:"path"`
+	PathReason  string `json:"path_reason"`
+	Shovel      string `json:"shovel"`
+	Outcomes    []struct {
 		ID          string `json:"id"`
 		Status      string `json:"status"`
 		Destination string `json:"destination"`
@@ -94,8 +95,8 @@ func TestDLQReplayThroughAShovelMovesExactlyTheCheckedHead(t *testing.T) {
 	trail := filepath.Join(e["XDG_STATE_HOME"], "mqctl", "audit.jsonl")
 
 	dry := runReplay(t, e, "email.dlq", "--all", "--limit", "25", "--via", "shovel", "--dry-run", "-o", "json")
-	if dry.Path != dlq.PathShovel || len(dry.Outcomes) != 25 {
-		t.Fatalf("dry run: path %q (%s), %d outcomes; want shovel and 25", dry.Path, dry.PathReason, len(dry.Outcomes))
+	if dry.Path != dlq.PathShovel || dry.WouldReplay != 25 || len(dry.Outcomes) != 0 {
+		t.Fatalf("dry run: path %q (%s), would replay %d, %d outcomes; want shovel, 25 and none listed", dry.Path, dry.PathReason, dry.WouldReplay, len(dry.Outcomes))
 	}
 	noShovels(t, env)
 

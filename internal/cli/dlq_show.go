@@ -135,6 +135,11 @@ make it one; ` + "`mqctl dlq ls`" + ` lists the DLQs) is refused (exit 2) before
 message is read, unless --force; a quorum DLQ is read with a warning, as
 every read raises its messages' x-delivery-count.
 
+-o json and -o yaml write each message as it is read, so any --limit (0:
+all) runs in the same memory; the counts (depth, read, shown) follow the
+messages. The table shows at most the first 1,000 messages (its footer says
+so); -o json and ` + "`mqctl dlq export`" + ` have them all.
+
 Least permissions: read on the queue.`
 
 const dlqShowExample = `  mqctl dlq show email.dlq
@@ -156,6 +161,8 @@ type dlqShowView struct {
 	Read     int            `json:"read"`
 	Shown    int            `json:"shown"`
 	Messages []shownMessage `json:"messages"`
+	// capped says the table stopped at maxTableRows of a larger --limit.
+	capped bool
 }
 
 func (v dlqShowView) Table() output.TableData {
@@ -171,6 +178,9 @@ func (v dlqShowView) Table() output.TableData {
 	footer := fmt.Sprintf("%d of %d message(s) in %s shown; none consumed", v.Shown, v.Depth, v.Queue)
 	if v.Read != v.Shown {
 		footer = fmt.Sprintf("%d of %d message(s) in %s shown (%d read); none consumed", v.Shown, v.Depth, v.Queue, v.Read)
+	}
+	if v.capped {
+		footer += fmt.Sprintf("; the table stops at %s rows: -o json or `mqctl dlq export` has them all", thousands(maxTableRows))
 	}
 	return output.TableData{
 		Headers: []string{"id", "origin", "reason", "deaths", "first death", "last death", "routing keys", "headers", "body"},
@@ -332,9 +342,14 @@ func dlqShowRun(ctx context.Context, opts *DLQShowOptions) error {
 	}
 	defer conn.Close()
 	var view any
-	if opts.GroupBy != nil {
+	switch {
+	case opts.GroupBy != nil:
 		view, err = showGroups(ctx, conn, opts, filter)
-	} else {
+	case opts.Format != output.Table:
+		err = streamMessages(ctx, conn, opts, filter)
+		warnFilter(opts.IO, filter)
+		return err
+	default:
 		view, err = showMessages(ctx, conn, opts, filter)
 	}
 	warnFilter(opts.IO, filter)
@@ -354,21 +369,71 @@ func showGroups(ctx context.Context, conn *amqp.Connection, opts *DLQShowOptions
 		GroupBy: opts.GroupBy.String(), Groups: res.Groups, by: *opts.GroupBy}, err
 }
 
-// showMessages reads until --limit messages were selected; without a
-// filter that is the first --limit.
+// maxTableRows bounds the table view: a table is for a person, and
+// holding its rows grows with every one; -o json and -o yaml stream every
+// message asked for.
+const maxTableRows = 1000
+
+// showMessages reads until --limit messages were selected (without a
+// filter that is the first --limit), at most maxTableRows of them, for
+// the table.
 func showMessages(ctx context.Context, conn *amqp.Connection, opts *DLQShowOptions, filter *dlq.Filter) (any, error) {
 	view := dlqShowView{Queue: opts.Queue, Messages: []shownMessage{}}
-	limit := opts.Limit
+	want := opts.Limit
+	if want == 0 || want > maxTableRows {
+		want, view.capped = maxTableRows, true
+	}
+	limit := want
 	if filter != nil {
 		limit = 0
 	}
 	res, err := dlq.PeekSelected(ctx, conn, opts.Queue, limit, filter, func(r dlq.Record) error {
 		view.Messages = append(view.Messages, shownMessage{Record: r, BodyPreview: dlq.BodyPreview(r.Body, opts.Preview)})
-		if opts.Limit > 0 && len(view.Messages) >= opts.Limit {
+		if len(view.Messages) >= want {
 			return dlq.ErrStopPeek
 		}
 		return nil
 	})
 	view.Depth, view.Read, view.Shown = res.Depth, res.Read, len(view.Messages)
+	view.capped = view.capped && view.Shown == maxTableRows
 	return view, err
+}
+
+// streamMessages writes the -o json or -o yaml document of the messages
+// as they are read, one record at a time: its memory does not grow with
+// --limit. The counts follow the messages. A read that fails after the
+// first message still ends the document, then reports the error.
+func streamMessages(ctx context.Context, conn *amqp.Connection, opts *DLQShowOptions, filter *dlq.Filter) error {
+	doc, err := output.NewListWriter(opts.IO.Out, opts.Format, struct {
+		Queue string `json:"queue"`
+	}{opts.Queue}, "messages")
+	if err != nil {
+		return err
+	}
+	limit := opts.Limit
+	if filter != nil {
+		limit = 0
+	}
+	shown := 0
+	res, err := dlq.PeekSelected(ctx, conn, opts.Queue, limit, filter, func(r dlq.Record) error {
+		if err := doc.Add(shownMessage{Record: r, BodyPreview: dlq.BodyPreview(r.Body, opts.Preview)}); err != nil {
+			return fmt.Errorf("write the messages: %w", err)
+		}
+		if shown++; opts.Limit > 0 && shown >= opts.Limit {
+			return dlq.ErrStopPeek
+		}
+		return nil
+	})
+	if err != nil && shown == 0 {
+		return err
+	}
+	tail := struct {
+		Depth int `json:"depth"`
+		Read  int `json:"read"`
+		Shown int `json:"shown"`
+	}{res.Depth, res.Read, shown}
+	if eerr := doc.End(tail); err == nil {
+		err = eerr
+	}
+	return err
 }

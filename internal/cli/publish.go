@@ -130,6 +130,11 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	if err := opts.Audit.check(); err != nil {
 		return err
 	}
+	spool, err := opts.Audit.spool(false)
+	if err != nil {
+		return err
+	}
+	defer spool.Remove()
 	s, err := opts.Settings()
 	if err != nil {
 		return err
@@ -143,7 +148,7 @@ func publishRun(ctx context.Context, opts *PublishOptions) error {
 	ctx = broker.WithBlockedPolicy(ctx, boundedBlockedPolicy(log, opts.BlockedTimeout))
 	progress := output.NewProgress(opts.IO, -1, "publishing")
 	rep, runErr := dlq.PublishRecords(ctx, conn, open, opts.From,
-		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress, Checked: true})
+		dlq.PublishOptions{To: opts.To, Window: opts.Window, Progress: progress, Checked: true, Spool: spool})
 	progress.Finish()
 	runErr, _ = blockedGaveUp(runErr, opts.BlockedTimeout)
 	if rep == nil {

@@ -294,7 +294,7 @@ func checkNewestReasons(t *testing.T, m *mixed) {
 func replay(t *testing.T, m *mixed, sel *dlq.Selection, dryRun bool, progress dlq.Progress) *dlq.Report {
 	t.Helper()
 	rep, err := dlq.Replay(context.Background(), m.env.Dial(t), m.env.Dial(t), dlq.ReplayOptions{
-		Queue: "email.dlq", Selection: sel, MaxReplays: 3, Window: 2, DryRun: dryRun, Progress: progress})
+		Queue: "email.dlq", Selection: sel, MaxReplays: 3, Window: 2, DryRun: dryRun, Progress: progress, AllOutcomes: true})
 	if err != nil {
 		t.Fatal(err)
 	}

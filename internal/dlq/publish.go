@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -19,26 +18,18 @@ type PublishReport struct {
 	File      string          `json:"file"`
 	Published int             `json:"published"`
 	Failed    []PublishFailed `json:"failed"`
-	// items are the messages published or refused, for the audit trail.
-	items []audit.Item
+	// trail records every message published or refused, as a replay's
+	// report does: counts and destinations here, the items in the spool
+	// (PublishOptions.Spool), for the audit trail.
+	trail *Report
 }
 
 // Audit is the audit-trail entry of the publish r reports: every message
-// sent with its body hash, destination and result. The caller fills in
-// who, where and when.
+// sent with its body hash, destination and result, streamed from the
+// spool as Report.Audit streams a replay's. The caller fills in who,
+// where and when, and removes the spool after the entry is written.
 func (r *PublishReport) Audit(command, selection string, err error) audit.Entry {
-	e := audit.Entry{Command: command, Selection: selection, Items: slices.Clone(r.items), Counts: map[string]int{},
-		Outcome: audit.OutcomeOf(err, len(r.Failed) > 0)}
-	if e.Items == nil {
-		e.Items = []audit.Item{}
-	}
-	for _, it := range e.Items {
-		e.Counts[it.Status]++
-		if !slices.Contains(e.Destinations, it.Destination) {
-			e.Destinations = append(e.Destinations, it.Destination)
-		}
-	}
-	return e
+	return r.trail.Audit(command, selection, err)
 }
 
 // PublishFailed names a line that was not published, and why.
@@ -56,6 +47,9 @@ type PublishOptions struct {
 	Now      func() time.Time
 	// Checked says the caller has run CheckRecords on the file already.
 	Checked bool
+	// Spool, when not nil, receives every message's outcome for the
+	// audit trail (the caller removes it).
+	Spool *Spool
 }
 
 // CheckRecords reads the whole file as PublishRecords would publish it and
@@ -100,7 +94,7 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 			return nil, err
 		}
 	}
-	rep := &PublishReport{File: name, Failed: []PublishFailed{}}
+	rep := &PublishReport{File: name, Failed: []PublishFailed{}, trail: newReport("", 0, false, false, o.Spool)}
 	pub, err := broker.NewPublisher(conn, o.Window)
 	if err != nil {
 		return rep, err
@@ -110,7 +104,7 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		line int
 		id   string
 		conf *broker.Confirmation
-		item int
+		out  Outcome
 	}
 	var inflight []flight
 	settle := func() error {
@@ -119,11 +113,13 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		o.Progress.Add(1)
 		if err := awaitConfirm(ctx, f.conf); err != nil {
 			rep.Failed = append(rep.Failed, PublishFailed{Line: f.line, ID: f.id, Reason: err.Error()})
-			rep.items[f.item].Status, rep.items[f.item].Reason = StatusFailed, err.Error()
+			f.out.Status, f.out.Reason = StatusFailed, err.Error()
+			rep.trail.Record(f.out)
 			return err
 		}
 		rep.Published++
-		rep.items[f.item].Status = StatusPublished
+		f.out.Status = StatusPublished
+		rep.trail.Record(f.out)
 		return nil
 	}
 	runErr := eachRecord(open, name, func(line int, r Record) error {
@@ -138,15 +134,14 @@ func PublishRecords(ctx context.Context, conn *amqp.Connection, open func() (io.
 		msg, _ := r.Publishing()
 		msg = ForReplay(msg, r.Queue, o.Now())
 		dest := r.Destination(o.To)
-		item := audit.Item{ID: r.ID, BodySHA256: audit.BodyHash(msg.Body), Destination: dest}
+		out := Outcome{ID: r.ID, BodySHA256: audit.BodyHash(msg.Body), Destination: dest}
 		conf, err := pub.Publish(ctx, "", dest, msg)
 		if err != nil {
-			item.Status, item.Reason = StatusFailed, err.Error()
-			rep.items = append(rep.items, item)
+			out.Status, out.Reason = StatusFailed, err.Error()
+			rep.trail.Record(out)
 			return err
 		}
-		rep.items = append(rep.items, item)
-		inflight = append(inflight, flight{line: line, id: r.ID, conf: conf, item: len(rep.items) - 1})
+		inflight = append(inflight, flight{line: line, id: r.ID, conf: conf, out: out})
 		return nil
 	})
 	for len(inflight) > 0 {

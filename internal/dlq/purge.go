@@ -20,6 +20,11 @@ type PurgeOptions struct {
 	Batch int
 	// Progress hears of every message read, out of the depth at the start.
 	Progress Progress
+	// Spool, when not nil, receives every outcome for the audit trail
+	// (the caller removes it); AllOutcomes keeps every outcome in the
+	// report's Outcomes too, the purged ones included.
+	Spool       *Spool
+	AllOutcomes bool
 }
 
 // Purge removes exactly the selected messages present at the start.
@@ -27,7 +32,8 @@ type PurgeOptions struct {
 // message is acked; the rest stay in the queue in their order.
 func Purge(ctx context.Context, conn *amqp.Connection, o PurgeOptions) (*Report, error) {
 	o.Batch = max(o.Batch, 1)
-	s, err := openSweep(ctx, conn, o.Queue, 2*o.Batch+64, o.Selection, o.Limit, o.DryRun, o.Progress)
+	s, err := openSweep(ctx, conn, o.Queue, 2*o.Batch+64, o.Selection, o.Limit,
+		sweepReport{dryRun: o.DryRun, every: o.AllOutcomes, spool: o.Spool}, o.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +55,7 @@ type purger struct {
 
 type archived struct {
 	tag uint64
-	out int
+	out Outcome
 }
 
 func (p *purger) read(d amqp.Delivery) (Record, string, error) {
@@ -61,7 +67,7 @@ func (p *purger) move(_ context.Context, d amqp.Delivery, _ int, r Record) (verd
 	out := Outcome{ID: r.ID, ReplayCount: r.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
 	if p.o.DryRun {
 		out.Status = StatusWouldPurge
-		p.rep.add(out)
+		p.rep.Record(out)
 		return staysCounted, nil
 	}
 	if p.o.Archive != nil {
@@ -69,7 +75,7 @@ func (p *purger) move(_ context.Context, d amqp.Delivery, _ int, r Record) (verd
 			return stays, err
 		}
 	}
-	p.batch = append(p.batch, archived{tag: d.DeliveryTag, out: p.rep.add(out)})
+	p.batch = append(p.batch, archived{tag: d.DeliveryTag, out: out})
 	return moving, nil
 }
 
@@ -101,7 +107,8 @@ func (p *purger) flush() error {
 	if p.o.Archive != nil {
 		if err := p.o.Archive.Sync(); err != nil {
 			for _, a := range p.batch {
-				p.rep.settle(a.out, StatusFailed, "archive not written; message kept")
+				a.out.Status, a.out.Reason = StatusFailed, "archive not written; message kept"
+				p.rep.Record(a.out)
 			}
 			return err
 		}

@@ -30,6 +30,11 @@ type ReplayOptions struct {
 	// Window is how many publishes await their confirm at once.
 	Window  int
 	Journal *Journal
+	// Spool, when not nil, receives every outcome for the audit trail
+	// (the caller removes it); AllOutcomes keeps every outcome in the
+	// report's Outcomes too, the replayed ones included.
+	Spool       *Spool
+	AllOutcomes bool
 	// Progress hears of every message read, out of the depth at the start.
 	Progress Progress
 	Now      func() time.Time
@@ -56,7 +61,8 @@ func Replay(ctx context.Context, src, dst *amqp.Connection, o ReplayOptions) (*R
 	if o.To == o.Queue && o.To != "" {
 		return nil, fail.Usagef("--to %s is the dead-letter queue itself", o.To)
 	}
-	s, err := openSweep(ctx, src, o.Queue, 2*o.Window+64, o.Selection, o.Limit, o.DryRun, o.Progress)
+	s, err := openSweep(ctx, src, o.Queue, 2*o.Window+64, o.Selection, o.Limit,
+		sweepReport{dryRun: o.DryRun, every: o.AllOutcomes, spool: o.Spool}, o.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +113,7 @@ type flight struct {
 	tag  uint64
 	gen  int
 	conf *broker.Confirmation
-	out  int
+	out  Outcome
 }
 
 // ackLost is the reason of a replayed message whose ack was lost.
@@ -138,7 +144,7 @@ func (r *replayer) read(d amqp.Delivery) (replayee, string, error) {
 func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s replayee) (verdict, error) {
 	out := Outcome{ID: s.ID, Destination: destination(r.o.To, Death{OriginQueue: s.Origin}), ReplayCount: s.ReplayCount, BodySHA256: audit.BodyHash(d.Body)}
 	if out.Status, out.Reason = r.refusal(out, s.Origin); out.Status != "" {
-		r.rep.add(out)
+		r.rep.Record(out)
 		return stays, nil
 	}
 	if r.o.DryRun {
@@ -150,7 +156,7 @@ func (r *replayer) move(ctx context.Context, d amqp.Delivery, gen int, s replaye
 		if why != "" {
 			out.Status, out.Reason = StatusWouldFail, why
 		}
-		r.rep.add(out)
+		r.rep.Record(out)
 		return staysCounted, nil
 	}
 	if err := r.pace.wait(ctx); err != nil {
@@ -278,14 +284,14 @@ func (r *replayer) publishReady(ctx context.Context) error {
 		conf, err := r.pub.Publish(ctx, "", p.out.Destination, ForReplay(publishingOf(p.d), r.o.Queue, r.o.Now()))
 		if err != nil {
 			p.out.Status, p.out.Reason = StatusFailed, err.Error()
-			r.rep.add(p.out)
+			r.rep.Record(p.out)
 			_ = r.pub.Release() // what it would say, err says
 			// The rest were journaled but not published: the next run
 			// reports them as possible duplicates, erring on the safe
 			// side. They stay in the DLQ.
 			return err
 		}
-		r.inflight = append(r.inflight, flight{tag: p.d.DeliveryTag, gen: p.gen, conf: conf, out: r.rep.add(p.out)})
+		r.inflight = append(r.inflight, flight{tag: p.d.DeliveryTag, gen: p.gen, conf: conf, out: p.out})
 	}
 	// An error here is the connection's end, which the confirms report.
 	_ = r.pub.Release()
@@ -338,7 +344,8 @@ func (r *replayer) settleOne(f flight, err error) error {
 		r.ack(f.tag, f.out)
 		return nil
 	}
-	r.rep.settle(f.out, StatusFailed, err.Error())
+	f.out.Status, f.out.Reason = StatusFailed, err.Error()
+	r.rep.Record(f.out)
 	if errors.Is(err, broker.ErrChannelClosed) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("replay stopped: %w", err)
 	}

@@ -68,27 +68,56 @@ type Report struct {
 	// not learn (the shovel could not be stopped or the head not read).
 	NotMoved int `json:"not_moved,omitempty"`
 	Unknown  int `json:"unknown,omitempty"`
-	// Outcomes is what happened to each selected message. A report may
-	// leave out those that moved (see WithoutMoved): OutcomesOmitted
-	// counts them.
-	Outcomes        []Outcome `json:"outcomes"`
-	OutcomesOmitted int       `json:"outcomes_omitted,omitempty"`
+	// WouldReplay and WouldPurge count what a dry run would move.
+	WouldReplay int `json:"would_replay,omitempty"`
+	WouldPurge  int `json:"would_purge,omitempty"`
+	// Outcomes are the outcomes a human must see: skipped, failed,
+	// would_fail, the first MaxOutcomes of them (OutcomesTruncated
+	// counts the rest). The moved ones (replayed, purged, would_replay,
+	// would_purge) are left out, the counts hold them (OutcomesOmitted
+	// counts them), unless every outcome was asked for (AllOutcomes).
+	// The audit trail holds every one, from the spool.
+	Outcomes          []Outcome `json:"outcomes"`
+	OutcomesOmitted   int       `json:"outcomes_omitted,omitempty"`
+	OutcomesTruncated int       `json:"outcomes_truncated,omitempty"`
+
+	// all keeps every outcome in Outcomes (--outcomes).
+	all bool
+	// spool receives every outcome as it becomes final, for the audit
+	// trail (nil: none kept beyond Outcomes).
+	spool *Spool
+	// dests are the distinct destinations of the outcomes, in the order
+	// first met; moved counts per destination the messages replayed (or
+	// that a dry run would replay); statuses counts every outcome by
+	// status. What the prompt, the audit and the summary need, without
+	// the outcomes.
+	dests    []string
+	moved    map[string]int
+	statuses map[string]int
 }
 
-// WithoutMoved is r with only the outcomes a human must see: every one
-// but the messages replayed or purged, which the counts hold. At 100,000
-// messages the full list is most of the report's size and of its cost.
-func (r *Report) WithoutMoved() *Report {
-	c := *r
-	c.Outcomes = make([]Outcome, 0, r.Skipped+r.Failed)
-	for _, o := range r.Outcomes {
-		if o.Status == StatusReplayed || o.Status == StatusPurged {
-			c.OutcomesOmitted++
-			continue
+// MaxOutcomes bounds the outcomes a report keeps in memory for a human
+// (skipped, failed): a run that refuses millions of messages must not
+// hold them all; the audit trail lists every one.
+const MaxOutcomes = 5000
+
+// MovedTo is how many messages a replay moved (or a dry run would move)
+// to each destination, in the order the destinations were first met.
+type MovedTo struct {
+	Destination string
+	Count       int
+}
+
+// Moved lists the destinations of the messages replayed or that a dry
+// run would replay, with their counts, in the order first met.
+func (r *Report) Moved() []MovedTo {
+	var out []MovedTo
+	for _, d := range r.dests {
+		if n := r.moved[d]; n > 0 {
+			out = append(out, MovedTo{Destination: d, Count: n})
 		}
-		c.Outcomes = append(c.Outcomes, o)
 	}
-	return &c
+	return out
 }
 
 // Replay paths.
@@ -102,19 +131,53 @@ func (r *Report) Partial() bool {
 	return r.Skipped > 0 || r.Failed > 0 || len(r.NotFound) > 0 || r.NotMoved > 0 || r.Unknown > 0
 }
 
-// add appends an outcome and returns its index. An outcome whose status
-// is not known yet (published, awaiting its confirm and ack) is counted
-// later, by settle; one counted now must not be settled again.
-func (r *Report) add(o Outcome) int {
-	r.Outcomes = append(r.Outcomes, o)
-	r.count(o.Status)
-	return len(r.Outcomes) - 1
+// newReport is the report of a sweep of queue. every keeps every
+// outcome in Outcomes; spool, when not nil, receives every outcome.
+func newReport(queue string, depth int, dryRun, every bool, spool *Spool) *Report {
+	return &Report{Queue: queue, Depth: depth, DryRun: dryRun, Outcomes: []Outcome{},
+		all: every, spool: spool, moved: map[string]int{}, statuses: map[string]int{}}
 }
 
-// settle gives outcome i its final status and counts it.
-func (r *Report) settle(i int, status, reason string) {
-	r.Outcomes[i].Status, r.Outcomes[i].Reason = status, reason
-	r.count(status)
+// Record counts an outcome whose status is final, spools it, and keeps
+// it when a human must see it (or every outcome was asked for). Each
+// outcome is recorded once, in this one place.
+func (r *Report) Record(o Outcome) {
+	r.count(o.Status)
+	if r.statuses == nil {
+		r.moved, r.statuses = map[string]int{}, map[string]int{}
+	}
+	r.statuses[o.Status]++
+	if o.Destination != "" {
+		if _, ok := r.moved[o.Destination]; !ok {
+			r.dests = append(r.dests, o.Destination)
+			r.moved[o.Destination] = 0
+		}
+		if o.Status == StatusReplayed || o.Status == StatusWouldReplay {
+			r.moved[o.Destination]++
+		}
+	}
+	r.spool.add(o)
+	moved := isMoved(o.Status)
+	switch {
+	case r.all:
+		r.Outcomes = append(r.Outcomes, o)
+	case moved:
+		r.OutcomesOmitted++
+	case len(r.Outcomes) >= MaxOutcomes:
+		r.OutcomesTruncated++
+	default:
+		r.Outcomes = append(r.Outcomes, o)
+	}
+}
+
+// isMoved says whether status is a message moved, or that a dry run
+// would move: the counts say all a human needs of those.
+func isMoved(status string) bool {
+	switch status {
+	case StatusReplayed, StatusPurged, StatusWouldReplay, StatusWouldPurge:
+		return true
+	}
+	return false
 }
 
 // count keeps the totals in step with the outcomes: they are counted in
@@ -129,30 +192,53 @@ func (r *Report) count(status string) {
 		r.Skipped++
 	case StatusFailed, StatusWouldFail:
 		r.Failed++
+	case StatusWouldReplay:
+		r.WouldReplay++
+	case StatusWouldPurge:
+		r.WouldPurge++
 	}
 }
 
 // Audit is the audit-trail entry of the run r reports: every selected
 // message with its body hash and result, the destinations, the totals.
-// The caller fills in who, where and when.
+// The items are streamed from the spool when the entry is written
+// (audit.Append), never held together in memory; without a spool they
+// are the outcomes r kept. The caller fills in who, where and when, and
+// removes the spool after the entry is written.
 func (r *Report) Audit(command, selection string, err error) audit.Entry {
 	e := audit.Entry{Command: command, Queue: r.Queue, Selection: selection,
-		Items: make([]audit.Item, 0, len(r.Outcomes)), Counts: map[string]int{},
+		Items: []audit.Item{}, Counts: map[string]int{}, Destinations: slices.Clone(r.dests),
 		Outcome: audit.OutcomeOf(err, r.Partial())}
-	for _, o := range r.Outcomes {
-		e.Items = append(e.Items, audit.Item{ID: o.ID, BodySHA256: o.BodySHA256,
-			Destination: o.Destination, Status: o.Status, Reason: o.Reason})
-		e.Counts[o.Status]++
-		if o.Destination != "" && !slices.Contains(e.Destinations, o.Destination) {
-			e.Destinations = append(e.Destinations, o.Destination)
-		}
+	for status, n := range r.statuses {
+		e.Counts[status] = n
 	}
-	for _, id := range r.NotFound {
-		e.Items = append(e.Items, audit.Item{ID: id, Status: "not_found"})
-		e.Counts["not_found"]++
+	if len(r.NotFound) > 0 {
+		e.Counts["not_found"] = len(r.NotFound)
 	}
 	if r.Archive != "" {
 		e.Destinations = append(e.Destinations, "archive "+r.Archive)
+	}
+	e.MoreItems = func(yield func(audit.Item) error) error {
+		each := func(o Outcome) error {
+			return yield(audit.Item{ID: o.ID, BodySHA256: o.BodySHA256, Destination: o.Destination, Status: o.Status, Reason: o.Reason})
+		}
+		if r.spool != nil {
+			if err := r.spool.Each(each); err != nil {
+				return err
+			}
+		} else {
+			for _, o := range r.Outcomes {
+				if err := each(o); err != nil {
+					return err
+				}
+			}
+		}
+		for _, id := range r.NotFound {
+			if err := yield(audit.Item{ID: id, Status: "not_found"}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return e
 }

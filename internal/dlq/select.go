@@ -316,6 +316,12 @@ func (s *Selection) Untaken(taken map[string]bool) []string {
 	return out
 }
 
+// byID says whether s selects by id (--id, --from): only then can a
+// selected id be missing from the queue.
+func (s *Selection) byID() bool {
+	return s != nil && s.want != nil
+}
+
 // Clone is a fresh copy of s, for a preview (a dry run before the
 // prompt) that must not use up the selection the real run takes from.
 func (s *Selection) Clone() *Selection {

@@ -95,9 +95,13 @@ type ShovelReplayOptions struct {
 	Vhost string
 	// Checked is the dry run that read the messages this replay moves:
 	// every outcome would_replay to Dest, in queue order, the head of
-	// the queue.
+	// the queue; its spool (ReplayOptions.Spool) holds them, in that
+	// order.
 	Checked *Report
-	Dest    string
+	// Spool, when not nil, receives every replayed message's outcome,
+	// for the audit trail (the caller removes it).
+	Spool *Spool
+	Dest  string
 	// Prefetch is how many messages the shovel holds unacked (its
 	// src-prefetch-count).
 	Prefetch int
@@ -132,8 +136,12 @@ func ShovelReplay(ctx context.Context, api ShovelAPI, src *amqp.Connection, o Sh
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond
 	}
-	queue, n := o.Checked.Queue, len(o.Checked.Outcomes)
-	rep := &Report{Queue: queue, Depth: o.Checked.Depth, Scanned: o.Checked.Scanned, Path: PathShovel}
+	queue, n := o.Checked.Queue, o.Checked.WouldReplay
+	if o.Checked.spool.Len() != n {
+		return nil, fmt.Errorf("internal: the shovel check spooled %d of the %d messages checked", o.Checked.spool.Len(), n)
+	}
+	rep := newReport(queue, o.Checked.Depth, false, false, o.Spool)
+	rep.Scanned, rep.Path = o.Checked.Scanned, PathShovel
 	if err := noOtherReplayShovel(ctx, api, o.Vhost, queue); err != nil {
 		return rep, err
 	}
@@ -159,14 +167,13 @@ func ShovelReplay(ctx context.Context, api ShovelAPI, src *amqp.Connection, o Sh
 		// the DLQ), then learn from the head how many moved.
 		stopErr := removeShovel(api, o.Vhost, name, path)
 		var headErr error
-		moved, headErr = movedByHead(src, queue, o.Checked.Outcomes)
+		moved, headErr = movedByHead(src, queue, o.Checked.spool)
 		if err := errors.Join(stopErr, headErr); err != nil {
 			watchErr = errors.Join(watchErr, err)
 			moved = -1
 		}
 	}
-	rep.settleShovel(o.Checked.Outcomes, moved, o.Prefetch)
-	if err := rep.journalShovel(o.Journal); err != nil {
+	if err := rep.settleShovel(o.Checked.spool, n, moved, o.Prefetch, o.Journal); err != nil {
 		watchErr = errors.Join(watchErr, err)
 	}
 	rep.DepthBefore = &before
@@ -311,8 +318,9 @@ func removeShovel(api ShovelAPI, vhost, name, path string) error {
 // movedByHead reads the head of queue without consuming it: the checked
 // messages move in order, so the position of the head among them is how
 // many moved (all when the head is none of them: the DLQ is empty or
-// holds only later arrivals).
-func movedByHead(src *amqp.Connection, queue string, checked []Outcome) (int, error) {
+// holds only later arrivals). The checked ones are read back from their
+// spool, not held.
+func movedByHead(src *amqp.Connection, queue string, checked *Spool) (int, error) {
 	head := ""
 	_, err := Peek(context.Background(), src, queue, 1, func(r Record) error {
 		head = r.ID
@@ -321,52 +329,62 @@ func movedByHead(src *amqp.Connection, queue string, checked []Outcome) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("read the head of %s to count what moved: %w", queue, err)
 	}
-	for i, o := range checked {
+	i, at := 0, -1
+	err = checked.Each(func(o Outcome) error {
 		if o.ID == head {
-			return i, nil
+			at = i
+			return errStopEach
 		}
+		i++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count what moved: %w", err)
 	}
-	return len(checked), nil
+	if at < 0 {
+		return checked.Len(), nil
+	}
+	return at, nil
 }
 
-// settleShovel records a shovel replay's outcome: the first moved of the
-// checked messages replayed, the rest left in the DLQ, and the up to
-// prefetch after the moved ones that the shovel may have published
-// before it was stopped as possible duplicates. moved < 0: unknown.
-func (r *Report) settleShovel(checked []Outcome, moved, prefetch int) {
+// settleShovel records a shovel replay's outcome from the n checked
+// messages, read back from their spool: the first moved replayed, the
+// rest left in the DLQ, and the up to prefetch after the moved ones that
+// the shovel may have published before it was stopped as possible
+// duplicates. moved < 0: unknown. With a journal, the moved messages an
+// earlier, killed run had published are possible duplicates too (listed
+// first, after those earlier runs found), and the shovel's unacked window
+// is journaled as published.
+func (r *Report) settleShovel(checked *Spool, n, moved, prefetch int, j *Journal) error {
 	if moved < 0 {
-		r.Unknown = len(checked)
-		return
-	}
-	for i, o := range checked {
-		if i >= moved {
-			break
-		}
-		o.Status, o.Reason = StatusReplayed, ""
-		r.add(o)
-	}
-	if moved < len(checked) {
-		r.NotMoved = len(checked) - moved
-		for _, o := range checked[moved:min(len(checked), moved+prefetch)] {
-			r.PossibleDuplicates = append(r.PossibleDuplicates, o.ID)
-		}
-	}
-}
-
-// journalShovel reports the moved messages an earlier, killed run had
-// published as possible duplicates, and journals the shovel's unacked
-// window (already in PossibleDuplicates) as published.
-func (r *Report) journalShovel(j *Journal) error {
-	if j == nil {
+		r.Unknown = n
+		r.PossibleDuplicates = j.earlier()
 		return nil
 	}
-	window := r.PossibleDuplicates
-	r.PossibleDuplicates = j.earlier()
-	for _, o := range r.Outcomes {
-		if o.Status == StatusReplayed && j.redo(o.ID) {
-			r.PossibleDuplicates = append(r.PossibleDuplicates, o.ID)
+	var window []string
+	i := 0
+	err := checked.Each(func(o Outcome) error {
+		switch {
+		case i < moved:
+			o.Status, o.Reason = StatusReplayed, ""
+			r.Record(o)
+			if j.redo(o.ID) {
+				r.PossibleDuplicates = append(r.PossibleDuplicates, o.ID)
+			}
+		case i < moved+prefetch:
+			window = append(window, o.ID)
+		default:
+			return errStopEach
 		}
+		i++
+		return nil
+	})
+	if moved < n {
+		r.NotMoved = n - moved
 	}
-	r.PossibleDuplicates = append(r.PossibleDuplicates, window...)
+	r.PossibleDuplicates = append(append(j.earlier(), r.PossibleDuplicates...), window...)
+	if err != nil {
+		return err
+	}
 	return j.published(window...)
 }

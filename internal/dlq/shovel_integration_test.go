@@ -43,16 +43,17 @@ func TestShovelReplayInterruptedRemovesItsShovelAndLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checked, err := dlq.Replay(t.Context(), conn, conn, dlq.ReplayOptions{Queue: "email.dlq", Selection: dlq.SelectAll(), DryRun: true, MaxReplays: 3})
-	if err != nil || len(checked.Outcomes) != n {
-		t.Fatalf("check: %v, %d outcomes", err, len(checked.Outcomes))
+	checkSpool, trail := newSpool(t), newSpool(t)
+	checked, err := dlq.Replay(t.Context(), conn, conn, dlq.ReplayOptions{Queue: "email.dlq", Selection: dlq.SelectAll(), DryRun: true, MaxReplays: 3, Spool: checkSpool})
+	if err != nil || checked.WouldReplay != n || checkSpool.Len() != n || len(checked.Outcomes) != 0 {
+		t.Fatalf("check: %v, %d would replay, %d spooled, %d kept", err, checked.WouldReplay, checkSpool.Len(), len(checked.Outcomes))
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	// A prefetch of 1 keeps the shovel slow enough to be caught moving.
 	rep, err := dlq.ShovelReplay(ctx, api, conn, dlq.ShovelReplayOptions{
 		Vhost: env.Vhost, Checked: checked, Dest: "email", Prefetch: 1, Poll: 20 * time.Millisecond,
-		Progress: &cancelOnProgress{cancel: cancel},
+		Progress: &cancelOnProgress{cancel: cancel}, Spool: trail,
 	})
 	if err == nil {
 		t.Fatalf("an interrupted shovel replay returned no error: %+v", rep)
@@ -80,5 +81,27 @@ func TestShovelReplayInterruptedRemovesItsShovelAndLosesNothing(t *testing.T) {
 			t.Errorf("%s is in both queues but was not reported as a possible duplicate (%v)", id, rep.PossibleDuplicates)
 		}
 	}
+	// The audit's spool holds exactly the moved ones, in order, hashed.
+	var spooled []string
+	err = trail.Each(func(o dlq.Outcome) error {
+		if o.Status != dlq.StatusReplayed || o.Destination != "email" || len(o.BodySHA256) != 64 {
+			t.Errorf("spooled %+v", o)
+		}
+		spooled = append(spooled, o.ID)
+		return nil
+	})
+	if err != nil || !slices.Equal(spooled, all[:rep.Replayed]) || len(rep.Outcomes) != 0 {
+		t.Errorf("spooled %d (%v), want the %d moved; report kept %d outcomes", len(spooled), err, rep.Replayed, len(rep.Outcomes))
+	}
 	t.Logf("interrupted after %d of %d; %d in both queues, %d reported possible", rep.Replayed, n, len(moved)-rep.Replayed, len(rep.PossibleDuplicates))
+}
+
+func newSpool(t *testing.T) *dlq.Spool {
+	t.Helper()
+	s, err := dlq.NewSpool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Remove() })
+	return s
 }

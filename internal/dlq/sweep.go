@@ -18,11 +18,13 @@ type sweep struct {
 	rep   *Report
 	sel   *Selection
 	limit int // selected messages to take at most; 0: no limit
-	// taken holds the ids a message was selected by, for NotFound.
+	// taken holds the ids a message was selected by, for NotFound: only
+	// a selection by id has ids to miss (see Selection.Untaken), so a
+	// whole-queue or filtered run keeps none.
 	taken    map[string]bool
 	selected int
 	// acked are the outcomes whose acks are recorded, not yet sent.
-	acked []int
+	acked []Outcome
 	// progress counts the messages read, out of the depth at the start.
 	progress Progress
 }
@@ -73,7 +75,15 @@ var fired = func() <-chan struct{} {
 	return c
 }()
 
-func openSweep(ctx context.Context, conn *amqp.Connection, queue string, prefetch int, sel *Selection, limit int, dryRun bool, progress Progress) (*sweep, error) {
+// sweepReport says what a sweep's report keeps: every outcome in
+// memory (every), and every outcome in a spool for the audit (spool).
+type sweepReport struct {
+	dryRun bool
+	every  bool
+	spool  *Spool
+}
+
+func openSweep(ctx context.Context, conn *amqp.Connection, queue string, prefetch int, sel *Selection, limit int, kept sweepReport, progress Progress) (*sweep, error) {
 	sc, err := openScanner(ctx, conn, queue, prefetch)
 	if err != nil {
 		return nil, err
@@ -82,25 +92,12 @@ func openSweep(ctx context.Context, conn *amqp.Connection, queue string, prefetc
 		progress = noProgress{}
 	}
 	setTotal(progress, sc.Total)
-	return &sweep{
-		sc: sc, sel: sel, limit: limit, taken: map[string]bool{}, progress: progress,
-		rep: &Report{Queue: queue, Depth: sc.Total, DryRun: dryRun, Outcomes: make([]Outcome, 0, outcomesCap(sc.Total, limit, sel))},
-	}, nil
-}
-
-// outcomesCap is room for the outcomes a sweep may record, so they are
-// not copied over and over as they grow: one per message at the start,
-// or per message the selection names, or up to the limit, whichever is
-// least; at most 1<<16 (5 MB) up front, since a filter may select few.
-func outcomesCap(total, limit int, sel *Selection) int {
-	n := min(total, 1<<16)
-	if limit > 0 {
-		n = min(n, limit)
+	s := &sweep{sc: sc, sel: sel, limit: limit, progress: progress,
+		rep: newReport(queue, sc.Total, kept.dryRun, kept.every, kept.spool)}
+	if sel.byID() {
+		s.taken = map[string]bool{}
 	}
-	if size := sel.Size(); size >= 0 {
-		n = min(n, size)
-	}
-	return n
+	return s, nil
 }
 
 // setTotal tells a progress that can show a total how many messages the
@@ -170,7 +167,9 @@ func offer[T any](ctx context.Context, s *sweep, m mover[T], d amqp.Delivery, ge
 	if err != nil || !s.sel.take(d, id) {
 		return s.sc.hold(gen)
 	}
-	s.taken[id] = true
+	if s.taken != nil {
+		s.taken[id] = true
+	}
 	vd, err := m.move(ctx, d, gen, v)
 	if err != nil {
 		return err
@@ -186,7 +185,7 @@ func offer[T any](ctx context.Context, s *sweep, m mover[T], d amqp.Delivery, ge
 
 // ack records the ack of a message whose copy is safe (confirmed, or
 // fsynced); sendAcks sends it.
-func (s *sweep) ack(tag uint64, out int) {
+func (s *sweep) ack(tag uint64, out Outcome) {
 	s.sc.ack(tag)
 	s.acked = append(s.acked, out)
 }
@@ -196,12 +195,13 @@ func (s *sweep) ack(tag uint64, out int) {
 // gone, and its unacked messages return to the queue).
 func (s *sweep) sendAcks(done, lost string) error {
 	err := s.sc.flushAcks()
-	for _, i := range s.acked {
+	for _, o := range s.acked {
 		if err != nil {
-			s.rep.settle(i, StatusFailed, lost)
+			o.Status, o.Reason = StatusFailed, lost
 		} else {
-			s.rep.settle(i, done, "")
+			o.Status, o.Reason = done, ""
 		}
+		s.rep.Record(o)
 	}
 	s.acked = s.acked[:0]
 	return err
