@@ -112,7 +112,7 @@ func Append(path string, e Entry) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
@@ -125,6 +125,14 @@ func Append(path string, e Entry) error {
 		return fmt.Errorf("audit trail %s: %w", path, err)
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
+	// A run killed while it streamed its line left it without a newline:
+	// this entry starts a line of its own.
+	last := make([]byte, 1)
+	if start > 0 {
+		if _, err := f.ReadAt(last, start-1); err == nil && last[0] != '\n' {
+			_ = w.WriteByte('\n')
+		}
+	}
 	itemsErr, err := writeEntry(w, e)
 	if err == nil {
 		err = w.Flush()
@@ -211,22 +219,33 @@ func Read(path string) ([]Entry, error) {
 	return Decode(f, path)
 }
 
-// Decode reads entries from r, one per line; name labels errors.
+// Decode reads entries from r, one per line; name labels errors. A last
+// line without its newline that is not an entry is left out: a run is
+// still streaming it (under the lock, which readers do not take), or was
+// killed midway, and Append starts the next entry on a line of its own.
 func Decode(r io.Reader, name string) ([]Entry, error) {
 	var out []Entry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		if len(sc.Bytes()) == 0 {
-			continue
+	br := bufio.NewReaderSize(r, 64*1024)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return out, err
 		}
-		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return out, fmt.Errorf("%s:%d: not an audit entry: %w", name, n, err)
+		whole := errors.Is(err, nil)
+		if len(bytes.TrimSpace(line)) > 0 {
+			var e Entry
+			if jerr := json.Unmarshal(line, &e); jerr != nil {
+				if !whole {
+					return out, nil
+				}
+				return out, fmt.Errorf("%s:%d: not an audit entry: %w", name, n, jerr)
+			}
+			out = append(out, e)
 		}
-		out = append(out, e)
+		if !whole {
+			return out, nil
+		}
 	}
-	return out, sc.Err()
 }
 
 // OutcomeOf classifies a run: failed when it ended with an error before

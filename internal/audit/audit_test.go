@@ -47,6 +47,9 @@ func TestAppendAndReadKeepEveryLineWhole(t *testing.T) {
 	}
 }
 
+// A last line without its newline (a run streaming it, or killed midway)
+// is left out; the next entry starts a line of its own, and the torn
+// line, now whole, is named.
 func TestReadMissingIsEmptyAndTornLineIsNamed(t *testing.T) {
 	dir := t.TempDir()
 	if got, err := Read(filepath.Join(dir, "none.jsonl")); err != nil || got != nil {
@@ -60,8 +63,19 @@ func TestReadMissingIsEmptyAndTornLineIsNamed(t *testing.T) {
 	f.WriteString(`{"time":"2026`)
 	f.Close()
 	got, err := Read(path)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("line being written: %d entries, err %v; want the one whole entry", len(got), err)
+	}
+	if err := Append(path, Entry{Command: "dlq replay", Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = Read(path)
 	if err == nil || !strings.Contains(err.Error(), "a.jsonl:2") || len(got) != 1 {
 		t.Fatalf("torn line: %d entries, err %v", len(got), err)
+	}
+	b, _ := os.ReadFile(path)
+	if lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[2], `{"time"`) {
+		t.Errorf("trail after a torn line:\n%s\nwant the new entry on line 3", b)
 	}
 }
 
