@@ -107,7 +107,8 @@ func TestDLQHistoryShowsAndFilters(t *testing.T) {
 	}
 }
 
-// A missing trail is an empty history; a torn line is exit 2 naming it.
+// A missing trail is an empty history; a torn line is exit 2 naming it
+// (an unterminated last line is one still being written: left out).
 func TestDLQHistoryMissingAndBrokenTrail(t *testing.T) {
 	ios, _, out, _ := iostreams.Test()
 	o := &DLQHistoryOptions{IO: ios, Format: output.JSON, Audit: auditTrail{Path: filepath.Join(t.TempDir(), "none.jsonl")}}
@@ -117,7 +118,7 @@ func TestDLQHistoryMissingAndBrokenTrail(t *testing.T) {
 		t.Errorf("missing trail: %v %q", err, out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.jsonl")
-	os.WriteFile(bad, []byte("{\"command\":\"dlq replay\"}\n{torn"), 0o600)
+	os.WriteFile(bad, []byte("{\"command\":\"dlq replay\"}\n{torn\n{\"command\":\"dlq purge\"}\n"), 0o600)
 	o.Audit.Path = bad
 	err := dlqHistoryRun(o)
 	if ExitCode(context.Background(), err, true) != ExitUsage || !strings.Contains(err.Error(), "bad.jsonl:2") {
