@@ -46,14 +46,23 @@ type slowAPI struct {
 	fail   map[string]error // an answer other than a timeout
 	reads  []string         // path, "+" when read with extra time
 	extra  time.Duration
+	// probeAfter is ProbeAfter's answer (Timeout is twice it); with
+	// blackHole the overview never answers, and slow reads time out only
+	// once it was asked.
+	probeAfter time.Duration
+	blackHole  bool
+	asked      chan struct{}
+	askedOnce  sync.Once
 }
 
+func (a *slowAPI) Timeout() time.Duration { return 2 * a.probeAfter }
+
 func (a *slowAPI) GetJSON(ctx context.Context, path string, q url.Values, v any) error {
-	return a.read(paged(path, q), v, 0)
+	return a.read(ctx, paged(path, q), v, 0)
 }
 
 func (a *slowAPI) GetJSONAllowing(ctx context.Context, path string, q url.Values, v any, extra time.Duration) error {
-	return a.read(paged(path, q), v, extra)
+	return a.read(ctx, paged(path, q), v, extra)
 }
 
 func (a *slowAPI) queues() string {
@@ -68,7 +77,15 @@ func paged(path string, q url.Values) string {
 	return path
 }
 
-func (a *slowAPI) read(path string, v any, extra time.Duration) error {
+func (a *slowAPI) read(ctx context.Context, path string, v any, extra time.Duration) error {
+	if a.blackHole {
+		if path == "overview" {
+			a.askedOnce.Do(func() { close(a.asked) })
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		<-a.asked
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if extra > 0 {
@@ -126,7 +143,7 @@ func TestListsThatRunOutOfTimeAreReadAgainWithTimeForTheBrokersSize(t *testing.T
 		{name: "even pages too slow", slow: []string{"queues/v", "queues/v?page=1"}, always: true,
 			wantReads: []string{"bindings/v", "exchanges/v", "overview", "queues/v", "queues/v+", "queues/v?page=1+"}, wantErr: "page 1"},
 	} {
-		api := &slowAPI{slow: map[string]bool{}, always: map[string]bool{}, fail: tc.fail}
+		api := &slowAPI{slow: map[string]bool{}, always: map[string]bool{}, fail: tc.fail, probeAfter: time.Hour}
 		for _, p := range tc.slow {
 			api.slow[p], api.always[p] = true, tc.always
 		}
@@ -153,8 +170,16 @@ func TestListsThatRunOutOfTimeAreReadAgainWithTimeForTheBrokersSize(t *testing.T
 		}
 	}
 
+	// A black hole: the question of its size, asked beside the lists,
+	// has no answer when they run out of time, and Fetch ends there
+	// instead of waiting for it.
+	hole := &slowAPI{slow: map[string]bool{"queues/v": true, "bindings/v": true}, blackHole: true, asked: make(chan struct{}), probeAfter: time.Nanosecond}
+	if _, err := Fetch(context.Background(), HTTPSource{API: hole}, "v", 0); err == nil || !strings.Contains(err.Error(), "Timeout") {
+		t.Errorf("black hole, asked beside: err %v, want the lists' timeout", err)
+	}
+
 	// FetchQueues alone retries the same way.
-	api := &slowAPI{slow: map[string]bool{"queues/v": true}}
+	api := &slowAPI{slow: map[string]bool{"queues/v": true}, probeAfter: time.Hour}
 	if qs, err := FetchQueues(context.Background(), HTTPSource{API: api}, "v", 0); err != nil || len(qs) != 2 {
 		t.Errorf("FetchQueues: %d queues, err %v", len(qs), err)
 	}

@@ -87,6 +87,15 @@ func (s HTTPSource) Patient(ctx context.Context) (Source, error) {
 	return s, nil
 }
 
+// ProbeAfter implements PatientSource: half of --timeout, when the reader
+// says what that is.
+func (s HTTPSource) ProbeAfter() time.Duration {
+	if t, ok := s.API.(interface{ Timeout() time.Duration }); ok && t.Timeout() > 0 {
+		return t.Timeout() / 2
+	}
+	return 0
+}
+
 // get reads one resource, with the extra time Patient gave.
 func (s HTTPSource) get(ctx context.Context, path string, q url.Values, v any) error {
 	if pg, ok := s.API.(patientGetter); ok && s.extra > 0 {

@@ -112,6 +112,10 @@ type PatientSource interface {
 	// usual bound) and returns a Source whose list reads are allowed
 	// time in proportion.
 	Patient(ctx context.Context) (Source, error)
+	// ProbeAfter is how long lists may take before Patient is asked,
+	// beside them: by the time they run out of time its answer tells a
+	// live broker with large lists from an API that answers nothing.
+	ProbeAfter() time.Duration
 }
 
 // Fetch reads all queues (see FetchQueues) beside one bindings and one
@@ -162,10 +166,28 @@ type read func(s Source, patient bool) error
 
 // readPatiently runs reads side by side on src. Those that were cut short
 // (ran out of time, or the API closed the connection before it answered)
-// run once more, on the patient Source src gives, if the API then answers
-// the question of its size; if it does not (a black hole), the first
-// error stands, after one --timeout and not two.
+// run once more, on the patient Source src gives, if the API answered the
+// question of its size, asked once the reads had taken ProbeAfter; if it
+// did not (a black hole), the first error stands, after one --timeout and
+// not two.
 func readPatiently(ctx context.Context, src Source, reads []read) error {
+	p, patient := src.(PatientSource)
+	type probed struct {
+		src Source
+		err error
+	}
+	probe := make(chan probed, 1)
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	ask := func() {
+		s, err := p.Patient(probeCtx)
+		probe <- probed{s, err}
+	}
+	var timer *time.Timer
+	if patient {
+		timer = time.AfterFunc(p.ProbeAfter(), ask)
+		defer timer.Stop()
+	}
 	errs := runAll(src, false, reads)
 	var late []read
 	var first error
@@ -182,15 +204,25 @@ func readPatiently(ctx context.Context, src Source, reads []read) error {
 	if len(late) == 0 {
 		return nil
 	}
-	p, ok := src.(PatientSource)
-	if !ok {
+	if !patient {
 		return first
 	}
-	patient, err := p.Patient(ctx)
-	if err != nil {
+	var answer probed
+	if timer.Stop() {
+		// The reads failed before the question was due: ask it now.
+		ask()
+		answer = <-probe
+	} else {
+		select {
+		case answer = <-probe:
+		default: // asked, and no answer in all that time: nothing answers
+			return first
+		}
+	}
+	if answer.err != nil {
 		return first
 	}
-	for _, err := range runAll(patient, true, late) {
+	for _, err := range runAll(answer.src, true, late) {
 		if err != nil {
 			return err
 		}

@@ -56,6 +56,9 @@ func (m *MgmtReader) GetJSON(ctx context.Context, path string, query url.Values,
 	return m.do(ctx, m.hc, http.MethodGet, path, query, nil, v)
 }
 
+// Timeout is --timeout: what one management API gets for one request.
+func (m *MgmtReader) Timeout() time.Duration { return m.timeout }
+
 // GetJSONAllowing is GetJSON with extra time beyond --timeout: the
 // broker builds a list of tens of thousands of objects whole before it
 // sends a byte, so the bound that tells a dead API from a live one would
