@@ -22,8 +22,8 @@
 # all), JOBS (backlog,topology,dlq), RUNS (runs of each read-only command,
 # default 3, 1 with SIZES=small; LARGE_RUNS for the large size, default
 # 1; apply and replay run once), SHOW_ALL_MAX (largest DLQ that
-# `dlq show --limit 0` runs on, default 100000: its memory grows with the
-# queue), APPLY_ARGS (flags added to topology apply, e.g.
+# `dlq show --limit 0` runs on, default 100000: `dlq export` measures a
+# whole large queue), APPLY_ARGS (flags added to topology apply, e.g.
 # "--import-timeout 10m": on a loaded machine the default bound cuts
 # imports the broker is still carrying out), PORT (AMQP port of the private node, 5700-5719, default
 # 5701; management PORT+10000), APPEND=1 keeps an existing scale.csv,
