@@ -41,7 +41,7 @@ func allIDs(n int) []string {
 // start, or once progress() (what has reached the destination) is a
 // random share of the way from where it was to total. It returns whether
 // the run finished before the kill.
-func killRun(t *testing.T, rng *rand.Rand, env map[string]string, progress func() int, total int, args ...string) (finished bool) {
+func killRun(t *testing.T, rng *rand.Rand, env map[string]string, progress func() int, total int, args ...string) (finished bool, stdout string) {
 	t.Helper()
 	from := progress()
 	p := mqctltest.Start(t, env, args...)
@@ -57,11 +57,11 @@ func killRun(t *testing.T, rng *rand.Rand, env map[string]string, progress func(
 		}
 	}
 	if exited(p) {
-		return true
+		return true, p.Stdout()
 	}
 	p.Signal(syscall.SIGKILL)
 	p.Wait(t, 30*time.Second)
-	return false
+	return false, ""
 }
 
 func exited(p *mqctltest.Proc) bool {
@@ -106,9 +106,20 @@ func TestDLQReplayKilledAtRandomPointsLosesNothing(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "journal.jsonl")
 	args := []string{"dlq", "replay", "email.dlq", "--all", "--yes", "--window", fmt.Sprint(window), "--journal", journal, "-o", "json"}
 
+	// A run that finished before its kill printed its report: the
+	// possible duplicates it names are reported, and the journal it
+	// settled names them no more.
+	reported := map[string]bool{}
 	for k := range dlqKills {
-		if killRun(t, rng, env.Environ(), func() int { return probe.depth("email") }, n, append(args, "--rate", "2500")...) {
+		if done, out := killRun(t, rng, env.Environ(), func() int { return probe.depth("email") }, n, append(args, "--rate", "2500")...); done {
 			t.Logf("run %d finished before its kill", k+1)
+			var rep dlq.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("run %d's report: %v\n%s", k+1, err, out)
+			}
+			for _, id := range rep.PossibleDuplicates {
+				reported[id] = true
+			}
 		}
 		settled(t, env, "email.dlq")
 		inDLQ, _, _ := tally(brokertest.PeekIDs(t, env, "email.dlq"))
@@ -134,7 +145,6 @@ func TestDLQReplayKilledAtRandomPointsLosesNothing(t *testing.T) {
 	if len(lost) > 0 {
 		t.Errorf("lost %d messages: %v", len(lost), lost[:min(10, len(lost))])
 	}
-	reported := map[string]bool{}
 	for _, id := range rep.PossibleDuplicates {
 		reported[id] = true
 	}
@@ -208,7 +218,7 @@ func TestDLQPurgeKilledAtRandomPointsArchivesEverything(t *testing.T) {
 	}
 
 	for k := range dlqKills {
-		if killRun(t, rng, env.Environ(), size, n, args...) {
+		if done, _ := killRun(t, rng, env.Environ(), size, n, args...); done {
 			t.Logf("run %d finished before its kill", k+1)
 		}
 		settled(t, env, "email.dlq")
