@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -88,12 +89,17 @@ func (s HTTPSource) Patient(ctx context.Context) (Source, error) {
 }
 
 // ProbeAfter implements PatientSource: half of --timeout, when the reader
-// says what that is.
+// says what that is; with no bound at all (--timeout 0) only a list the
+// API cuts short asks.
 func (s HTTPSource) ProbeAfter() time.Duration {
-	if t, ok := s.API.(interface{ Timeout() time.Duration }); ok && t.Timeout() > 0 {
-		return t.Timeout() / 2
+	t, ok := s.API.(interface{ Timeout() time.Duration })
+	switch {
+	case !ok:
+		return 0
+	case t.Timeout() <= 0:
+		return math.MaxInt64
 	}
-	return 0
+	return t.Timeout() / 2
 }
 
 // get reads one resource, with the extra time Patient gave.
