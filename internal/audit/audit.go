@@ -231,7 +231,7 @@ func Decode(r io.Reader, name string) ([]Entry, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return out, err
 		}
-		whole := errors.Is(err, nil)
+		whole := err == nil // the line ended with its newline
 		if len(bytes.TrimSpace(line)) > 0 {
 			var e Entry
 			if jerr := json.Unmarshal(line, &e); jerr != nil {

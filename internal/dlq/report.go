@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/mqctl/mqctl/internal/audit"
@@ -209,9 +210,7 @@ func (r *Report) Audit(command, selection string, err error) audit.Entry {
 	e := audit.Entry{Command: command, Queue: r.Queue, Selection: selection,
 		Items: []audit.Item{}, Counts: map[string]int{}, Destinations: slices.Clone(r.dests),
 		Outcome: audit.OutcomeOf(err, r.Partial())}
-	for status, n := range r.statuses {
-		e.Counts[status] = n
-	}
+	maps.Copy(e.Counts, r.statuses)
 	if len(r.NotFound) > 0 {
 		e.Counts["not_found"] = len(r.NotFound)
 	}
